@@ -1,0 +1,17 @@
+//! The vlake table format in Rust: manifests, schemas with field ids, statistics, layout, and the
+//! error type shared by the crates below the engine adapters. No I/O happens here.
+//!
+//! The normative description is `format-spec/` at the root of the repository; each module names
+//! the section it implements.
+
+pub mod error;
+pub mod layout;
+pub mod manifest;
+pub mod schema;
+
+pub use error::{Error, Result};
+pub use manifest::{
+    ColumnStats, DataFile, DeletionFile, FileFormat, IndexEntry, LatestHint, Manifest, Operation, StatValue, Tag,
+    Transaction, FORMAT_VERSION,
+};
+pub use schema::{DataType, Field, Schema};

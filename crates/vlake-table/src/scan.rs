@@ -1,0 +1,359 @@
+//! Scans: planning into serialisable [`ScanTask`]s (one per data file that survives pruning) and
+//! executing them (format-spec/data-files.md#reading).
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, UInt64Array};
+use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema as ArrowSchema, SchemaRef};
+use futures::{StreamExt, TryStreamExt};
+use parquet::arrow::async_reader::ParquetObjectReader;
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use serde::{Deserialize, Serialize};
+use vlake_format::schema::arrow_field_id;
+use vlake_format::{DataFile, Error, Field, Result, Schema};
+use vlake_io::TableLocation;
+
+use crate::{BatchStream, Predicate, Table};
+
+/// Name of the virtual row-id column.
+pub const ROW_ID: &str = "_rowid";
+
+/// Builds a scan of one table version.
+#[derive(Debug, Clone)]
+pub struct Scanner {
+    table: Table,
+    columns: Option<Vec<String>>,
+    filter: Option<Predicate>,
+    limit: Option<usize>,
+    with_row_id: bool,
+    batch_size: usize,
+}
+
+/// A scan split into units of work that can run anywhere (they serialise to JSON).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScanPlan {
+    /// URI of the table.
+    pub table_uri: String,
+    /// Version scanned.
+    pub version: u64,
+    /// Files read, one task each, in table order.
+    pub tasks: Vec<ScanTask>,
+    /// Files skipped by statistics.
+    pub pruned_files: usize,
+    /// Row limit over the whole scan.
+    pub limit: Option<usize>,
+}
+
+/// Reads one data file: projection, filter and row ids.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScanTask {
+    /// The file.
+    pub file: DataFile,
+    /// Output columns.
+    pub columns: Vec<Field>,
+    /// Extra columns the filter needs.
+    pub filter_columns: Vec<Field>,
+    /// Row filter.
+    pub filter: Option<Predicate>,
+    /// Add the `_rowid` column.
+    pub with_row_id: bool,
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Stop after this many output rows.
+    pub limit: Option<usize>,
+}
+
+impl Scanner {
+    pub(crate) fn new(table: Table) -> Self {
+        Self {
+            table,
+            columns: None,
+            filter: None,
+            limit: None,
+            with_row_id: false,
+            batch_size: 8192,
+        }
+    }
+
+    /// Only these columns, in this order.
+    pub fn columns(mut self, columns: &[impl AsRef<str>]) -> Self {
+        self.columns = Some(columns.iter().map(|c| c.as_ref().to_string()).collect());
+        self
+    }
+
+    /// Only rows matching `filter`.
+    pub fn filter(mut self, filter: Predicate) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// Only rows matching the SQL expression `sql`.
+    pub fn filter_sql(self, sql: &str) -> Result<Self> {
+        Ok(self.filter(Predicate::parse(sql)?))
+    }
+
+    /// At most `n` rows.
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Adds the stable row id as a `_rowid` UInt64 column.
+    pub fn with_row_id(mut self, yes: bool) -> Self {
+        self.with_row_id = yes;
+        self
+    }
+
+    /// Rows per output batch.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    fn output_fields(&self) -> Result<Vec<Field>> {
+        let schema = self.table.table_schema();
+        Ok(match &self.columns {
+            Some(cols) => schema.project(cols)?.fields,
+            None => schema.fields.clone(),
+        })
+    }
+
+    /// The schema of the batches the scan produces.
+    pub fn output_schema(&self) -> Result<SchemaRef> {
+        Ok(output_schema(&self.output_fields()?, self.with_row_id))
+    }
+
+    /// Splits the scan into tasks, skipping files whose statistics rule out the filter.
+    pub fn plan(&self) -> Result<ScanPlan> {
+        let schema = self.table.table_schema();
+        let columns = self.output_fields()?;
+        let filter_columns = match &self.filter {
+            Some(f) => f
+                .columns()
+                .into_iter()
+                .filter(|c| !columns.iter().any(|o| o.name == *c))
+                .map(|c| schema.field(c).cloned())
+                .collect::<Result<Vec<_>>>()?,
+            None => vec![],
+        };
+        let manifest = self.table.manifest();
+        let mut tasks = Vec::new();
+        let mut pruned_files = 0;
+        for file in &manifest.data_files {
+            if let Some(filter) = &self.filter {
+                let lookup = |name: &str| {
+                    let id = schema.field(name).ok()?.id;
+                    file.stats.iter().find(|s| s.field_id == id)
+                };
+                if !filter.may_match(&lookup, file.num_rows) {
+                    pruned_files += 1;
+                    continue;
+                }
+            }
+            tasks.push(ScanTask {
+                file: file.clone(),
+                columns: columns.clone(),
+                filter_columns: filter_columns.clone(),
+                filter: self.filter.clone(),
+                with_row_id: self.with_row_id,
+                batch_size: self.batch_size,
+                limit: self.limit,
+            });
+        }
+        Ok(ScanPlan {
+            table_uri: self.table.uri().to_string(),
+            version: manifest.version,
+            tasks,
+            pruned_files,
+            limit: self.limit,
+        })
+    }
+
+    /// Runs the scan.
+    pub async fn execute(&self) -> Result<BatchStream> {
+        let plan = self.plan()?;
+        let schema = self.output_schema()?;
+        let location = self.table.location().clone();
+        let stream = futures::stream::iter(plan.tasks)
+            .map(move |task| {
+                let location = location.clone();
+                async move { task.execute(&location).await }
+            })
+            .buffered(2)
+            .try_flatten();
+        Ok(BatchStream::new(schema, limit_stream(stream.boxed(), plan.limit)))
+    }
+
+    /// Runs the scan and collects the result.
+    pub async fn collect(&self) -> Result<Vec<RecordBatch>> {
+        self.execute().await?.collect_batches().await
+    }
+
+    /// Counts matching rows, reading only what the filter needs.
+    pub async fn count_rows(&self) -> Result<u64> {
+        let Some(filter) = &self.filter else {
+            let total = self.table.num_rows();
+            return Ok(self.limit.map_or(total, |l| total.min(l as u64)));
+        };
+        let columns = filter.columns();
+        let counting = Self {
+            columns: Some(columns.iter().map(|c| c.to_string()).collect()),
+            with_row_id: false,
+            ..self.clone()
+        };
+        let batches = counting.collect().await?;
+        Ok(batches.iter().map(|b| b.num_rows() as u64).sum())
+    }
+}
+
+fn output_schema(columns: &[Field], with_row_id: bool) -> SchemaRef {
+    let mut fields: Vec<ArrowField> = columns.iter().map(|f| f.to_arrow(false)).collect();
+    if with_row_id {
+        fields.push(ArrowField::new(ROW_ID, ArrowType::UInt64, false));
+    }
+    Arc::new(ArrowSchema::new(fields))
+}
+
+/// Truncates a stream of batches after `limit` rows.
+fn limit_stream(
+    stream: futures::stream::BoxStream<'static, Result<RecordBatch>>,
+    limit: Option<usize>,
+) -> futures::stream::BoxStream<'static, Result<RecordBatch>> {
+    let Some(limit) = limit else { return stream };
+    stream
+        .scan(limit, |left, batch| {
+            let out = match batch {
+                Err(e) => Some(Err(e)),
+                Ok(_) if *left == 0 => None,
+                Ok(b) => {
+                    let take = b.num_rows().min(*left);
+                    *left -= take;
+                    Some(Ok(b.slice(0, take)))
+                }
+            };
+            futures::future::ready(out)
+        })
+        .boxed()
+}
+
+impl ScanTask {
+    /// The schema of the batches this task produces.
+    pub fn output_schema(&self) -> SchemaRef {
+        output_schema(&self.columns, self.with_row_id)
+    }
+
+    /// Reads the file from the table at `location`.
+    pub async fn execute(&self, location: &TableLocation) -> Result<BatchStream> {
+        let path = self.file.path.clone();
+        let object = ParquetObjectReader::new(location.store().clone(), location.path(&path))
+            .with_file_size(self.file.size_bytes);
+        let builder = ParquetRecordBatchStreamBuilder::new(object)
+            .await
+            .map_err(|e| match e {
+                parquet::errors::ParquetError::External(inner) if inner.to_string().contains("not found") => {
+                    Error::not_found(format!("data file {path} of table {}", location.uri()))
+                }
+                other => Error::corrupt(format!("{}/{path}", location.uri()), other.to_string()),
+            })?;
+        // Match the file's columns to table fields by field id.
+        let file_schema = builder.schema().clone();
+        let needed: Vec<Field> = self.columns.iter().chain(&self.filter_columns).cloned().collect();
+        let sources: Vec<Option<usize>> = needed
+            .iter()
+            .map(|f| {
+                file_schema
+                    .fields()
+                    .iter()
+                    .position(|c| arrow_field_id(c) == Some(f.id))
+            })
+            .collect();
+        let mut roots: Vec<usize> = sources.iter().flatten().copied().collect();
+        roots.sort_unstable();
+        roots.dedup();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+        let stream = builder
+            .with_projection(mask)
+            .with_batch_size(self.batch_size)
+            .build()
+            .map_err(|e| Error::corrupt(&path, e.to_string()))?;
+        let needed_schema = Schema { fields: needed };
+        let shaper = Shaper {
+            sources: sources
+                .iter()
+                .map(|s| s.map(|i| roots.iter().position(|r| *r == i).unwrap_or(i)))
+                .collect(),
+            needed_schema: Arc::new(needed_schema.to_arrow()),
+            output_len: self.columns.len(),
+            output_schema: self.output_schema(),
+            filter: self.filter.clone(),
+            with_row_id: self.with_row_id,
+        };
+        let row_id_start = self.file.row_id_start;
+        let shaped = stream
+            .map_err(move |e| Error::corrupt(path.clone(), e.to_string()))
+            .scan(0u64, move |offset, batch| {
+                let out = batch.and_then(|b| {
+                    let start = row_id_start + *offset;
+                    *offset += b.num_rows() as u64;
+                    shaper.shape(&b, start)
+                });
+                futures::future::ready(Some(out))
+            })
+            .try_filter(|b| futures::future::ready(b.num_rows() > 0));
+        Ok(BatchStream::new(
+            self.output_schema(),
+            limit_stream(shaped.boxed(), self.limit),
+        ))
+    }
+}
+
+/// Turns file batches into table-shaped, filtered output batches.
+struct Shaper {
+    /// For each needed field, its column in the file batch (or `None`: fill with nulls).
+    sources: Vec<Option<usize>>,
+    needed_schema: SchemaRef,
+    output_len: usize,
+    output_schema: SchemaRef,
+    filter: Option<Predicate>,
+    with_row_id: bool,
+}
+
+impl Shaper {
+    fn shape(&self, batch: &RecordBatch, row_id_start: u64) -> Result<RecordBatch> {
+        let rows = batch.num_rows();
+        let columns = self
+            .sources
+            .iter()
+            .zip(self.needed_schema.fields())
+            .map(|(source, field)| -> Result<ArrayRef> {
+                match source {
+                    None => Ok(arrow_array::new_null_array(field.data_type(), rows)),
+                    Some(i) => {
+                        let c = batch.column(*i);
+                        if c.data_type() == field.data_type() {
+                            Ok(c.clone())
+                        } else {
+                            Ok(arrow_cast::cast(c, field.data_type())?)
+                        }
+                    }
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        let needed = RecordBatch::try_new_with_options(self.needed_schema.clone(), columns, &options)?;
+        let mut out: Vec<ArrayRef> = needed.columns()[..self.output_len].to_vec();
+        if self.with_row_id {
+            out.push(Arc::new(UInt64Array::from_iter_values(
+                row_id_start..row_id_start + rows as u64,
+            )));
+        }
+        let out = RecordBatch::try_new_with_options(self.output_schema.clone(), out, &options)?;
+        match &self.filter {
+            Some(filter) => {
+                let mask = filter.evaluate(&needed)?;
+                Ok(arrow_select::filter::filter_record_batch(&out, &mask)?)
+            }
+            None => Ok(out),
+        }
+    }
+}

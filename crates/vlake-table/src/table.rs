@@ -1,0 +1,387 @@
+//! [`Table`]: a handle on one version of a vlake table.
+
+use std::sync::Arc;
+
+use arrow_schema::{Schema as ArrowSchema, SchemaRef};
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use uuid::Uuid;
+use vlake_format::layout::{tag_path, TAGS_DIR};
+use vlake_format::{Error, Manifest, Result, Schema, Tag};
+use vlake_io::{CommitStore, TableLocation};
+
+use crate::scan::Scanner;
+use crate::txn::{commit, Action, PendingCommit};
+use crate::write::{remove_files, write_data_files, WriteOptions};
+use crate::BatchStream;
+
+/// Which version of a table to open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VersionRef {
+    /// The newest version.
+    Latest,
+    /// A version number.
+    Version(u64),
+    /// The newest version committed at or before this time (milliseconds since the epoch).
+    Timestamp(i64),
+    /// The version a tag points at.
+    Tag(String),
+}
+
+/// How a write treats an existing table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// Create a new table; fail if one exists.
+    Create,
+    /// Add rows to an existing table.
+    Append,
+    /// Replace the rows (and schema) of a table, creating it if missing.
+    Overwrite,
+}
+
+/// Settings of a table handle.
+#[derive(Clone, Debug)]
+pub struct TableConfig {
+    /// How many times a commit is rebased and retried over concurrent writers.
+    pub max_commit_retries: u32,
+}
+
+impl Default for TableConfig {
+    fn default() -> Self {
+        Self { max_commit_retries: 50 }
+    }
+}
+
+/// A summary of one version.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VersionInfo {
+    /// Version number.
+    pub version: u64,
+    /// Commit time, milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    /// The operation that produced it.
+    pub operation: String,
+    /// Live rows.
+    pub rows: u64,
+    /// Data files.
+    pub files: usize,
+}
+
+/// One version of a table. Cheap to clone; writes return a handle on the version they created.
+#[derive(Clone, Debug)]
+pub struct Table {
+    store: CommitStore,
+    manifest: Arc<Manifest>,
+    arrow_schema: SchemaRef,
+    config: TableConfig,
+}
+
+impl Table {
+    fn from_manifest(store: CommitStore, manifest: Arc<Manifest>, config: TableConfig) -> Self {
+        let arrow_schema = Arc::new(manifest.schema.to_arrow());
+        Self {
+            store,
+            manifest,
+            arrow_schema,
+            config,
+        }
+    }
+
+    /// Opens the latest version of the table at `uri`.
+    pub async fn open(uri: &str) -> Result<Self> {
+        Self::open_at(TableLocation::parse(uri)?, VersionRef::Latest).await
+    }
+
+    /// Opens a version of the table at `location`.
+    pub async fn open_at(location: TableLocation, at: VersionRef) -> Result<Self> {
+        let store = CommitStore::new(location);
+        let version = resolve(&store, &at).await?;
+        let manifest = Arc::new(store.load_manifest(version).await?);
+        Ok(Self::from_manifest(store, manifest, TableConfig::default()))
+    }
+
+    /// This handle with other settings.
+    pub fn with_config(mut self, config: TableConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Creates an empty table with `schema`.
+    pub async fn create(uri: &str, schema: SchemaRef) -> Result<Self> {
+        let empty = BatchStream::from_batches(schema, vec![]);
+        Self::write(
+            TableLocation::parse(uri)?,
+            empty,
+            WriteMode::Create,
+            &WriteOptions::default(),
+        )
+        .await
+    }
+
+    /// Writes `data` to the table at `location` as one commit, in the given mode.
+    pub async fn write(
+        location: TableLocation,
+        data: BatchStream,
+        mode: WriteMode,
+        opts: &WriteOptions,
+    ) -> Result<Self> {
+        let store = CommitStore::new(location);
+        let latest = store.latest_version().await?;
+        match (mode, latest) {
+            (WriteMode::Create, Some(_)) => Err(Error::AlreadyExists {
+                what: format!("table {}", store.location().uri()),
+            }),
+            (WriteMode::Append, None) => Err(Error::not_found(format!(
+                "table {} (use mode 'create' or 'overwrite' to create it)",
+                store.location().uri()
+            ))),
+            (WriteMode::Create | WriteMode::Overwrite, None) => {
+                let schema = Schema::from_arrow(data.schema(), 1)?;
+                let files = write_data_files(store.location(), &schema, data, opts).await?;
+                let pending = PendingCommit {
+                    id: Uuid::new_v4(),
+                    read: None,
+                    action: Action::Create { schema, files },
+                };
+                let config = TableConfig::default();
+                let manifest = commit_or_clean(&store, pending, config.max_commit_retries).await?;
+                Ok(Self::from_manifest(store, manifest, config))
+            }
+            (WriteMode::Append | WriteMode::Overwrite, Some(v)) => {
+                let manifest = Arc::new(store.load_manifest(v).await?);
+                let table = Self::from_manifest(store, manifest, TableConfig::default());
+                if mode == WriteMode::Append {
+                    table.append(data, opts).await
+                } else {
+                    table.overwrite(data, opts).await
+                }
+            }
+        }
+    }
+
+    /// Appends `data` as one commit and returns the new version.
+    pub async fn append(&self, data: BatchStream, opts: &WriteOptions) -> Result<Self> {
+        self.manifest.check_writable()?;
+        let files = write_data_files(self.store.location(), &self.manifest.schema, data, opts).await?;
+        self.commit(Action::Append { files }).await
+    }
+
+    /// Replaces all rows with `data` (whose schema becomes the table's) as one commit.
+    pub async fn overwrite(&self, data: BatchStream, opts: &WriteOptions) -> Result<Self> {
+        self.manifest.check_writable()?;
+        let current = &self.manifest.schema;
+        let proposed = Schema::from_arrow(data.schema(), self.manifest.max_field_id + 1)?;
+        // Keep the field ids when the schema is unchanged.
+        let schema = if current.to_arrow() == proposed.to_arrow() {
+            current.clone()
+        } else {
+            proposed
+        };
+        let max_field_id = schema.max_field_id().max(self.manifest.max_field_id);
+        let files = write_data_files(self.store.location(), &schema, data, opts).await?;
+        self.commit(Action::Overwrite {
+            schema,
+            max_field_id,
+            files,
+        })
+        .await
+    }
+
+    /// Commits this handle's version again as the newest version.
+    pub async fn restore(&self) -> Result<Self> {
+        let latest = self.checkout(VersionRef::Latest).await?;
+        latest
+            .commit(Action::Restore {
+                from: self.manifest.clone(),
+            })
+            .await
+    }
+
+    async fn commit(&self, action: Action) -> Result<Self> {
+        let pending = PendingCommit {
+            id: Uuid::new_v4(),
+            read: Some(self.manifest.clone()),
+            action,
+        };
+        let manifest = commit_or_clean(&self.store, pending, self.config.max_commit_retries).await?;
+        Ok(Self::from_manifest(self.store.clone(), manifest, self.config.clone()))
+    }
+
+    /// Another version of the same table.
+    pub async fn checkout(&self, at: VersionRef) -> Result<Self> {
+        let version = resolve(&self.store, &at).await?;
+        if version == self.manifest.version {
+            return Ok(self.clone());
+        }
+        let manifest = Arc::new(self.store.load_manifest(version).await?);
+        Ok(Self::from_manifest(self.store.clone(), manifest, self.config.clone()))
+    }
+
+    /// The version number of this handle.
+    pub fn version(&self) -> u64 {
+        self.manifest.version
+    }
+
+    /// The manifest of this version.
+    pub fn manifest(&self) -> &Arc<Manifest> {
+        &self.manifest
+    }
+
+    /// The Arrow schema of this version.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.arrow_schema
+    }
+
+    /// The schema with field ids.
+    pub fn table_schema(&self) -> &Schema {
+        &self.manifest.schema
+    }
+
+    /// Live rows in this version.
+    pub fn num_rows(&self) -> u64 {
+        self.manifest.num_rows()
+    }
+
+    /// Where the table lives.
+    pub fn location(&self) -> &TableLocation {
+        self.store.location()
+    }
+
+    /// The URI the table was opened with.
+    pub fn uri(&self) -> &str {
+        self.store.location().uri()
+    }
+
+    pub(crate) fn commit_store(&self) -> &CommitStore {
+        &self.store
+    }
+
+    /// Starts a scan of this version.
+    pub fn scan(&self) -> Scanner {
+        Scanner::new(self.clone())
+    }
+
+    /// Every version that still exists, oldest first.
+    pub async fn versions(&self) -> Result<Vec<VersionInfo>> {
+        let versions = self.store.list_versions().await?;
+        futures::stream::iter(versions)
+            .map(|v| async move {
+                let m = self.store.load_manifest(v).await?;
+                Ok(VersionInfo {
+                    version: m.version,
+                    timestamp_ms: m.timestamp_ms,
+                    operation: m.transaction.operation.name().to_string(),
+                    rows: m.num_rows(),
+                    files: m.data_files.len(),
+                })
+            })
+            .buffered(16)
+            .try_collect()
+            .await
+    }
+
+    /// Names `version` with tag `name`.
+    pub async fn create_tag(&self, name: &str, version: u64) -> Result<Tag> {
+        Tag::validate_name(name)?;
+        if !self.store.version_exists(version).await? {
+            return Err(Error::not_found(format!("version {version} of table {}", self.uri())));
+        }
+        let tag = Tag {
+            name: name.to_string(),
+            version,
+            created_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        let bytes = serde_json::to_vec(&tag).map_err(|e| Error::Internal(e.to_string()))?;
+        match self.location().put_if_absent(&tag_path(name), bytes).await {
+            Err(Error::AlreadyExists { .. }) => Err(Error::AlreadyExists {
+                what: format!("tag '{name}'"),
+            }),
+            other => other.map(|()| tag),
+        }
+    }
+
+    /// Deletes tag `name`.
+    pub async fn delete_tag(&self, name: &str) -> Result<()> {
+        Tag::validate_name(name)?;
+        load_tag(&self.store, name).await?;
+        self.location().delete(&tag_path(name)).await
+    }
+
+    /// All tags, by name.
+    pub async fn tags(&self) -> Result<Vec<Tag>> {
+        let objects = self.location().list(TAGS_DIR).await?;
+        let mut tags = Vec::with_capacity(objects.len());
+        for o in objects {
+            if let Some(name) = o.location.filename().and_then(|f| f.strip_suffix(".json")) {
+                tags.push(load_tag(&self.store, name).await?);
+            }
+        }
+        tags.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(tags)
+    }
+
+    /// The Arrow schema a scan of `columns` produces.
+    pub fn project_schema(&self, columns: &[String]) -> Result<ArrowSchema> {
+        Ok(self.manifest.schema.project(columns)?.to_arrow())
+    }
+}
+
+async fn commit_or_clean(store: &CommitStore, pending: PendingCommit, retries: u32) -> Result<Arc<Manifest>> {
+    let result = commit(store, &pending, retries).await;
+    if result.is_err() {
+        remove_files(store.location(), pending.action.written_paths().into_iter()).await;
+    }
+    result
+}
+
+async fn load_tag(store: &CommitStore, name: &str) -> Result<Tag> {
+    let path = tag_path(name);
+    let bytes = match store.location().get(&path).await {
+        Err(Error::NotFound { .. }) => return Err(Error::not_found(format!("tag '{name}'"))),
+        other => other?,
+    };
+    serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(path, e.to_string()))
+}
+
+/// The version number `at` stands for.
+async fn resolve(store: &CommitStore, at: &VersionRef) -> Result<u64> {
+    let missing = || Error::not_found(format!("table {} (no versions)", store.location().uri()));
+    match at {
+        VersionRef::Latest => store.latest_version().await?.ok_or_else(missing),
+        VersionRef::Version(v) => {
+            if store.version_exists(*v).await? {
+                Ok(*v)
+            } else {
+                Err(Error::not_found(format!(
+                    "version {v} of table {}",
+                    store.location().uri()
+                )))
+            }
+        }
+        VersionRef::Tag(name) => Ok(load_tag(store, name).await?.version),
+        VersionRef::Timestamp(ms) => {
+            // Timestamps never decrease along versions: binary search the listed versions.
+            let versions = store.list_versions().await?;
+            let (mut lo, mut hi) = (0usize, versions.len());
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if store.load_manifest(versions[mid]).await?.timestamp_ms <= *ms {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            match lo.checked_sub(1) {
+                Some(i) => Ok(versions[i]),
+                None if versions.is_empty() => Err(missing()),
+                None => Err(Error::not_found(format!(
+                    "a version of {} at or before {} (the oldest is version {})",
+                    store.location().uri(),
+                    chrono::DateTime::from_timestamp_millis(*ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339()),
+                    versions[0]
+                ))),
+            }
+        }
+    }
+}

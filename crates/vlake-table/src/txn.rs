@@ -1,0 +1,316 @@
+//! Transactions and the commit loop (format-spec/commit.md).
+//!
+//! A writer writes its data files first, then tries to create the manifest of the next version
+//! with put-if-absent. When another writer took that version, the two transactions are checked
+//! for compatibility: compatible ones are rebased onto the winner and retried, incompatible ones
+//! fail with [`Error::CommitConflict`]. A transaction is recognised by its id, so an attempt whose
+//! outcome was unknown (an I/O error after the put) is never applied twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use uuid::Uuid;
+use vlake_format::{DataFile, Error, FileFormat, Manifest, Operation, Result, Schema, Transaction, FORMAT_VERSION};
+use vlake_io::{CommitOutcome, CommitStore};
+
+use crate::write::WrittenFile;
+
+/// What a transaction changes.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// Creates the table.
+    Create { schema: Schema, files: Vec<WrittenFile> },
+    /// Adds data files.
+    Append { files: Vec<WrittenFile> },
+    /// Replaces all data, possibly with a new schema.
+    Overwrite {
+        schema: Schema,
+        max_field_id: i32,
+        files: Vec<WrittenFile>,
+    },
+    /// Makes an older version the newest.
+    Restore { from: Arc<Manifest> },
+}
+
+impl Action {
+    fn operation(&self) -> Operation {
+        let rows = |files: &[WrittenFile]| files.iter().map(|f| f.num_rows).sum();
+        match self {
+            Self::Create { files, .. } => Operation::Create { rows: rows(files) },
+            Self::Append { files } => Operation::Append { rows: rows(files) },
+            Self::Overwrite { files, .. } => Operation::Overwrite { rows: rows(files) },
+            Self::Restore { from } => Operation::Restore {
+                restored_version: from.version,
+            },
+        }
+    }
+
+    /// Paths of the files this action wrote (removed again when it fails).
+    pub(crate) fn written_paths(&self) -> Vec<&str> {
+        match self {
+            Self::Create { files, .. } | Self::Append { files } | Self::Overwrite { files, .. } => {
+                files.iter().map(|f| f.path.as_str()).collect()
+            }
+            Self::Restore { .. } => vec![],
+        }
+    }
+}
+
+/// A transaction ready to commit.
+#[derive(Debug)]
+pub(crate) struct PendingCommit {
+    pub id: Uuid,
+    /// The version the writer read (`None` when creating the table).
+    pub read: Option<Arc<Manifest>>,
+    pub action: Action,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn new_files(files: &[WrittenFile], mut next_row_id: u64) -> (Vec<DataFile>, u64) {
+    let out = files
+        .iter()
+        .map(|f| {
+            let file = DataFile {
+                path: f.path.clone(),
+                format: FileFormat::Parquet,
+                num_rows: f.num_rows,
+                size_bytes: f.size_bytes,
+                row_id_start: next_row_id,
+                stats: f.stats.clone(),
+                deletion: None,
+            };
+            next_row_id += f.num_rows;
+            file
+        })
+        .collect();
+    (out, next_row_id)
+}
+
+/// The manifest that results from applying `pending` on top of `base`.
+fn apply(base: Option<&Manifest>, pending: &PendingCommit) -> Result<Manifest> {
+    let transaction = Transaction {
+        id: pending.id,
+        read_version: pending.read.as_ref().map_or(0, |m| m.version),
+        operation: pending.action.operation(),
+    };
+    let Some(base) = base else {
+        let Action::Create { schema, files } = &pending.action else {
+            return Err(Error::Internal("only a create commits without a base version".into()));
+        };
+        let (data_files, next_row_id) = new_files(files, 0);
+        return Ok(Manifest {
+            format_version: FORMAT_VERSION,
+            reader_features: Default::default(),
+            writer_features: Default::default(),
+            version: 1,
+            parent_version: None,
+            timestamp_ms: now_ms(),
+            max_field_id: schema.max_field_id(),
+            schema: schema.clone(),
+            next_row_id,
+            data_files,
+            indexes: vec![],
+            properties: Default::default(),
+            transaction,
+        });
+    };
+    let mut next = base.clone();
+    next.version = base.version + 1;
+    next.parent_version = Some(base.version);
+    next.timestamp_ms = now_ms().max(base.timestamp_ms);
+    next.transaction = transaction;
+    match &pending.action {
+        Action::Create { .. } => return Err(Error::Internal("create applied on top of an existing version".into())),
+        Action::Append { files } => {
+            let (added, next_row_id) = new_files(files, base.next_row_id);
+            next.data_files.extend(added);
+            next.next_row_id = next_row_id;
+        }
+        Action::Overwrite {
+            schema,
+            max_field_id,
+            files,
+        } => {
+            let (data_files, next_row_id) = new_files(files, base.next_row_id);
+            next.schema = schema.clone();
+            next.max_field_id = (*max_field_id).max(base.max_field_id);
+            next.data_files = data_files;
+            next.next_row_id = next_row_id;
+            next.indexes.clear();
+        }
+        Action::Restore { from } => {
+            next.schema = from.schema.clone();
+            next.data_files = from.data_files.clone();
+            next.indexes = from.indexes.clone();
+            next.properties = from.properties.clone();
+            next.reader_features = from.reader_features.clone();
+            next.writer_features = from.writer_features.clone();
+        }
+    }
+    Ok(next)
+}
+
+/// Whether `ours` (based on `read`) may be rebased over `theirs`, which committed in between.
+fn check_rebase(ours: &PendingCommit, theirs: &Manifest) -> Result<()> {
+    let conflict = |reason: String, retryable: bool| {
+        Err(Error::CommitConflict {
+            version: theirs.version,
+            reason,
+            retryable,
+        })
+    };
+    let their_op = theirs.transaction.operation.name();
+    let read_schema = ours.read.as_ref().map(|m| &m.schema);
+    match &ours.action {
+        Action::Create { .. } => Err(Error::AlreadyExists {
+            what: "the table (version 1 exists)".into(),
+        }),
+        Action::Append { .. } if read_schema == Some(&theirs.schema) => match theirs.transaction.operation {
+            Operation::Other => conflict(
+                "a newer vlake committed an operation this one does not know".into(),
+                false,
+            ),
+            _ => Ok(()),
+        },
+        Action::Append { .. } => conflict(
+            format!("a concurrent {their_op} changed the schema; the data was written for the old one"),
+            false,
+        ),
+        Action::Overwrite { .. } => match theirs.transaction.operation {
+            Operation::Append { .. } | Operation::Create { .. } => Ok(()),
+            _ => conflict(format!("a concurrent {their_op} replaced the table contents"), true),
+        },
+        Action::Restore { from } => conflict(
+            format!(
+                "a concurrent {their_op} committed after version {} was read; restore version {} again to discard it",
+                theirs.version - 1,
+                from.version
+            ),
+            false,
+        ),
+    }
+}
+
+/// Commits `pending`, retrying over compatible concurrent commits. Returns the new manifest.
+pub(crate) async fn commit(store: &CommitStore, pending: &PendingCommit, max_retries: u32) -> Result<Arc<Manifest>> {
+    if let Some(read) = &pending.read {
+        read.check_writable()?;
+    }
+    let mut base = pending.read.clone();
+    for attempt in 0..=max_retries {
+        let candidate = apply(base.as_deref(), pending)?;
+        let outcome = match store.try_commit(&candidate).await {
+            Ok(o) => o,
+            // The put may or may not have happened: look before trying again.
+            Err(Error::Io { .. }) if attempt < max_retries => match store.load_manifest(candidate.version).await {
+                Ok(_) => CommitOutcome::VersionTaken,
+                Err(_) => {
+                    backoff(attempt).await;
+                    continue;
+                }
+            },
+            Err(e) => return Err(e),
+        };
+        match outcome {
+            CommitOutcome::Committed => {
+                store.write_hint(candidate.version).await;
+                return Ok(Arc::new(candidate));
+            }
+            CommitOutcome::VersionTaken => {
+                let theirs = store.load_manifest(candidate.version).await?;
+                if theirs.transaction.id == pending.id {
+                    store.write_hint(theirs.version).await;
+                    return Ok(Arc::new(theirs));
+                }
+                check_rebase(pending, &theirs)?;
+                theirs.check_writable()?;
+                // Catch up to the latest version before trying again.
+                let mut latest = Arc::new(theirs);
+                while let Ok(newer) = store.load_manifest(latest.version + 1).await {
+                    if newer.transaction.id == pending.id {
+                        return Ok(Arc::new(newer));
+                    }
+                    check_rebase(pending, &newer)?;
+                    latest = Arc::new(newer);
+                }
+                base = Some(latest);
+                backoff(attempt).await;
+            }
+        }
+    }
+    Err(Error::CommitConflict {
+        version: base.map_or(1, |b| b.version + 1),
+        reason: format!("gave up after {max_retries} retries against concurrent writers"),
+        retryable: true,
+    })
+}
+
+async fn backoff(attempt: u32) {
+    let cap_ms = (5u64 << attempt.min(8)).min(1000);
+    let ms = rand::rng().random_range(0..=cap_ms);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest_with(op: Operation, schema: Schema) -> Manifest {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            reader_features: Default::default(),
+            writer_features: Default::default(),
+            version: 2,
+            parent_version: Some(1),
+            timestamp_ms: 0,
+            max_field_id: schema.max_field_id(),
+            schema,
+            next_row_id: 0,
+            data_files: vec![],
+            indexes: vec![],
+            properties: Default::default(),
+            transaction: Transaction {
+                id: Uuid::new_v4(),
+                read_version: 1,
+                operation: op,
+            },
+        }
+    }
+
+    #[test]
+    fn conflict_rules() {
+        let schema = Schema { fields: vec![] };
+        let read = Arc::new(manifest_with(Operation::Create { rows: 0 }, schema.clone()));
+        let pending = |action| PendingCommit {
+            id: Uuid::new_v4(),
+            read: Some(read.clone()),
+            action,
+        };
+        let append = pending(Action::Append { files: vec![] });
+        let overwrite = pending(Action::Overwrite {
+            schema: schema.clone(),
+            max_field_id: 0,
+            files: vec![],
+        });
+        let restore = pending(Action::Restore { from: read.clone() });
+        let their_append = manifest_with(Operation::Append { rows: 1 }, schema.clone());
+        let their_overwrite = manifest_with(Operation::Overwrite { rows: 1 }, schema.clone());
+        assert!(check_rebase(&append, &their_append).is_ok());
+        assert!(check_rebase(&append, &their_overwrite).is_ok());
+        assert!(check_rebase(&overwrite, &their_append).is_ok());
+        assert!(matches!(
+            check_rebase(&overwrite, &their_overwrite),
+            Err(Error::CommitConflict { retryable: true, .. })
+        ));
+        assert!(matches!(
+            check_rebase(&restore, &their_append),
+            Err(Error::CommitConflict { retryable: false, .. })
+        ));
+        let other = manifest_with(Operation::Other, schema);
+        assert!(check_rebase(&append, &other).is_err());
+    }
+}
