@@ -1,1 +1,85 @@
-fn main() {}
+//! `vlake-bench`: measures vlake's write throughput; `benchmarks/append.py` runs it beside the
+//! peers (pyarrow, pylance) on the same data and reports ratios.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use clap::Parser;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::json;
+use vlake_table::{BatchStream, Error, Result, Table, TableLocation, WriteMode, WriteOptions};
+
+/// Append throughput benchmark.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Parquet file with the rows to write.
+    #[arg(long)]
+    data: PathBuf,
+    /// Write the rows this many times (one commit each: a create, then appends).
+    #[arg(long, default_value_t = 5)]
+    commits: usize,
+    /// Repeat the data this many times inside each commit.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Directory for the table (replaced).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+async fn run(args: Args) -> Result<serde_json::Value> {
+    let file = std::fs::File::open(&args.data).map_err(|e| Error::io(args.data.display().to_string(), e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| Error::invalid(e.to_string()))?
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| Error::invalid(e.to_string()))?;
+    let schema = arrow::array::RecordBatchReader::schema(&reader);
+    let once: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>()?;
+    let batches: Vec<RecordBatch> = (0..args.repeat).flat_map(|_| once.iter().cloned()).collect();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+    if args.out.exists() {
+        std::fs::remove_dir_all(&args.out).map_err(|e| Error::io(args.out.display().to_string(), e))?;
+    }
+    let location = TableLocation::parse(&args.out.display().to_string())?;
+    let opts = WriteOptions::default();
+    let mut seconds = Vec::new();
+    for i in 0..args.commits {
+        let mode = if i == 0 { WriteMode::Create } else { WriteMode::Append };
+        let data = BatchStream::from_batches(schema.clone(), batches.clone());
+        let start = Instant::now();
+        Table::write(location.clone(), data, mode, &opts).await?;
+        seconds.push(start.elapsed().as_secs_f64());
+    }
+    let total: f64 = seconds.iter().sum();
+    let n = (rows * args.commits) as f64;
+    Ok(json!({
+        "engine": "vlake",
+        "rows": rows * args.commits,
+        "bytes": bytes * args.commits,
+        "seconds": total,
+        "rows_per_s": n / total,
+        "mb_per_s": (bytes * args.commits) as f64 / total / 1e6,
+        "per_commit_seconds": seconds,
+    }))
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(e.to_string()))
+        .and_then(|rt| rt.block_on(run(args)));
+    match result {
+        Ok(doc) => {
+            println!("{doc}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

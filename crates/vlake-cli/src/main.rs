@@ -1,1 +1,296 @@
-fn main() {}
+//! `vlake`: the command line tool for vlake tables.
+
+mod demo;
+mod import;
+mod render;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use vlake_table::{Error, Result, Table, TableLocation, VersionRef, WriteMode};
+
+use crate::render::Output;
+
+/// vlake: a versioned table format for embeddings and the data around them.
+#[derive(Parser, Debug)]
+#[command(name = "vlake", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Import a Parquet, CSV or JSON-lines file into a table.
+    Import {
+        /// Source file (.parquet, .csv, .json/.jsonl/.ndjson).
+        src: String,
+        /// Table URI: a path, file://, memory:// or s3://.
+        uri: String,
+        /// Create a new table, append to one, or overwrite one.
+        #[arg(long, value_enum, default_value = "create")]
+        mode: ModeArg,
+        /// Source format, when the extension does not tell.
+        #[arg(long, value_enum)]
+        format: Option<import::SourceFormat>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a version: row count, schema, files, indexes.
+    Info {
+        /// Table URI.
+        uri: String,
+        #[command(flatten)]
+        at: VersionArgs,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the versions of a table.
+    Versions {
+        /// Table URI.
+        uri: String,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the first rows of a table.
+    Head {
+        /// Table URI.
+        uri: String,
+        /// Number of rows.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        rows: usize,
+        /// Comma-separated columns to show.
+        #[arg(long, value_delimiter = ',')]
+        columns: Option<Vec<String>>,
+        /// SQL filter, e.g. "pos = 'n' AND id > 10".
+        #[arg(long)]
+        filter: Option<String>,
+        #[command(flatten)]
+        at: VersionArgs,
+        /// Print one JSON document (a list of rows).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create, delete or list tags.
+    Tag {
+        #[command(subcommand)]
+        action: TagCommand,
+    },
+    /// Make an older version the newest version.
+    Restore {
+        /// Table URI.
+        uri: String,
+        #[command(flatten)]
+        at: VersionArgs,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove old versions and unreferenced files.
+    Cleanup {
+        /// Table URI.
+        uri: String,
+        /// Keep versions and files younger than this (e.g. 30s, 12h, 7d).
+        #[arg(long, default_value = "7d", value_parser = parse_duration)]
+        older_than: Duration,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a table from the dev dataset (or generated data) and show what vlake does.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum TagCommand {
+    /// Name a version.
+    Create {
+        /// Table URI.
+        uri: String,
+        /// Tag name.
+        name: String,
+        /// Version to tag (default: the latest).
+        #[arg(long)]
+        version: Option<u64>,
+    },
+    /// Delete a tag.
+    Delete {
+        /// Table URI.
+        uri: String,
+        /// Tag name.
+        name: String,
+    },
+    /// List tags.
+    List {
+        /// Table URI.
+        uri: String,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ModeArg {
+    Create,
+    Append,
+    Overwrite,
+}
+
+/// Which version to read (default: the latest).
+#[derive(Args, Debug, Default)]
+struct VersionArgs {
+    /// A version number.
+    #[arg(long, conflicts_with_all = ["tag", "as_of"])]
+    version: Option<u64>,
+    /// A tag.
+    #[arg(long, conflicts_with = "as_of")]
+    tag: Option<String>,
+    /// The version current at this time (RFC 3339, e.g. 2026-11-22T10:00:00Z).
+    #[arg(long)]
+    as_of: Option<String>,
+}
+
+impl VersionArgs {
+    fn resolve(&self) -> Result<VersionRef> {
+        Ok(match (&self.version, &self.tag, &self.as_of) {
+            (Some(v), _, _) => VersionRef::Version(*v),
+            (_, Some(t), _) => VersionRef::Tag(t.clone()),
+            (_, _, Some(ts)) => VersionRef::Timestamp(
+                chrono::DateTime::parse_from_rfc3339(ts)
+                    .map_err(|e| Error::invalid(format!("bad --as-of time '{ts}': {e}")))?
+                    .timestamp_millis(),
+            ),
+            _ => VersionRef::Latest,
+        })
+    }
+
+    async fn open(&self, uri: &str) -> Result<Table> {
+        Table::open_at(TableLocation::parse(uri)?, self.resolve()?).await
+    }
+}
+
+fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("bad duration '{s}': expected e.g. 30s, 15m, 12h, 7d"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("bad duration unit '{unit}': use s, m, h or d")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Import {
+            src,
+            uri,
+            mode,
+            format,
+            json,
+        } => {
+            let mode = match mode {
+                ModeArg::Create => WriteMode::Create,
+                ModeArg::Append => WriteMode::Append,
+                ModeArg::Overwrite => WriteMode::Overwrite,
+            };
+            let table = import::import(&src, &uri, mode, format).await?;
+            let out = Output::new(json);
+            out.doc(&json!({"version": table.version(), "rows": table.num_rows()}), || {
+                format!("{uri}: version {}, {} rows", table.version(), table.num_rows())
+            })
+        }
+        Command::Info { uri, at, json } => {
+            let table = at.open(&uri).await?;
+            render::info(&table, Output::new(json))
+        }
+        Command::Versions { uri, json } => {
+            let table = Table::open(&uri).await?;
+            render::versions(&table.versions().await?, Output::new(json))
+        }
+        Command::Head {
+            uri,
+            rows,
+            columns,
+            filter,
+            at,
+            json,
+        } => {
+            let table = at.open(&uri).await?;
+            let mut scan = table.scan().limit(rows);
+            if let Some(c) = &columns {
+                scan = scan.columns(c);
+            }
+            if let Some(f) = &filter {
+                scan = scan.filter_sql(f)?;
+            }
+            let batches = scan.collect().await?;
+            render::batches(&scan.output_schema()?, &batches, Output::new(json))
+        }
+        Command::Tag { action } => match action {
+            TagCommand::Create { uri, name, version } => {
+                let table = Table::open(&uri).await?;
+                let tag = table.create_tag(&name, version.unwrap_or(table.version())).await?;
+                println!("tagged version {} as '{}'", tag.version, tag.name);
+                Ok(())
+            }
+            TagCommand::Delete { uri, name } => {
+                Table::open(&uri).await?.delete_tag(&name).await?;
+                println!("deleted tag '{name}'");
+                Ok(())
+            }
+            TagCommand::List { uri, json } => render::tags(&Table::open(&uri).await?.tags().await?, Output::new(json)),
+        },
+        Command::Restore { uri, at, json } => {
+            if matches!(at.resolve()?, VersionRef::Latest) {
+                return Err(Error::invalid("restore needs --version, --tag or --as-of"));
+            }
+            let old = at.open(&uri).await?;
+            let new = old.restore().await?;
+            Output::new(json).doc(
+                &json!({"version": new.version(), "restored_version": old.version()}),
+                || format!("restored version {} as version {}", old.version(), new.version()),
+            )
+        }
+        Command::Cleanup { uri, older_than, json } => {
+            let report = Table::open(&uri).await?.cleanup(older_than).await?;
+            Output::new(json).doc(&report, || {
+                format!(
+                    "removed {} versions, {} files ({} bytes), {} partial uploads",
+                    report.versions_removed, report.files_removed, report.bytes_removed, report.staging_files_removed
+                )
+            })
+        }
+        Command::Demo(args) => demo::run(args).await,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

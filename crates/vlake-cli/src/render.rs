@@ -1,0 +1,208 @@
+//! Printing results as text for people or as one JSON document for scripts.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use serde::Serialize;
+use serde_json::json;
+use vlake_table::{Error, Result, Table, VersionInfo};
+
+/// Where and how results are printed.
+#[derive(Clone, Copy, Debug)]
+pub struct Output {
+    json: bool,
+}
+
+/// Writes to stdout; a closed pipe (`vlake head | head -1`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("stdout", e)),
+        _ => Ok(()),
+    }
+}
+
+fn to_json(value: &impl Serialize) -> Result<String> {
+    serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))
+}
+
+impl Output {
+    pub fn new(json: bool) -> Self {
+        Self { json }
+    }
+
+    /// Prints `value` as JSON, or `text()` for people.
+    pub fn doc(&self, value: &impl Serialize, text: impl FnOnce() -> String) -> Result<()> {
+        if self.json {
+            emit(&to_json(value)?)
+        } else {
+            emit(&text())
+        }
+    }
+}
+
+fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339())
+}
+
+pub fn info(table: &Table, out: Output) -> Result<()> {
+    let m = table.manifest();
+    let schema: Vec<_> = m
+        .schema
+        .fields
+        .iter()
+        .map(|f| json!({"id": f.id, "name": f.name, "type": f.to_arrow(false).data_type().to_string(), "nullable": f.nullable}))
+        .collect();
+    let files: Vec<_> = m
+        .data_files
+        .iter()
+        .map(
+            |f| json!({"path": f.path, "rows": f.num_rows, "size_bytes": f.size_bytes, "row_id_start": f.row_id_start}),
+        )
+        .collect();
+    let indexes: Vec<_> = m
+        .indexes
+        .iter()
+        .map(|i| json!({"name": i.name, "type": i.index_type, "field_ids": i.field_ids, "built_at_version": i.built_at_version}))
+        .collect();
+    let doc = json!({
+        "uri": table.uri(),
+        "version": m.version,
+        "timestamp": time(m.timestamp_ms),
+        "format_version": m.format_version,
+        "rows": m.num_rows(),
+        "size_bytes": m.data_size_bytes(),
+        "schema": schema,
+        "files": files,
+        "indexes": indexes,
+    });
+    out.doc(&doc, || {
+        let mut s = format!(
+            "table:   {}\nversion: {} ({})\nrows:    {}\nfiles:   {} ({} bytes)\nschema:\n",
+            table.uri(),
+            m.version,
+            time(m.timestamp_ms),
+            m.num_rows(),
+            m.data_files.len(),
+            m.data_size_bytes()
+        );
+        for f in &m.schema.fields {
+            let null = if f.nullable { "" } else { " not null" };
+            s += &format!("  [{}] {}: {}{null}\n", f.id, f.name, f.to_arrow(false).data_type());
+        }
+        s += &format!(
+            "indexes: {}",
+            if m.indexes.is_empty() {
+                "none".to_string()
+            } else {
+                String::new()
+            }
+        );
+        for i in &m.indexes {
+            s += &format!(
+                "\n  {} ({}) on field ids {:?}, built at version {}",
+                i.name, i.index_type, i.field_ids, i.built_at_version
+            );
+        }
+        s
+    })
+}
+
+pub fn versions(list: &[VersionInfo], out: Output) -> Result<()> {
+    let doc: Vec<_> = list
+        .iter()
+        .map(|v| json!({"version": v.version, "timestamp": time(v.timestamp_ms), "timestamp_ms": v.timestamp_ms, "operation": v.operation, "rows": v.rows, "files": v.files}))
+        .collect();
+    out.doc(&doc, || {
+        let mut s = format!(
+            "{:>8}  {:<32}  {:<10}  {:>12}  {:>6}",
+            "version", "timestamp", "operation", "rows", "files"
+        );
+        for v in list {
+            s += &format!(
+                "\n{:>8}  {:<32}  {:<10}  {:>12}  {:>6}",
+                v.version,
+                time(v.timestamp_ms),
+                v.operation,
+                v.rows,
+                v.files
+            );
+        }
+        s
+    })
+}
+
+pub fn tags(list: &[vlake_format::Tag], out: Output) -> Result<()> {
+    out.doc(&list, || {
+        if list.is_empty() {
+            return "no tags".to_string();
+        }
+        list.iter()
+            .map(|t| format!("{}  -> version {} (created {})", t.name, t.version, time(t.created_ms)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+/// Prints rows: a JSON list of objects, or a table with vectors abbreviated.
+pub fn batches(schema: &SchemaRef, batches: &[RecordBatch], out: Output) -> Result<()> {
+    if out.json {
+        let mut writer = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::JsonArray>(Vec::new());
+        let refs: Vec<&RecordBatch> = batches.iter().collect();
+        writer.write_batches(&refs)?;
+        writer.finish()?;
+        let bytes = writer.into_inner();
+        // An empty result is an empty list, not an empty document.
+        let text = if bytes.is_empty() {
+            "[]".to_string()
+        } else {
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        return emit(&text);
+    }
+    let display: Vec<RecordBatch> = batches.iter().map(abbreviate_vectors).collect::<Result<_>>()?;
+    if display.is_empty() {
+        let empty = abbreviate_vectors(&RecordBatch::new_empty(schema.clone()))?;
+        return emit(&arrow::util::pretty::pretty_format_batches(&[empty])?.to_string());
+    }
+    emit(&arrow::util::pretty::pretty_format_batches(&display)?.to_string())
+}
+
+/// Replaces fixed-size-list columns by short strings such as `[0.12, -0.03, 0.5, … (384)]`.
+fn abbreviate_vectors(batch: &RecordBatch) -> Result<RecordBatch> {
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if let DataType::FixedSizeList(_, dim) = field.data_type() {
+            let list = column.as_fixed_size_list();
+            let values = arrow::compute::cast(list.values(), &DataType::Float32)?;
+            let values = values.as_primitive::<arrow::datatypes::Float32Type>();
+            let text: StringArray = (0..list.len())
+                .map(|i| {
+                    list.is_valid(i).then(|| {
+                        let start = i * *dim as usize;
+                        let shown: Vec<String> = (start..start + (*dim as usize).min(3))
+                            .map(|j| format!("{:.3}", values.value(j)))
+                            .collect();
+                        format!("[{}, … ({dim})]", shown.join(", "))
+                    })
+                })
+                .collect();
+            fields.push(Field::new(field.name(), DataType::Utf8, true));
+            columns.push(Arc::new(text));
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+        }
+    }
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &options,
+    )?)
+}
