@@ -363,7 +363,7 @@ mod tests {
         assert_eq!(s.fields[0].id, 1);
         assert_eq!(s.fields[2].id, 3);
         assert_eq!(s.fields[2].children()[0].id, 4);
-        assert_eq!(s.max_field_id(), 10);
+        assert_eq!(s.max_field_id(), 9);
         assert_eq!(s.to_arrow(), sample());
         assert_eq!(s.fields[2].vector_dim().map(|(d, _)| d), Some(4));
         assert!(s.fields[1].vector_dim().is_none());

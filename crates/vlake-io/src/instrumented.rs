@@ -25,8 +25,11 @@ pub struct IoCounters {
     pub heads: AtomicU64,
     /// `delete` requests.
     pub deletes: AtomicU64,
-    /// When non-zero, puts after this many fail with an injected error.
+    /// When non-zero, puts after this many fail with an injected error (nothing is written).
     pub fail_puts_after: AtomicU64,
+    /// This many upcoming manifest puts are carried out but reported as failed, like a
+    /// response lost on the network: the writer cannot tell whether its commit happened.
+    pub ambiguous_manifest_puts: AtomicU64,
 }
 
 impl IoCounters {
@@ -71,7 +74,21 @@ impl fmt::Display for InstrumentedStore {
 impl ObjectStore for InstrumentedStore {
     async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
         self.check_put(location)?;
-        self.inner.put_opts(location, payload, opts).await
+        let result = self.inner.put_opts(location, payload, opts).await?;
+        let is_manifest = location.as_ref().contains("_versions/");
+        let lose_response = is_manifest
+            && self
+                .counters
+                .ambiguous_manifest_puts
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if lose_response {
+            return Err(object_store::Error::Generic {
+                store: "instrumented",
+                source: format!("injected: response to the put of {location} was lost").into(),
+            });
+        }
+        Ok(result)
     }
 
     async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {

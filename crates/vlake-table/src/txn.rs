@@ -195,23 +195,29 @@ fn check_rebase(ours: &PendingCommit, theirs: &Manifest) -> Result<()> {
     }
 }
 
+/// Storage failures tolerated in one commit before giving up.
+const MAX_IO_RETRIES: u32 = 3;
+
 /// Commits `pending`, retrying over compatible concurrent commits. Returns the new manifest.
 pub(crate) async fn commit(store: &CommitStore, pending: &PendingCommit, max_retries: u32) -> Result<Arc<Manifest>> {
     if let Some(read) = &pending.read {
         read.check_writable()?;
     }
     let mut base = pending.read.clone();
+    let mut io_failures = 0;
     for attempt in 0..=max_retries {
         let candidate = apply(base.as_deref(), pending)?;
         let outcome = match store.try_commit(&candidate).await {
             Ok(o) => o,
             // The put may or may not have happened: look before trying again.
-            Err(Error::Io { .. }) if attempt < max_retries => match store.load_manifest(candidate.version).await {
+            Err(e @ Error::Io { .. }) => match store.load_manifest(candidate.version).await {
                 Ok(_) => CommitOutcome::VersionTaken,
-                Err(_) => {
+                Err(_) if io_failures < MAX_IO_RETRIES => {
+                    io_failures += 1;
                     backoff(attempt).await;
                     continue;
                 }
+                Err(_) => return Err(e),
             },
             Err(e) => return Err(e),
         };
