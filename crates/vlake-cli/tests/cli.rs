@@ -1,0 +1,321 @@
+//! The `vlake` binary end to end: commands, JSON output, errors, concurrent processes, crashes.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{AsArray, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use rand::Rng;
+use serde_json::Value;
+use vlake_table::Table;
+
+fn vlake(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vlake")).args(args).output().unwrap()
+}
+
+fn ok_json(args: &[&str]) -> Value {
+    let out = vlake(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Runs a command that must fail with one clear line on stderr.
+fn fails(args: &[&str], expect: &str) {
+    let out = vlake(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    assert!(
+        stderr.starts_with("error:") && stderr.contains(expect),
+        "{args:?}: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+fn write_parquet(path: &Path, ids: std::ops::Range<i64>, dim: i32) {
+    let item = Arc::new(Field::new("item", DataType::Float32, true));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("pos", DataType::Utf8, true),
+        Field::new("vector", DataType::FixedSizeList(item.clone(), dim), true),
+    ]));
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None).unwrap();
+    let ids: Vec<i64> = ids.collect();
+    for chunk in ids.chunks(8192) {
+        let values: Float32Array = chunk
+            .iter()
+            .flat_map(|i| (0..dim).map(move |d| (*i + d as i64) as f32))
+            .collect();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(chunk.to_vec())),
+                Arc::new(StringArray::from_iter_values(chunk.iter().map(|i| {
+                    if i % 2 == 0 {
+                        "n"
+                    } else {
+                        "v"
+                    }
+                }))),
+                Arc::new(FixedSizeListArray::new(item.clone(), dim, Arc::new(values), None)),
+            ],
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+    }
+    writer.close().unwrap();
+}
+
+fn table_ids(uri: &str) -> (u64, Vec<i64>) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let table = Table::open(uri).await.unwrap();
+        let batches = table.scan().columns(&["id"]).collect().await.unwrap();
+        let mut ids: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        ids.sort_unstable();
+        (table.version(), ids)
+    })
+}
+
+#[test]
+fn import_inspect_tag_restore_cleanup() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("rows.csv");
+    std::fs::write(&csv, "id,name,score\n1,alpha,0.5\n2,beta,1.5\n3,gamma,\n").unwrap();
+    let jsonl = dir.path().join("more.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"id\": 4, \"name\": \"delta\", \"score\": 2.5}\n{\"id\": 5, \"name\": \"eps\", \"score\": 3.5}\n",
+    )
+    .unwrap();
+    let uri = dir.path().join("t").display().to_string();
+
+    let created = ok_json(&["import", csv.to_str().unwrap(), &uri, "--json"]);
+    assert_eq!(
+        (created["version"].as_u64(), created["rows"].as_u64()),
+        (Some(1), Some(3))
+    );
+    let appended = ok_json(&["import", jsonl.to_str().unwrap(), &uri, "--mode", "append", "--json"]);
+    assert_eq!(
+        (appended["version"].as_u64(), appended["rows"].as_u64()),
+        (Some(2), Some(5))
+    );
+
+    let info = ok_json(&["info", &uri, "--json"]);
+    assert_eq!(info["version"], 2);
+    assert_eq!(info["rows"], 5);
+    assert_eq!(info["schema"][1]["name"], "name");
+    assert_eq!(info["files"].as_array().unwrap().len(), 2);
+    assert_eq!(ok_json(&["info", &uri, "--version", "1", "--json"])["rows"], 3);
+
+    let versions = ok_json(&["versions", &uri, "--json"]);
+    let versions = versions.as_array().unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[1]["version"], 2);
+    assert!(versions[0]["timestamp"].as_str().unwrap().starts_with("20"));
+
+    let rows = ok_json(&["head", &uri, "-n", "2", "--json"]);
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+    assert_eq!(rows[0]["name"], "alpha");
+    let rows = ok_json(&[
+        "head",
+        &uri,
+        "--filter",
+        "score IS NULL OR id > 4",
+        "--columns",
+        "id",
+        "--json",
+    ]);
+    assert_eq!(rows, serde_json::json!([{"id": 3}, {"id": 5}]));
+    let rows = ok_json(&["head", &uri, "--filter", "id > 100", "--json"]);
+    assert_eq!(rows, serde_json::json!([]));
+
+    let out = vlake(&["tag", "create", &uri, "first", "--version", "1"]);
+    assert!(out.status.success());
+    assert_eq!(ok_json(&["tag", "list", &uri, "--json"])[0]["version"], 1);
+    assert_eq!(
+        ok_json(&["head", &uri, "--tag", "first", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    let restored = ok_json(&["restore", &uri, "--tag", "first", "--json"]);
+    assert_eq!(restored["version"], 3);
+    assert_eq!(ok_json(&["info", &uri, "--json"])["rows"], 3);
+    let report = ok_json(&["cleanup", &uri, "--older-than", "0s", "--json"]);
+    assert_eq!(
+        report["versions_removed"], 1,
+        "version 2 goes; 1 is tagged, 3 is latest"
+    );
+    assert_eq!(ok_json(&["versions", &uri, "--json"]).as_array().unwrap().len(), 2);
+
+    let text = vlake(&["head", &uri]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("| alpha"));
+}
+
+#[test]
+fn errors_are_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    let missing = dir.path().join("nothing").display().to_string();
+    let csv = dir.path().join("a.csv");
+    std::fs::write(&csv, "id,name\n1,x\n").unwrap();
+    let other = dir.path().join("b.csv");
+    std::fs::write(&other, "id,name\nnot-a-number,x\n").unwrap();
+    ok_json(&["import", csv.to_str().unwrap(), &uri, "--json"]);
+
+    fails(&["info", &missing], "not found");
+    fails(&["info", &uri, "--version", "7"], "version 7");
+    fails(&["head", &uri, "--tag", "nope"], "tag 'nope'");
+    fails(&["head", &uri, "--filter", "id >"], "bad filter");
+    fails(&["head", &uri, "--columns", "zzz"], "zzz");
+    fails(&["head", &uri, "--as-of", "yesterday"], "--as-of");
+    fails(&["import", csv.to_str().unwrap(), &uri], "already exists");
+    fails(&["import", other.to_str().unwrap(), &uri, "--mode", "append"], "'id'");
+    fails(
+        &["import", "/no/such/file.csv", &uri, "--mode", "append"],
+        "/no/such/file.csv",
+    );
+    fails(&["import", "data.xyz", &uri], "--format");
+    fails(&["restore", &uri], "--version");
+    fails(&["tag", "create", &uri, "bad name"], "tag name");
+    fails(&["info", "ftp://x/y"], "ftp");
+    std::fs::write(dir.path().join("t/_versions/00000000000000000001.json"), b"{").unwrap();
+    fails(&["info", &uri], "corrupt");
+    fails(&["versions", &missing, "--json"], "not found");
+}
+
+#[test]
+fn eight_processes_append_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    let seed = dir.path().join("seed.parquet");
+    write_parquet(&seed, 0..0, 4);
+    ok_json(&["import", seed.to_str().unwrap(), &uri, "--json"]);
+    let parts: Vec<String> = (0..8)
+        .map(|i| {
+            let p = dir.path().join(format!("part{i}.parquet"));
+            write_parquet(&p, i * 1000..(i + 1) * 1000, 4);
+            p.display().to_string()
+        })
+        .collect();
+    let children: Vec<_> = parts
+        .iter()
+        .map(|p| {
+            Command::new(env!("CARGO_BIN_EXE_vlake"))
+                .args(["import", p, &uri, "--mode", "append", "--json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let (version, ids) = table_ids(&uri);
+    assert_eq!(version, 9);
+    assert_eq!(ids, (0..8000).collect::<Vec<_>>(), "every row exactly once");
+    let versions: Vec<u64> = ok_json(&["versions", &uri, "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, (1..=9).collect::<Vec<_>>());
+}
+
+/// Everything under `root/data` and every staging file, relative to `root`.
+fn stored_files(root: &Path) -> (BTreeSet<String>, usize) {
+    let mut files = BTreeSet::new();
+    let mut staging = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.to_string_lossy().contains('#') {
+                staging += 1;
+            } else if let Ok(rel) = path.strip_prefix(root.join("data")) {
+                files.insert(format!("data/{}", rel.display()));
+            }
+        }
+    }
+    (files, staging)
+}
+
+#[test]
+fn writers_killed_mid_write_leave_the_last_good_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    let root = dir.path().join("t");
+    const ROWS: i64 = 100_000;
+    let src = dir.path().join("big.parquet");
+    write_parquet(&src, 0..ROWS, 64);
+    ok_json(&["import", src.to_str().unwrap(), &uri, "--json"]);
+
+    let mut rng = rand::rng();
+    let mut killed = 0;
+    for _ in 0..12 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vlake"))
+            .args(["import", src.to_str().unwrap(), &uri, "--mode", "append"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..400)));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+        // Whatever happened, the table reads at a consistent version: whole imports only.
+        let (version, ids) = table_ids(&uri);
+        assert_eq!(
+            ids.len() as u64,
+            version * ROWS as u64,
+            "version {version} has {} rows",
+            ids.len()
+        );
+        assert!(ids
+            .chunks(version as usize)
+            .enumerate()
+            .all(|(i, c)| c.iter().all(|id| *id == i as i64)));
+    }
+    assert!(killed > 0, "no writer was killed mid-write; the test proved nothing");
+
+    // Cleanup removes the orphans of killed writers and keeps every referenced file.
+    ok_json(&["cleanup", &uri, "--older-than", "0s", "--json"]);
+    let (files, staging) = stored_files(&root);
+    assert_eq!(staging, 0, "partial uploads remain");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let table = rt.block_on(Table::open(&uri)).unwrap();
+    let referenced: BTreeSet<String> = table.manifest().data_files.iter().map(|f| f.path.clone()).collect();
+    assert_eq!(files, referenced, "orphans left or live files removed");
+    assert_eq!(table_ids(&uri).1.len() as u64, table.version() * ROWS as u64);
+    eprintln!("killed {killed} of 12 writers; table at version {}", table.version());
+}
