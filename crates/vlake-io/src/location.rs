@@ -91,6 +91,17 @@ impl TableLocation {
 
     fn local(path: PathBuf, uri: &str) -> Result<Self> {
         let abs = std::path::absolute(&path).map_err(|e| Error::io(uri, e))?;
+        // Resolve `.` and `..` lexically: object store paths may not contain them.
+        let abs = abs.components().fold(PathBuf::new(), |mut p, c| {
+            match c {
+                std::path::Component::ParentDir => {
+                    p.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => p.push(other),
+            }
+            p
+        });
         let root =
             Path::from_absolute_path(&abs).map_err(|e| Error::invalid(format!("bad local path '{uri}': {e}")))?;
         Ok(Self {
@@ -272,7 +283,7 @@ mod tests {
     #[tokio::test]
     async fn local_paths_and_file_uris_agree() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
-        let bare = TableLocation::parse(&dir.path().join("t").display().to_string())?;
+        let bare = TableLocation::parse(&dir.path().join("x/../t/.").display().to_string())?;
         let file = TableLocation::parse(&format!("file://{}", dir.path().join("t").display()))?;
         bare.put("a/b.txt", Bytes::from_static(b"hi")).await?;
         assert_eq!(file.get("a/b.txt").await?, Bytes::from_static(b"hi"));
