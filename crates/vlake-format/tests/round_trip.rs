@@ -1,4 +1,5 @@
 //! Every spec structure survives encode/decode, and bad manifests fail with the right kind.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 
@@ -232,7 +233,8 @@ fn newer_format_versions_and_unknown_features_are_refused() {
 
 #[test]
 fn inconsistent_manifests_are_corrupt() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Manifest)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut Manifest)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         ("wrong version", Box::new(|m| m.version = 4)),
         ("parent after child", Box::new(|m| m.parent_version = Some(3))),
         (

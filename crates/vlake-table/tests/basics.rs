@@ -1,4 +1,5 @@
 //! Create, append, overwrite, scans, time travel, tags, restore and cleanup through the public API.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
 
@@ -229,7 +230,7 @@ async fn restore_and_cleanup_keep_what_live_versions_need() {
     let dir = tempdir();
     let uri = uri(&dir, "t");
     let v1 = create(&uri, 0..10).await;
-    let v2 = v1.append(stream(10..20), &WriteOptions::default()).await.unwrap();
+    v1.append(stream(10..20), &WriteOptions::default()).await.unwrap();
     let v3 = Table::write(
         TableLocation::parse(&uri).unwrap(),
         stream(100..105),

@@ -1,4 +1,5 @@
 //! Tables written by released format versions stay readable. The tables live under
+#![allow(clippy::unwrap_used, clippy::panic)]
 //! `tests/golden/` at the repository root and are never rewritten; regenerate only to add a new
 //! format version (`VLAKE_WRITE_GOLDEN=1 cargo test -p vlake-table --test golden -- --ignored`).
 
@@ -10,7 +11,9 @@ use common::*;
 use vlake_table::{Table, TableLocation, VersionRef, WriteMode, WriteOptions};
 
 fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/golden")
+        .join(name)
 }
 
 #[tokio::test]
@@ -21,18 +24,37 @@ async fn format_v1_table_reads() {
     assert_eq!(table.manifest().format_version, 1);
     assert_eq!(table.version(), 2);
     assert_eq!(table.schema().as_ref(), schema().as_ref());
-    let ids_by_name: Vec<(i32, &str)> = table.table_schema().fields.iter().map(|f| (f.id, f.name.as_str())).collect();
-    assert_eq!(ids_by_name, [(1, "id"), (2, "name"), (3, "score"), (4, "vector"), (6, "half")]);
+    let ids_by_name: Vec<(i32, &str)> = table
+        .table_schema()
+        .fields
+        .iter()
+        .map(|f| (f.id, f.name.as_str()))
+        .collect();
+    assert_eq!(
+        ids_by_name,
+        [(1, "id"), (2, "name"), (3, "score"), (4, "vector"), (6, "half")]
+    );
 
     let batches = table.scan().collect().await.unwrap();
     let got = arrow_select::concat::concat_batches(table.schema(), &batches).unwrap();
     let want = arrow_select::concat::concat_batches(&schema(), &[batch(0..20), batch(20..30)]).unwrap();
     assert_eq!(got, want);
 
-    let first = Table::open_at(TableLocation::parse(&uri).unwrap(), VersionRef::Tag("first".into())).await.unwrap();
+    let first = Table::open_at(TableLocation::parse(&uri).unwrap(), VersionRef::Tag("first".into()))
+        .await
+        .unwrap();
     assert_eq!((first.version(), ids(&first).await), (1, (0..20).collect::<Vec<_>>()));
-    assert_eq!(table.scan().filter_sql("id >= 25").unwrap().plan().unwrap().tasks.len(), 1);
-    let versions: Vec<(u64, String)> = table.versions().await.unwrap().into_iter().map(|v| (v.version, v.operation)).collect();
+    assert_eq!(
+        table.scan().filter_sql("id >= 25").unwrap().plan().unwrap().tasks.len(),
+        1
+    );
+    let versions: Vec<(u64, String)> = table
+        .versions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.version, v.operation))
+        .collect();
     assert_eq!(versions, [(1, "create".to_string()), (2, "append".to_string())]);
 }
 
@@ -45,7 +67,9 @@ async fn write_golden_v1() {
     let path = golden("v1/basic");
     let _ = std::fs::remove_dir_all(&path);
     let location = TableLocation::parse(&path.display().to_string()).unwrap();
-    let v1 = Table::write(location, stream(0..20), WriteMode::Create, &WriteOptions::default()).await.unwrap();
+    let v1 = Table::write(location, stream(0..20), WriteMode::Create, &WriteOptions::default())
+        .await
+        .unwrap();
     v1.append(stream(20..30), &WriteOptions::default()).await.unwrap();
     v1.create_tag("first", 1).await.unwrap();
 }

@@ -1,5 +1,5 @@
 //! Test data shared by the integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::ops::Range;
 use std::sync::Arc;
