@@ -52,6 +52,10 @@ async fn run(args: Args) -> Result<serde_json::Value> {
         Table::write(location.clone(), data, mode, &opts).await?;
         seconds.push(start.elapsed().as_secs_f64());
     }
+    let table = Table::open(&args.out.display().to_string()).await?;
+    let start = Instant::now();
+    let scanned: usize = table.scan().collect().await?.iter().map(|b| b.num_rows()).sum();
+    let scan_seconds = start.elapsed().as_secs_f64();
     let total: f64 = seconds.iter().sum();
     let n = (rows * args.commits) as f64;
     Ok(json!({
@@ -62,6 +66,9 @@ async fn run(args: Args) -> Result<serde_json::Value> {
         "rows_per_s": n / total,
         "mb_per_s": (bytes * args.commits) as f64 / total / 1e6,
         "per_commit_seconds": seconds,
+        "scan_rows": scanned,
+        "scan_seconds": scan_seconds,
+        "scan_mb_per_s": (bytes * args.commits) as f64 / scan_seconds / 1e6,
     }))
 }
 

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Column names vlake adds to results (row ids, distances, scores); tables cannot use them.
+pub const RESERVED_COLUMN_NAMES: &[&str] = &["_rowid", "_distance", "_score"];
+
 /// The Arrow field-metadata key under which Parquet stores a column's field id.
 pub const PARQUET_FIELD_ID_KEY: &str = "PARQUET:field_id";
 
@@ -97,6 +100,16 @@ pub enum DataType {
 impl Schema {
     /// Converts an Arrow schema, assigning fresh field ids depth-first starting at `first_id`.
     pub fn from_arrow(schema: &ArrowSchema, first_id: i32) -> Result<Self> {
+        if let Some(f) = schema
+            .fields()
+            .iter()
+            .find(|f| RESERVED_COLUMN_NAMES.contains(&f.name().as_str()))
+        {
+            return Err(Error::invalid(format!(
+                "column name '{}' is reserved for vlake's own result columns",
+                f.name()
+            )));
+        }
         let mut next = first_id;
         let fields = schema
             .fields()
@@ -380,6 +393,8 @@ mod tests {
         let s = ArrowSchema::new(vec![ArrowField::new("d", ArrowType::Duration(ArrowUnit::Second), true)]);
         let err = Schema::from_arrow(&s, 1).unwrap_err().to_string();
         assert!(err.contains("'d'"), "{err}");
+        let s = ArrowSchema::new(vec![ArrowField::new("_rowid", ArrowType::Int64, true)]);
+        assert!(matches!(Schema::from_arrow(&s, 1), Err(Error::InvalidInput(_))));
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct TableLocation {
     store: Arc<dyn ObjectStore>,
     root: Path,
     local_root: Option<PathBuf>,
+    /// Whether the store was wrapped, so that all I/O must go through it.
+    wrapped: bool,
 }
 
 /// In-process `memory://` stores, by name, so that two opens of one URI see the same table.
@@ -60,6 +62,7 @@ impl TableLocation {
                     store: memory_store(name),
                     root: Path::from(prefix),
                     local_root: None,
+                    wrapped: false,
                 })
             }
             "s3" | "s3a" => {
@@ -81,6 +84,7 @@ impl TableLocation {
                     store: Arc::new(store),
                     root: Path::from(url.path()),
                     local_root: None,
+                    wrapped: false,
                 })
             }
             other => Err(Error::unsupported(format!(
@@ -109,12 +113,14 @@ impl TableLocation {
             store: Arc::new(LocalFileSystem::new()),
             root,
             local_root: Some(abs),
+            wrapped: false,
         })
     }
 
     /// Wraps the store, e.g. with an [`crate::InstrumentedStore`].
     pub fn with_store(mut self, wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>) -> Self {
         self.store = wrap(self.store);
+        self.wrapped = true;
         self
     }
 
@@ -131,6 +137,12 @@ impl TableLocation {
     /// The directory on local disk, for local tables.
     pub fn local_root(&self) -> Option<&std::path::Path> {
         self.local_root.as_deref()
+    }
+
+    /// The directory on local disk when data files may be written there directly, bypassing
+    /// the object store (not when the store was wrapped with [`Self::with_store`]).
+    pub fn direct_write_root(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref().filter(|_| !self.wrapped)
     }
 
     /// The store path of `rel`, a `/`-separated path relative to the table root.

@@ -40,6 +40,8 @@ impl Table {
             .latest_version()
             .await?
             .ok_or_else(|| Error::not_found(format!("table {}", self.uri())))?;
+        // Cleanup deletes files: a newer writer may reference files in ways this one cannot see.
+        store.load_manifest(latest).await?.check_writable()?;
         let tagged: BTreeSet<u64> = self.tags().await?.iter().map(|t| t.version).collect();
 
         let mut report = CleanupReport::default();

@@ -17,6 +17,7 @@ mod stats;
 mod stream;
 mod table;
 mod txn;
+mod vector_codec;
 mod write;
 
 pub use cleanup::CleanupReport;

@@ -13,7 +13,7 @@ use vlake_format::schema::arrow_field_id;
 use vlake_format::{DataFile, Error, Field, Result, Schema};
 use vlake_io::TableLocation;
 
-use crate::{BatchStream, Predicate, Table};
+use crate::{vector_codec, BatchStream, Predicate, Table};
 
 /// Name of the virtual row-id column.
 pub const ROW_ID: &str = "_rowid";
@@ -278,6 +278,7 @@ impl ScanTask {
             .map_err(|e| Error::corrupt(&path, e.to_string()))?;
         let needed_schema = Schema { fields: needed };
         let shaper = Shaper {
+            needed_fields: needed_schema.fields.clone(),
             sources: sources
                 .iter()
                 .map(|s| s.map(|i| roots.iter().position(|r| *r == i).unwrap_or(i)))
@@ -309,6 +310,7 @@ impl ScanTask {
 
 /// Turns file batches into table-shaped, filtered output batches.
 struct Shaper {
+    needed_fields: Vec<Field>,
     /// For each needed field, its column in the file batch (or `None`: fill with nulls).
     sources: Vec<Option<usize>>,
     needed_schema: SchemaRef,
@@ -325,17 +327,16 @@ impl Shaper {
             .sources
             .iter()
             .zip(self.needed_schema.fields())
-            .map(|(source, field)| -> Result<ArrayRef> {
-                match source {
-                    None => Ok(arrow_array::new_null_array(field.data_type(), rows)),
-                    Some(i) => {
-                        let c = batch.column(*i);
-                        if c.data_type() == field.data_type() {
-                            Ok(c.clone())
-                        } else {
-                            Ok(arrow_cast::cast(c, field.data_type())?)
-                        }
-                    }
+            .zip(&self.needed_fields)
+            .map(|((source, field), table_field)| -> Result<ArrayRef> {
+                let Some(i) = source else {
+                    return Ok(arrow_array::new_null_array(field.data_type(), rows));
+                };
+                let c = vector_codec::decode(table_field, batch.column(*i), field.data_type())?;
+                if c.data_type() == field.data_type() {
+                    Ok(c)
+                } else {
+                    Ok(arrow_cast::cast(&c, field.data_type())?)
                 }
             })
             .collect::<Result<Vec<_>>>()?;

@@ -21,7 +21,7 @@ struct ColumnAcc {
     null_count: u64,
     min: Option<StatValue>,
     max: Option<StatValue>,
-    /// False once a value could not be summarised (NaN, an over-long string).
+    /// False once a value could not be summarised (NaN, an infinity).
     bounded: bool,
 }
 
@@ -73,8 +73,8 @@ impl StatsCollector {
             .map(|c| ColumnStats {
                 field_id: c.field_id,
                 null_count: c.null_count,
-                min: c.min,
-                max: c.max,
+                min: short(c.min),
+                max: short(c.max),
             })
             .collect()
     }
@@ -102,7 +102,8 @@ fn floats<T: ArrowPrimitiveType>(array: &dyn Array, to_f64: fn(T::Native) -> f64
     match (arrow_arith::aggregate::min(a), arrow_arith::aggregate::max(a)) {
         (Some(lo), Some(hi)) => {
             let (lo, hi) = (to_f64(lo), to_f64(hi));
-            if lo.is_nan() || hi.is_nan() {
+            // NaN has no place in an order and JSON has no infinities: no bounds then.
+            if !lo.is_finite() || !hi.is_finite() {
                 MinMax::Unbounded
             } else {
                 MinMax::Values(StatValue::Float(lo), StatValue::Float(hi))
@@ -114,12 +115,14 @@ fn floats<T: ArrowPrimitiveType>(array: &dyn Array, to_f64: fn(T::Native) -> f64
 
 fn strings(lo: Option<&str>, hi: Option<&str>) -> MinMax {
     match (lo, hi) {
-        (Some(lo), Some(hi)) if lo.len() <= MAX_STAT_STRING_BYTES && hi.len() <= MAX_STAT_STRING_BYTES => {
-            MinMax::Values(StatValue::String(lo.to_string()), StatValue::String(hi.to_string()))
-        }
-        (Some(_), Some(_)) => MinMax::Unbounded,
+        (Some(lo), Some(hi)) => MinMax::Values(StatValue::String(lo.to_string()), StatValue::String(hi.to_string())),
         _ => MinMax::NotTracked,
     }
+}
+
+/// Drops a string bound longer than [`MAX_STAT_STRING_BYTES`] (a truncated max is no bound).
+fn short(value: Option<StatValue>) -> Option<StatValue> {
+    value.filter(|v| !matches!(v, StatValue::String(s) if s.len() > MAX_STAT_STRING_BYTES))
 }
 
 fn min_max(array: &dyn Array) -> MinMax {
@@ -163,5 +166,45 @@ fn min_max(array: &dyn Array) -> MinMax {
             }
         }
         _ => MinMax::NotTracked,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{Float64Array, StringArray};
+    use arrow_schema::{Field as ArrowField, Schema as ArrowSchema};
+
+    use super::*;
+
+    #[test]
+    fn non_finite_floats_and_long_strings_have_no_bounds() {
+        let arrow = Arc::new(ArrowSchema::new(vec![
+            ArrowField::new("f", ArrowType::Float64, true),
+            ArrowField::new("s", ArrowType::Utf8, true),
+        ]));
+        let schema = Schema::from_arrow(&arrow, 1).unwrap();
+        let mut stats = StatsCollector::new(&schema);
+        let batch = |f: Vec<Option<f64>>, s: Vec<&str>| {
+            RecordBatch::try_new(
+                arrow.clone(),
+                vec![Arc::new(Float64Array::from(f)), Arc::new(StringArray::from(s))],
+            )
+            .unwrap()
+        };
+        stats.update(&batch(vec![Some(1.0), None], vec!["b", "c"]));
+        let long = "z".repeat(300);
+        stats.update(&batch(vec![Some(f64::INFINITY), Some(0.5)], vec!["a", &long]));
+        let out = stats.finish();
+        assert_eq!(
+            (out[0].min.clone(), out[0].max.clone(), out[0].null_count),
+            (None, None, 1)
+        );
+        assert_eq!(out[1].min, Some(StatValue::String("a".into())));
+        assert_eq!(out[1].max, None, "a 300-byte max is dropped");
+        // The result encodes as JSON and back (no infinities reach the manifest).
+        let json = serde_json::to_string(&out).unwrap();
+        assert_eq!(serde_json::from_str::<Vec<ColumnStats>>(&json).unwrap(), out);
     }
 }

@@ -329,7 +329,12 @@ impl Table {
 
 async fn commit_or_clean(store: &CommitStore, pending: PendingCommit, retries: u32) -> Result<Arc<Manifest>> {
     let result = commit(store, &pending, retries).await;
-    if result.is_err() {
+    // Remove the files only when the commit certainly did not happen: after a storage error or
+    // an unreadable manifest, it may have, and cleanup removes the files if it did not.
+    if let Err(
+        Error::CommitConflict { .. } | Error::AlreadyExists { .. } | Error::InvalidInput(_) | Error::Unsupported { .. },
+    ) = &result
+    {
         remove_files(store.location(), pending.action.written_paths().into_iter()).await;
     }
     result

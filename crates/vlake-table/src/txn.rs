@@ -241,6 +241,7 @@ pub(crate) async fn commit(store: &CommitStore, pending: &PendingCommit, max_ret
                         return Ok(Arc::new(newer));
                     }
                     check_rebase(pending, &newer)?;
+                    newer.check_writable()?;
                     latest = Arc::new(newer);
                 }
                 base = Some(latest);

@@ -7,7 +7,9 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{Schema as ArrowSchema, SchemaRef};
 use futures::StreamExt;
 use parquet::arrow::async_writer::ParquetObjectWriter;
-use parquet::arrow::{ArrowSchemaConverter, AsyncArrowWriter};
+use std::io::Write;
+
+use parquet::arrow::{ArrowSchemaConverter, ArrowWriter, AsyncArrowWriter};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use vlake_format::layout::data_file_path;
@@ -15,6 +17,7 @@ use vlake_format::{ColumnStats, Error, Result, Schema};
 use vlake_io::TableLocation;
 
 use crate::stats::StatsCollector;
+use crate::vector_codec;
 use crate::BatchStream;
 
 /// Called with the number of rows written so far.
@@ -94,7 +97,8 @@ pub(crate) fn plan_conform(table: &Schema, input: &ArrowSchema) -> Result<Vec<Op
         .collect()
 }
 
-/// Rebuilds `batch` with the table's column order, types and field ids.
+/// Rebuilds `batch` with the table's column order, types and field ids, vectors encoded for
+/// the file.
 pub(crate) fn conform(
     batch: &RecordBatch,
     plan: &[Option<usize>],
@@ -105,9 +109,9 @@ pub(crate) fn conform(
         .iter()
         .zip(&table.fields)
         .zip(file_schema.fields())
-        .map(|((source, field), target)| -> Result<ArrayRef> {
+        .map(|((source, field), file_field)| -> Result<ArrayRef> {
             let Some(i) = source else {
-                return Ok(arrow_array::new_null_array(target.data_type(), batch.num_rows()));
+                return Ok(arrow_array::new_null_array(file_field.data_type(), batch.num_rows()));
             };
             let column = batch.column(*i);
             if !field.nullable && column.null_count() > 0 {
@@ -117,11 +121,13 @@ pub(crate) fn conform(
                     column.null_count()
                 )));
             }
-            if column.data_type() == target.data_type() {
-                Ok(column.clone())
+            let table_type = field.to_arrow(false).data_type().clone();
+            let column = if *column.data_type() == table_type {
+                column.clone()
             } else {
-                Ok(arrow_cast::cast(column, target.data_type())?)
-            }
+                arrow_cast::cast(column, &table_type)?
+            };
+            vector_codec::encode(field, &column)
         })
         .collect::<Result<Vec<_>>>()?;
     let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
@@ -160,10 +166,85 @@ fn writer_properties(schema: &Schema, file_schema: &ArrowSchema, opts: &WriteOpt
     Ok(builder.build())
 }
 
+/// Where an open data file's batches go.
+enum Sink {
+    /// Any object store, through multipart uploads.
+    Store(Box<AsyncArrowWriter<ParquetObjectWriter>>),
+    /// Local disk: a thread encodes and writes while the caller prepares the next batch.
+    Local {
+        batches: tokio::sync::mpsc::Sender<RecordBatch>,
+        done: tokio::sync::oneshot::Receiver<Result<u64>>,
+    },
+}
+
+impl Sink {
+    fn open(location: &TableLocation, path: &str, file_schema: &SchemaRef, props: &WriterProperties) -> Result<Self> {
+        let Some(root) = location.direct_write_root() else {
+            let object = ParquetObjectWriter::new(location.store().clone(), location.path(path));
+            let writer = AsyncArrowWriter::try_new(object, file_schema.clone(), Some(props.clone()))
+                .map_err(|e| Error::io(path, e))?;
+            return Ok(Self::Store(Box::new(writer)));
+        };
+        let full = root.join(path);
+        let (batches, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+        let (tx, done) = tokio::sync::oneshot::channel();
+        let (schema, props, name) = (file_schema.clone(), props.clone(), path.to_string());
+        std::thread::spawn(move || {
+            let result = (|| -> Result<u64> {
+                let io = |e: std::io::Error| Error::io(&name, e);
+                if let Some(dir) = full.parent() {
+                    std::fs::create_dir_all(dir).map_err(io)?;
+                }
+                let file = std::io::BufWriter::with_capacity(4 << 20, std::fs::File::create(&full).map_err(io)?);
+                let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::io(&name, e))?;
+                while let Some(batch) = rx.blocking_recv() {
+                    writer.write(&batch).map_err(|e| Error::io(&name, e))?;
+                }
+                writer.finish().map_err(|e| Error::io(&name, e))?;
+                let bytes = writer.bytes_written() as u64;
+                writer.inner_mut().flush().map_err(io)?;
+                Ok(bytes)
+            })();
+            let _ = tx.send(result);
+        });
+        Ok(Self::Local { batches, done })
+    }
+
+    async fn write(&mut self, path: &str, batch: RecordBatch) -> Result<()> {
+        match self {
+            Self::Store(writer) => writer.write(&batch).await.map_err(|e| Error::io(path, e)),
+            Self::Local { batches, done } => match batches.send(batch).await {
+                Ok(()) => Ok(()),
+                // The writer thread stopped: it failed, and says why.
+                Err(_) => Err(done
+                    .await
+                    .map_err(|_| Error::Internal(format!("writer of {path} vanished")))?
+                    .err()
+                    .unwrap_or_else(|| Error::Internal(format!("writer of {path} stopped early")))),
+            },
+        }
+    }
+
+    /// Completes the file; returns its size in bytes.
+    async fn finish(self, path: &str) -> Result<u64> {
+        match self {
+            Self::Store(mut writer) => {
+                writer.finish().await.map_err(|e| Error::io(path, e))?;
+                Ok(writer.bytes_written() as u64)
+            }
+            Self::Local { batches, done } => {
+                drop(batches);
+                done.await
+                    .map_err(|_| Error::Internal(format!("writer of {path} vanished")))?
+            }
+        }
+    }
+}
+
 /// One open data file.
 struct OpenFile {
     path: String,
-    writer: AsyncArrowWriter<ParquetObjectWriter>,
+    sink: Sink,
     stats: StatsCollector,
     rows: u64,
 }
@@ -201,7 +282,7 @@ async fn write_inner(
     written: &mut Vec<WrittenFile>,
 ) -> Result<()> {
     let plan = plan_conform(schema, input.schema())?;
-    let file_schema = Arc::new(schema.to_arrow_with_field_ids());
+    let file_schema = Arc::new(vector_codec::file_schema(schema));
     let props = writer_properties(schema, &file_schema, opts)?;
     let mut open: Option<OpenFile> = None;
     let mut total = 0u64;
@@ -214,9 +295,7 @@ async fn write_inner(
             Some(f) => f,
             None => {
                 let path = data_file_path(&uuid::Uuid::new_v4().simple().to_string(), "parquet");
-                let object = ParquetObjectWriter::new(location.store().clone(), location.path(&path));
-                let writer = AsyncArrowWriter::try_new(object, file_schema.clone(), Some(props.clone()))
-                    .map_err(|e| Error::io(&path, e))?;
+                let sink = Sink::open(location, &path, &file_schema, &props)?;
                 // Record the file before writing so that a failure removes it.
                 written.push(WrittenFile {
                     path: path.clone(),
@@ -226,16 +305,17 @@ async fn write_inner(
                 });
                 open.insert(OpenFile {
                     path,
-                    writer,
+                    sink,
                     stats: StatsCollector::new(schema),
                     rows: 0,
                 })
             }
         };
         file.stats.update(&batch);
-        file.writer.write(&batch).await.map_err(|e| Error::io(&file.path, e))?;
-        file.rows += batch.num_rows() as u64;
-        total += batch.num_rows() as u64;
+        let rows = batch.num_rows() as u64;
+        file.sink.write(&file.path, batch).await?;
+        file.rows += rows;
+        total += rows;
         if let Some(progress) = &opts.progress {
             progress(total);
         }
@@ -251,13 +331,13 @@ async fn write_inner(
     Ok(())
 }
 
-async fn finish_file(mut file: OpenFile, written: &mut [WrittenFile]) -> Result<()> {
-    file.writer.finish().await.map_err(|e| Error::io(&file.path, e))?;
+async fn finish_file(file: OpenFile, written: &mut [WrittenFile]) -> Result<()> {
+    let size = file.sink.finish(&file.path).await?;
     let entry = written
         .iter_mut()
         .find(|w| w.path == file.path)
         .ok_or_else(|| Error::Internal(format!("lost track of {}", file.path)))?;
-    entry.size_bytes = file.writer.bytes_written() as u64;
+    entry.size_bytes = size;
     entry.num_rows = file.rows;
     entry.stats = file.stats.finish();
     Ok(())
