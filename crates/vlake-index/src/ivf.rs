@@ -1,0 +1,295 @@
+//! IVF indexes: vectors partitioned by their nearest k-means centroid, each partition stored
+//! as a separately readable blob. IVF-Flat keeps the vectors; IVF-PQ adds 8-bit product codes of
+//! the residuals (vector minus centroid) and re-ranks the best candidates with the vectors.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use vlake_format::{Error, Result};
+
+use crate::distance::{dot, normalize};
+use crate::kmeans;
+use crate::pq::{ProductQuantizer, Space};
+use crate::segment::{f32_bytes, to_f32, to_u64, u64_bytes, SegmentHeader, SegmentWriter};
+use crate::topk::TopK;
+use crate::Metric;
+
+/// Build parameters of an IVF index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IvfParams {
+    /// Number of partitions (default: about `sqrt(rows)`).
+    pub partitions: Option<usize>,
+    /// PQ sub-vectors; `None` builds IVF-Flat.
+    pub pq_subvectors: Option<usize>,
+    /// Lloyd iterations for k-means.
+    pub iterations: usize,
+    /// Training sample size per partition.
+    pub sample_per_partition: usize,
+}
+
+impl Default for IvfParams {
+    fn default() -> Self {
+        Self {
+            partitions: None,
+            pq_subvectors: None,
+            iterations: 15,
+            sample_per_partition: 256,
+        }
+    }
+}
+
+/// What an IVF segment's header records.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IvfMeta {
+    /// User metric.
+    pub metric: Metric,
+    /// Dimension.
+    pub dim: usize,
+    /// Partitions.
+    pub partitions: usize,
+    /// PQ sub-vectors, for IVF-PQ.
+    pub pq_subvectors: Option<usize>,
+    /// Rows per partition.
+    pub rows: Vec<u64>,
+}
+
+/// The trained part of an IVF index: centroids and, for IVF-PQ, the quantizer.
+#[derive(Clone, Debug)]
+pub struct IvfModel {
+    /// User metric.
+    pub metric: Metric,
+    /// Dimension.
+    pub dim: usize,
+    /// `partitions x dim` centroids.
+    pub centroids: Vec<f32>,
+    /// Quantizer of residuals, for IVF-PQ.
+    pub pq: Option<ProductQuantizer>,
+}
+
+/// One partition's rows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Partition {
+    /// Row ids.
+    pub ids: Vec<u64>,
+    /// Vectors (normalised for cosine), row-major.
+    pub vectors: Vec<f32>,
+    /// PQ codes, `m` bytes per row (IVF-PQ only).
+    pub codes: Vec<u8>,
+}
+
+/// Vectors prepared for the index's inner space: normalised for cosine.
+pub fn prepare(metric: Metric, vectors: &mut [f32], dim: usize) {
+    if metric == Metric::Cosine {
+        vectors.par_chunks_exact_mut(dim).for_each(normalize);
+    }
+}
+
+/// The inner space a metric is computed in.
+pub fn space(metric: Metric) -> Space {
+    match metric {
+        Metric::L2 => Space::L2,
+        Metric::Cosine | Metric::Dot => Space::Ip,
+    }
+}
+
+/// Turns an inner-space distance into the user metric's distance.
+pub fn report(metric: Metric, inner: f32) -> f32 {
+    match metric {
+        Metric::Cosine => 1.0 + inner,
+        _ => inner,
+    }
+}
+
+impl IvfModel {
+    /// Trains on a sample of prepared vectors.
+    pub fn train(metric: Metric, dim: usize, sample: &[f32], total_rows: usize, params: &IvfParams) -> Result<Self> {
+        let n = sample.len() / dim.max(1);
+        if n == 0 {
+            return Err(Error::invalid("cannot train an IVF index on zero vectors"));
+        }
+        let partitions = params
+            .partitions
+            .unwrap_or_else(|| ((total_rows as f64).sqrt() as usize).clamp(1, 4096))
+            .min(n);
+        let centroids = kmeans::train(sample, dim, partitions, params.iterations, 42);
+        let pq = match params.pq_subvectors {
+            None => None,
+            Some(m) => {
+                let labels = kmeans::assign(&centroids, dim, sample);
+                let residuals: Vec<f32> = sample
+                    .chunks_exact(dim)
+                    .zip(&labels)
+                    .flat_map(|(v, l)| {
+                        v.iter()
+                            .zip(&centroids[*l as usize * dim..])
+                            .map(|(x, c)| x - c)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                Some(ProductQuantizer::train(&residuals, dim, m, params.iterations.min(10))?)
+            }
+        };
+        Ok(Self {
+            metric,
+            dim,
+            centroids,
+            pq,
+        })
+    }
+
+    /// Number of partitions.
+    pub fn partitions(&self) -> usize {
+        self.centroids.len() / self.dim
+    }
+
+    /// Splits prepared vectors into partitions, with codes for IVF-PQ.
+    pub fn partition(&self, ids: &[u64], vectors: &[f32]) -> Vec<Partition> {
+        let dim = self.dim;
+        let labels = kmeans::assign(&self.centroids, dim, vectors);
+        let mut parts = vec![Partition::default(); self.partitions()];
+        for (i, label) in labels.iter().enumerate() {
+            let p = &mut parts[*label as usize];
+            let v = &vectors[i * dim..(i + 1) * dim];
+            p.ids.push(ids[i]);
+            p.vectors.extend_from_slice(v);
+            if let Some(pq) = &self.pq {
+                let c = &self.centroids[*label as usize * dim..(*label as usize + 1) * dim];
+                let residual: Vec<f32> = v.iter().zip(c).map(|(x, c)| x - c).collect();
+                pq.encode(&residual, &mut p.codes);
+            }
+        }
+        parts
+    }
+
+    /// Serialises the model and partitions as one segment file.
+    pub fn write_segment(&self, parts: &[Partition]) -> Result<Vec<u8>> {
+        let mut w = SegmentWriter::default();
+        w.blob("centroids", f32_bytes(&self.centroids));
+        if let Some(pq) = &self.pq {
+            w.blob("pq_codebooks", f32_bytes(&pq.codebooks));
+        }
+        for (i, p) in parts.iter().enumerate() {
+            w.blob(format!("p{i}.ids"), u64_bytes(&p.ids));
+            w.blob(format!("p{i}.vectors"), f32_bytes(&p.vectors));
+            if self.pq.is_some() {
+                w.blob(format!("p{i}.codes"), p.codes.clone());
+            }
+        }
+        let meta = IvfMeta {
+            metric: self.metric,
+            dim: self.dim,
+            partitions: self.partitions(),
+            pq_subvectors: self.pq.as_ref().map(|p| p.m),
+            rows: parts.iter().map(|p| p.ids.len() as u64).collect(),
+        };
+        w.finish(
+            "ivf",
+            serde_json::to_value(&meta).map_err(|e| Error::Internal(e.to_string()))?,
+        )
+    }
+
+    /// Rebuilds the model from a segment's header and its `centroids` / `pq_codebooks` blobs.
+    pub fn from_blobs(meta: &IvfMeta, centroids: &[u8], codebooks: Option<&[u8]>, path: &str) -> Result<Self> {
+        let centroids = to_f32(centroids, path, "centroids")?;
+        if centroids.len() != meta.partitions * meta.dim {
+            return Err(Error::corrupt(path, "centroid count does not match the header"));
+        }
+        let pq = match (meta.pq_subvectors, codebooks) {
+            (Some(m), Some(bytes)) => {
+                let codebooks = to_f32(bytes, path, "pq_codebooks")?;
+                if m == 0 || !meta.dim.is_multiple_of(m) || codebooks.len() != meta.dim * 256 {
+                    return Err(Error::corrupt(path, "PQ codebooks do not match the header"));
+                }
+                Some(ProductQuantizer {
+                    dim: meta.dim,
+                    m,
+                    codebooks,
+                })
+            }
+            (None, _) => None,
+            (Some(_), None) => return Err(Error::corrupt(path, "IVF-PQ segment lacks its codebooks")),
+        };
+        Ok(Self {
+            metric: meta.metric,
+            dim: meta.dim,
+            centroids,
+            pq,
+        })
+    }
+
+    /// The `nprobes` partitions nearest the prepared query.
+    pub fn probe(&self, query: &[f32], nprobes: usize) -> Vec<usize> {
+        let space = space(self.metric);
+        let mut top = TopK::new(nprobes.max(1));
+        for (i, c) in self.centroids.chunks_exact(self.dim).enumerate() {
+            top.push(space.distance(query, c), i as u64);
+        }
+        top.into_sorted().iter().map(|n| n.id as usize).collect()
+    }
+
+    /// Searches one partition, offering inner-space distances to `top`. IVF-PQ offers PQ
+    /// estimates (to be refined); IVF-Flat offers exact distances.
+    pub fn search_partition(
+        &self,
+        query: &[f32],
+        partition: usize,
+        part: &Partition,
+        allow: &dyn Fn(u64) -> bool,
+        top: &mut TopK,
+    ) {
+        let dim = self.dim;
+        let space = space(self.metric);
+        match &self.pq {
+            None => {
+                for (id, v) in part.ids.iter().zip(part.vectors.chunks_exact(dim)) {
+                    if allow(*id) {
+                        top.push(space.distance(query, v), *id);
+                    }
+                }
+            }
+            Some(pq) => {
+                let c = &self.centroids[partition * dim..(partition + 1) * dim];
+                let (lut, base) = match space {
+                    Space::L2 => {
+                        let residual: Vec<f32> = query.iter().zip(c).map(|(q, c)| q - c).collect();
+                        (pq.lookup_table(&residual, Space::L2), 0.0)
+                    }
+                    Space::Ip => (pq.lookup_table(query, Space::Ip), -dot(query, c)),
+                };
+                for (id, code) in part.ids.iter().zip(part.codes.chunks_exact(pq.m)) {
+                    if allow(*id) {
+                        top.push(base + ProductQuantizer::distance(&lut, code), *id);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Decodes one partition's blobs.
+pub fn partition_from_blobs(
+    ids: &[u8],
+    vectors: &[u8],
+    codes: Option<&[u8]>,
+    meta: &IvfMeta,
+    path: &str,
+) -> Result<Partition> {
+    let ids = to_u64(ids, path, "partition ids")?;
+    let vectors = to_f32(vectors, path, "partition vectors")?;
+    let codes = codes.map(<[u8]>::to_vec).unwrap_or_default();
+    let m = meta.pq_subvectors.unwrap_or(0);
+    if vectors.len() != ids.len() * meta.dim || codes.len() != ids.len() * m {
+        return Err(Error::corrupt(path, "partition sizes do not match"));
+    }
+    Ok(Partition { ids, vectors, codes })
+}
+
+/// Reads the IVF metadata of a segment header.
+pub fn meta(header: &SegmentHeader, path: &str) -> Result<IvfMeta> {
+    if header.kind != "ivf" {
+        return Err(Error::corrupt(
+            path,
+            format!("expected an IVF segment, found '{}'", header.kind),
+        ));
+    }
+    serde_json::from_value(header.params.clone()).map_err(|e| Error::corrupt(path, format!("bad IVF header: {e}")))
+}

@@ -1,0 +1,111 @@
+//! Product quantization with 8-bit codes: `m` sub-vectors, 256 centroids each.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use vlake_format::{Error, Result};
+
+use crate::distance::{dot, l2_sq};
+use crate::kmeans;
+
+/// Which inner distance a quantizer approximates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Space {
+    /// Squared L2.
+    L2,
+    /// Negative inner product.
+    Ip,
+}
+
+impl Space {
+    /// The distance in this space.
+    #[inline]
+    pub fn distance(self, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            Self::L2 => l2_sq(a, b),
+            Self::Ip => -dot(a, b),
+        }
+    }
+}
+
+/// A trained product quantizer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProductQuantizer {
+    /// Vector dimension.
+    pub dim: usize,
+    /// Number of sub-vectors (bytes per code).
+    pub m: usize,
+    /// Codebooks: `m` blocks of 256 centroids of `dim / m` values.
+    pub codebooks: Vec<f32>,
+}
+
+impl ProductQuantizer {
+    /// Trains on `data` (row-major); `dim` must be a multiple of `m`.
+    pub fn train(data: &[f32], dim: usize, m: usize, iterations: usize) -> Result<Self> {
+        if m == 0 || !dim.is_multiple_of(m) {
+            return Err(Error::invalid(format!(
+                "PQ sub-vectors ({m}) must divide the dimension ({dim})"
+            )));
+        }
+        let sub = dim / m;
+        let n = data.len() / dim;
+        let books: Vec<Vec<f32>> = (0..m)
+            .into_par_iter()
+            .map(|j| {
+                let part: Vec<f32> = (0..n)
+                    .flat_map(|i| data[i * dim + j * sub..i * dim + (j + 1) * sub].to_vec())
+                    .collect();
+                kmeans::train(&part, sub, 256, iterations, j as u64)
+            })
+            .collect();
+        Ok(Self {
+            dim,
+            m,
+            codebooks: books.concat(),
+        })
+    }
+
+    fn sub(&self) -> usize {
+        self.dim / self.m
+    }
+
+    /// Encodes one vector.
+    pub fn encode(&self, v: &[f32], out: &mut Vec<u8>) {
+        let sub = self.sub();
+        for j in 0..self.m {
+            let book = &self.codebooks[j * 256 * sub..(j + 1) * 256 * sub];
+            out.push(kmeans::nearest(book, sub, &v[j * sub..(j + 1) * sub]).0 as u8);
+        }
+    }
+
+    /// The lookup table of `query` for asymmetric distances: `m x 256` partial distances.
+    pub fn lookup_table(&self, query: &[f32], space: Space) -> Vec<f32> {
+        let sub = self.sub();
+        let mut lut = Vec::with_capacity(self.m * 256);
+        for j in 0..self.m {
+            let q = &query[j * sub..(j + 1) * sub];
+            for c in self.codebooks[j * 256 * sub..(j + 1) * 256 * sub].chunks_exact(sub) {
+                lut.push(space.distance(q, c));
+            }
+        }
+        lut
+    }
+
+    /// The approximate distance of a code given a lookup table.
+    #[inline]
+    pub fn distance(lut: &[f32], code: &[u8]) -> f32 {
+        let mut acc = [0f32; 4];
+        let mut chunks = code.chunks_exact(4);
+        let mut j = 0;
+        for c in &mut chunks {
+            for (i, b) in c.iter().enumerate() {
+                acc[i] += lut[(j + i) * 256 + *b as usize];
+            }
+            j += 4;
+        }
+        for (i, b) in chunks.remainder().iter().enumerate() {
+            acc[i] += lut[(j + i) * 256 + *b as usize];
+        }
+        acc.iter().sum()
+    }
+}

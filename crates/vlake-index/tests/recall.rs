@@ -1,0 +1,129 @@
+//! Recall@10 of each index against brute force on a Gaussian mixture, with stated tolerances.
+#![allow(clippy::unwrap_used)]
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use vlake_index::hnsw::{Hnsw, HnswParams};
+use vlake_index::ivf::{prepare, report, IvfModel, IvfParams};
+use vlake_index::segment::{header_len, parse_header, PREFIX_LEN};
+use vlake_index::{Metric, TopK};
+
+const DIM: usize = 32;
+const N: usize = 4000;
+const QUERIES: usize = 40;
+const K: usize = 10;
+
+/// Points around 20 fixed centres (queries and data share the centres).
+fn mixture(n: usize, seed: u64) -> Vec<f32> {
+    let centers: Vec<f32> = {
+        let mut rng = StdRng::seed_from_u64(0);
+        (0..20 * DIM).map(|_| rng.random_range(-5.0..5.0)).collect()
+    };
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n)
+        .flat_map(|_| {
+            let c = rng.random_range(0..20);
+            (0..DIM)
+                .map(|j| centers[c * DIM + j] + rng.random_range(-1.0f32..1.0))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn exact(metric: Metric, data: &[f32], q: &[f32]) -> Vec<u64> {
+    let mut top = TopK::new(K);
+    let qn = vlake_index::distance::norm(q);
+    for (i, v) in data.chunks_exact(DIM).enumerate() {
+        top.push(metric.distance(q, qn, v), i as u64);
+    }
+    top.into_sorted().iter().map(|n| n.id).collect()
+}
+
+fn recall(metric: Metric, data: &[f32], queries: &[f32], search: impl Fn(&[f32]) -> Vec<u64>) -> f64 {
+    let mut hits = 0;
+    for q in queries.chunks_exact(DIM) {
+        let truth = exact(metric, data, q);
+        let got = search(q);
+        hits += got.iter().filter(|id| truth.contains(id)).count();
+    }
+    hits as f64 / (QUERIES * K) as f64
+}
+
+#[test]
+fn hnsw_recall() {
+    for metric in [Metric::L2, Metric::Cosine] {
+        let data = mixture(N, 1);
+        let queries = mixture(QUERIES, 2);
+        let mut prepared = data.clone();
+        prepare(metric, &mut prepared, DIM);
+        let ids: Vec<u64> = (0..N as u64).collect();
+        let graph = Hnsw::build(metric, DIM, ids, prepared, &HnswParams::default()).unwrap();
+        // Round trip through the segment format.
+        let bytes = graph.write_segment().unwrap();
+        let len = header_len(&bytes, "s").unwrap();
+        let header = parse_header(&bytes[PREFIX_LEN..PREFIX_LEN + len], "s").unwrap();
+        let graph = Hnsw::read_segment(&bytes, &header, "s").unwrap();
+        let r = recall(metric, &data, &queries, |q| {
+            let mut q = q.to_vec();
+            prepare(metric, &mut q, DIM);
+            graph
+                .search(&q, K, 64, &|_| true)
+                .into_sorted()
+                .iter()
+                .map(|n| n.id)
+                .collect()
+        });
+        assert!(r >= 0.95, "{metric} HNSW recall@10 {r} < 0.95");
+        // Filtered: only even ids.
+        let mut q = queries[..DIM].to_vec();
+        prepare(metric, &mut q, DIM);
+        let got = graph.search(&q, K, 64, &|id| id % 2 == 0).into_sorted();
+        assert_eq!(got.len(), K);
+        assert!(got.iter().all(|n| n.id % 2 == 0));
+    }
+}
+
+#[test]
+fn ivf_flat_and_pq_recall() {
+    for (metric, pq) in [
+        (Metric::L2, None),
+        (Metric::Cosine, None),
+        (Metric::L2, Some(8)),
+        (Metric::Cosine, Some(8)),
+    ] {
+        let data = mixture(N, 3);
+        let queries = mixture(QUERIES, 4);
+        let mut prepared = data.clone();
+        prepare(metric, &mut prepared, DIM);
+        let params = IvfParams {
+            partitions: Some(32),
+            pq_subvectors: pq,
+            ..Default::default()
+        };
+        let model = IvfModel::train(metric, DIM, &prepared, N, &params).unwrap();
+        let ids: Vec<u64> = (0..N as u64).collect();
+        let parts = model.partition(&ids, &prepared);
+        assert_eq!(parts.iter().map(|p| p.ids.len()).sum::<usize>(), N);
+        let r = recall(metric, &data, &queries, |q| {
+            let mut q = q.to_vec();
+            prepare(metric, &mut q, DIM);
+            let refine = if pq.is_some() { 10 } else { 1 };
+            let mut top = TopK::new(K * refine);
+            for p in model.probe(&q, 8) {
+                model.search_partition(&q, p, &parts[p], &|_| true, &mut top);
+            }
+            // Re-rank PQ candidates with the stored vectors.
+            let mut exact = TopK::new(K);
+            for n in top.into_sorted() {
+                let part = parts.iter().find(|p| p.ids.contains(&n.id)).unwrap();
+                let i = part.ids.iter().position(|id| *id == n.id).unwrap();
+                let v = &part.vectors[i * DIM..(i + 1) * DIM];
+                exact.push(vlake_index::ivf::space(metric).distance(&q, v), n.id);
+            }
+            let out: Vec<u64> = exact.into_sorted().iter().map(|n| n.id).collect();
+            assert!(report(metric, 0.0).is_finite());
+            out
+        });
+        assert!(r >= 0.9, "{metric} IVF (pq {pq:?}) recall@10 {r} < 0.9");
+    }
+}
