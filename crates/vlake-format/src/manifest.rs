@@ -176,6 +176,11 @@ pub enum Operation {
         /// The version restored.
         restored_version: u64,
     },
+    /// Created, replaced or extended a sidecar index.
+    Index {
+        /// The index name.
+        name: String,
+    },
     /// An operation written by a newer vlake; informational only.
     #[serde(other)]
     Other,
@@ -189,6 +194,7 @@ impl Operation {
             Self::Append { .. } => "append",
             Self::Overwrite { .. } => "overwrite",
             Self::Restore { .. } => "restore",
+            Self::Index { .. } => "index",
             Self::Other => "other",
         }
     }

@@ -161,6 +161,9 @@ fn every_operation_round_trips() {
         Operation::Append { rows: 2 },
         Operation::Overwrite { rows: 3 },
         Operation::Restore { restored_version: 4 },
+        Operation::Index {
+            name: "vector_idx".into(),
+        },
     ] {
         let mut m = full_manifest();
         m.transaction.operation = op;

@@ -11,20 +11,29 @@
 //! ```
 
 mod cleanup;
+mod index;
 mod predicate;
 mod scan;
+mod search;
 mod stats;
 mod stream;
 mod table;
+mod take;
 mod txn;
 mod vector_codec;
+mod vectors;
 mod write;
 
 pub use cleanup::CleanupReport;
+pub use index::{IndexOptions, IndexType};
 pub use predicate::{CmpOp, Literal, Predicate};
 pub use scan::{ScanPlan, ScanTask, Scanner, ROW_ID};
+pub use search::{VectorSearch, DISTANCE, MAX_K};
 pub use stream::BatchStream;
 pub use table::{Table, TableConfig, VersionInfo, VersionRef, WriteMode};
 pub use vlake_format::{Error, Result};
+pub use vlake_index::hnsw::HnswParams;
+pub use vlake_index::ivf::IvfParams;
+pub use vlake_index::{Metric, Neighbor};
 pub use vlake_io::TableLocation;
 pub use write::{ProgressFn, WriteOptions};

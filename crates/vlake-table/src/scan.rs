@@ -61,6 +61,9 @@ pub struct ScanTask {
     pub batch_size: usize,
     /// Stop after this many output rows.
     pub limit: Option<usize>,
+    /// Read only these row positions of the file (ascending), when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_offsets: Option<Vec<u64>>,
 }
 
 impl Scanner {
@@ -158,6 +161,7 @@ impl Scanner {
                 with_row_id: self.with_row_id,
                 batch_size: self.batch_size,
                 limit: self.limit,
+                row_offsets: None,
             });
         }
         Ok(ScanPlan {
@@ -271,6 +275,15 @@ impl ScanTask {
         roots.sort_unstable();
         roots.dedup();
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+        let mut builder = builder;
+        if let Some(offsets) = &self.row_offsets {
+            let ranges = offsets.iter().map(|o| *o as usize..*o as usize + 1);
+            let selection = parquet::arrow::arrow_reader::RowSelection::from_consecutive_ranges(
+                ranges,
+                self.file.num_rows as usize,
+            );
+            builder = builder.with_row_selection(selection);
+        }
         let stream = builder
             .with_projection(mask)
             .with_batch_size(self.batch_size)
@@ -290,13 +303,20 @@ impl ScanTask {
             with_row_id: self.with_row_id,
         };
         let row_id_start = self.file.row_id_start;
+        let offsets = self.row_offsets.clone();
         let shaped = stream
             .map_err(move |e| Error::corrupt(path.clone(), e.to_string()))
-            .scan(0u64, move |offset, batch| {
+            .scan(0usize, move |seen, batch| {
                 let out = batch.and_then(|b| {
-                    let start = row_id_start + *offset;
-                    *offset += b.num_rows() as u64;
-                    shaper.shape(&b, start)
+                    let n = b.num_rows();
+                    let row_ids = match &offsets {
+                        Some(o) => UInt64Array::from_iter_values(o[*seen..*seen + n].iter().map(|x| row_id_start + x)),
+                        None => UInt64Array::from_iter_values(
+                            row_id_start + *seen as u64..row_id_start + (*seen + n) as u64,
+                        ),
+                    };
+                    *seen += n;
+                    shaper.shape(&b, row_ids)
                 });
                 futures::future::ready(Some(out))
             })
@@ -321,7 +341,7 @@ struct Shaper {
 }
 
 impl Shaper {
-    fn shape(&self, batch: &RecordBatch, row_id_start: u64) -> Result<RecordBatch> {
+    fn shape(&self, batch: &RecordBatch, row_ids: UInt64Array) -> Result<RecordBatch> {
         let rows = batch.num_rows();
         let columns = self
             .sources
@@ -344,9 +364,7 @@ impl Shaper {
         let needed = RecordBatch::try_new_with_options(self.needed_schema.clone(), columns, &options)?;
         let mut out: Vec<ArrayRef> = needed.columns()[..self.output_len].to_vec();
         if self.with_row_id {
-            out.push(Arc::new(UInt64Array::from_iter_values(
-                row_id_start..row_id_start + rows as u64,
-            )));
+            out.push(Arc::new(row_ids));
         }
         let out = RecordBatch::try_new_with_options(self.output_schema.clone(), out, &options)?;
         match &self.filter {

@@ -164,7 +164,7 @@ impl Table {
     pub async fn append(&self, data: BatchStream, opts: &WriteOptions) -> Result<Self> {
         self.manifest.check_writable()?;
         let files = write_data_files(self.store.location(), &self.manifest.schema, data, opts).await?;
-        self.commit(Action::Append { files }).await
+        self.commit_action(Action::Append { files }).await
     }
 
     /// Replaces all rows with `data` (whose schema becomes the table's) as one commit.
@@ -180,7 +180,7 @@ impl Table {
         };
         let max_field_id = schema.max_field_id().max(self.manifest.max_field_id);
         let files = write_data_files(self.store.location(), &schema, data, opts).await?;
-        self.commit(Action::Overwrite {
+        self.commit_action(Action::Overwrite {
             schema,
             max_field_id,
             files,
@@ -192,13 +192,13 @@ impl Table {
     pub async fn restore(&self) -> Result<Self> {
         let latest = self.checkout(VersionRef::Latest).await?;
         latest
-            .commit(Action::Restore {
+            .commit_action(Action::Restore {
                 from: self.manifest.clone(),
             })
             .await
     }
 
-    async fn commit(&self, action: Action) -> Result<Self> {
+    pub(crate) async fn commit_action(&self, action: Action) -> Result<Self> {
         let pending = PendingCommit {
             id: Uuid::new_v4(),
             read: Some(self.manifest.clone()),

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use rand::Rng;
 use uuid::Uuid;
-use vlake_format::{DataFile, Error, FileFormat, Manifest, Operation, Result, Schema, Transaction, FORMAT_VERSION};
+use vlake_format::{
+    DataFile, Error, FileFormat, IndexEntry, Manifest, Operation, Result, Schema, Transaction, FORMAT_VERSION,
+};
 use vlake_io::{CommitOutcome, CommitStore};
 
 use crate::write::WrittenFile;
@@ -31,6 +33,9 @@ pub(crate) enum Action {
     },
     /// Makes an older version the newest.
     Restore { from: Arc<Manifest> },
+    /// Adds or replaces the index entry of the same name; `new_files` are the segment files
+    /// this transaction wrote.
+    PutIndex { entry: IndexEntry, new_files: Vec<String> },
 }
 
 impl Action {
@@ -43,6 +48,9 @@ impl Action {
             Self::Restore { from } => Operation::Restore {
                 restored_version: from.version,
             },
+            Self::PutIndex { entry, .. } => Operation::Index {
+                name: entry.name.clone(),
+            },
         }
     }
 
@@ -53,6 +61,7 @@ impl Action {
                 files.iter().map(|f| f.path.as_str()).collect()
             }
             Self::Restore { .. } => vec![],
+            Self::PutIndex { new_files, .. } => new_files.iter().map(String::as_str).collect(),
         }
     }
 }
@@ -150,6 +159,10 @@ fn apply(base: Option<&Manifest>, pending: &PendingCommit) -> Result<Manifest> {
             next.reader_features = from.reader_features.clone();
             next.writer_features = from.writer_features.clone();
         }
+        Action::PutIndex { entry, .. } => {
+            next.indexes.retain(|i| i.name != entry.name);
+            next.indexes.push(entry.clone());
+        }
     }
     Ok(next)
 }
@@ -184,6 +197,32 @@ fn check_rebase(ours: &PendingCommit, theirs: &Manifest) -> Result<()> {
             Operation::Append { .. } | Operation::Create { .. } => Ok(()),
             _ => conflict(format!("a concurrent {their_op} replaced the table contents"), true),
         },
+        Action::PutIndex { entry, .. } => {
+            let read_entry = ours
+                .read
+                .as_ref()
+                .and_then(|m| m.indexes.iter().find(|i| i.name == entry.name));
+            let their_entry = theirs.indexes.iter().find(|i| i.name == entry.name);
+            let missing = entry
+                .covered_files
+                .iter()
+                .find(|f| !theirs.data_files.iter().any(|d| &d.path == *f));
+            if read_entry != their_entry {
+                conflict(
+                    format!("index '{}' was changed by a concurrent {their_op}", entry.name),
+                    true,
+                )
+            } else if let Some(file) = missing {
+                conflict(
+                    format!("a concurrent {their_op} removed data file {file}, which the index covers"),
+                    true,
+                )
+            } else if read_schema != Some(&theirs.schema) {
+                conflict(format!("a concurrent {their_op} changed the schema"), true)
+            } else {
+                Ok(())
+            }
+        }
         Action::Restore { from } => conflict(
             format!(
                 "a concurrent {their_op} committed after version {} was read; restore version {} again to discard it",
@@ -212,7 +251,7 @@ pub(crate) async fn commit(store: &CommitStore, pending: &PendingCommit, max_ret
             // The put may or may not have happened: look before trying again.
             Err(e @ Error::Io { .. }) => match store.load_manifest(candidate.version).await {
                 Ok(_) => CommitOutcome::VersionTaken,
-                Err(_) if io_failures < MAX_IO_RETRIES => {
+                Err(_) if io_failures < MAX_IO_RETRIES && attempt < max_retries => {
                     io_failures += 1;
                     backoff(attempt).await;
                     continue;

@@ -75,6 +75,13 @@ pub(crate) fn decode(field: &Field, column: &ArrayRef, target: &ArrowType) -> Re
         return Ok(column.clone());
     };
     let binary = column.as_fixed_size_binary();
+    let width = dim as usize * element_bytes(element);
+    if binary.value_length() as usize != width {
+        return Err(Error::corrupt(
+            format!("column '{}'", field.name),
+            format!("vectors are stored as {} bytes, but {dim} x {element:?} needs {width}", binary.value_length()),
+        ));
+    }
     let n = binary.len() * dim as usize;
     let bytes = binary.values().slice_with_length(0, n * element_bytes(element));
     let values: ArrayRef = match element {

@@ -1,0 +1,439 @@
+//! Building, updating and loading sidecar vector indexes (format-spec/indexes.md).
+//!
+//! An index is a list of *segments*: files under `_indexes/<index id>/`, each covering some
+//! data files. Building writes one segment over every data file; an update adds a segment over
+//! the files appended since, reusing the trained IVF model (HNSW builds a small new graph), so
+//! nothing is retrained or rewritten.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use vlake_format::layout::INDEXES_DIR;
+use vlake_format::{DataFile, Error, Field, IndexEntry, Result};
+use vlake_index::hnsw::{Hnsw, HnswParams};
+use vlake_index::ivf::{self, IvfMeta, IvfModel, IvfParams, Partition};
+use vlake_index::segment::{header_len, parse_header, SegmentHeader, PREFIX_LEN};
+use vlake_index::Metric;
+use vlake_io::TableLocation;
+
+use crate::txn::Action;
+use crate::vectors::{file_vectors, FileVectors};
+use crate::Table;
+
+/// The kinds of vector index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexType {
+    /// Inverted file with the vectors in each partition.
+    IvfFlat,
+    /// Inverted file with 8-bit product codes, re-ranked with the vectors.
+    IvfPq,
+    /// Hierarchical navigable small world graph.
+    Hnsw,
+}
+
+impl IndexType {
+    /// The name recorded in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::IvfFlat => "ivf_flat",
+            Self::IvfPq => "ivf_pq",
+            Self::Hnsw => "hnsw",
+        }
+    }
+}
+
+impl std::str::FromStr for IndexType {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "ivf_flat" => Ok(Self::IvfFlat),
+            "ivf_pq" => Ok(Self::IvfPq),
+            "hnsw" => Ok(Self::Hnsw),
+            other => Err(Error::invalid(format!(
+                "unknown index type '{other}': use ivf_pq, hnsw or ivf_flat"
+            ))),
+        }
+    }
+}
+
+/// What to build.
+#[derive(Clone, Debug)]
+pub struct IndexOptions {
+    /// The vector column.
+    pub column: String,
+    /// The kind of index.
+    pub index_type: IndexType,
+    /// The distance the index serves.
+    pub metric: Metric,
+    /// Index name (default `<column>_idx`).
+    pub name: Option<String>,
+    /// IVF parameters (IVF-Flat, IVF-PQ).
+    pub ivf: IvfParams,
+    /// HNSW parameters.
+    pub hnsw: HnswParams,
+}
+
+impl IndexOptions {
+    /// Defaults for `column` and `index_type`: cosine, about `sqrt(rows)` partitions, `dim / 8`
+    /// PQ sub-vectors, HNSW `m = 16`, `ef_construction = 100`.
+    pub fn new(column: &str, index_type: IndexType) -> Self {
+        Self {
+            column: column.to_string(),
+            index_type,
+            metric: Metric::Cosine,
+            name: None,
+            ivf: IvfParams::default(),
+            hnsw: HnswParams::default(),
+        }
+    }
+}
+
+/// Parameters recorded in the index entry.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct StoredParams {
+    pub metric: Metric,
+    #[serde(default)]
+    pub ivf: Option<IvfParams>,
+    #[serde(default)]
+    pub hnsw: Option<HnswParams>,
+}
+
+impl StoredParams {
+    pub fn from_entry(entry: &IndexEntry) -> Result<Self> {
+        let value = serde_json::Value::Object(entry.params.clone().into_iter().collect());
+        serde_json::from_value(value)
+            .map_err(|e| Error::corrupt(format!("index '{}'", entry.name), format!("bad parameters: {e}")))
+    }
+
+    fn to_map(&self) -> Result<std::collections::BTreeMap<String, serde_json::Value>> {
+        match serde_json::to_value(self).map_err(|e| Error::Internal(e.to_string()))? {
+            serde_json::Value::Object(m) => Ok(m.into_iter().collect()),
+            _ => Err(Error::Internal("index parameters are not an object".into())),
+        }
+    }
+}
+
+/// The vector field named `column` and its dimension, or a clear error.
+pub(crate) fn vector_field(table: &Table, column: &str) -> Result<(Field, usize)> {
+    let field = table.table_schema().field(column)?;
+    match field.vector_dim() {
+        Some((dim, _)) if dim > 0 => Ok((field.clone(), dim as usize)),
+        _ => Err(Error::invalid(format!(
+            "column '{column}' is not a vector column (it is {}); vectors are fixed-size lists of float16 or float32",
+            field.to_arrow(false).data_type()
+        ))),
+    }
+}
+
+/// Gathers the vectors of `files`.
+async fn gather(location: &TableLocation, files: &[&DataFile], field: &Field, dim: usize) -> Result<FileVectors> {
+    let mut all = FileVectors::default();
+    for f in files {
+        let v = file_vectors(location, f, field, dim).await?;
+        all.ids.extend_from_slice(&v.ids);
+        all.values.extend_from_slice(&v.values);
+    }
+    Ok(all)
+}
+
+async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("index build task failed: {e}")))?
+}
+
+impl Table {
+    /// Builds a vector index over every data file and commits it as a new version.
+    pub async fn create_index(&self, opts: &IndexOptions) -> Result<Table> {
+        let (field, dim) = vector_field(self, &opts.column)?;
+        let name = opts.name.clone().unwrap_or_else(|| format!("{}_idx", opts.column));
+        vlake_format::Tag::validate_name(&name)
+            .map_err(|_| Error::invalid(format!("index name '{name}' is invalid")))?;
+        if opts.index_type == IndexType::IvfPq {
+            let m = opts.ivf.pq_subvectors.unwrap_or(dim / 8);
+            if m == 0 || !dim.is_multiple_of(m) {
+                return Err(Error::invalid(format!(
+                    "PQ sub-vectors ({m}) must divide the dimension ({dim})"
+                )));
+            }
+        }
+        let files: Vec<&DataFile> = self.manifest().data_files.iter().collect();
+        let data = gather(self.location(), &files, &field, dim).await?;
+        if data.ids.is_empty() {
+            return Err(Error::invalid(format!(
+                "column '{}' has no vectors to index",
+                opts.column
+            )));
+        }
+        let mut ivf_params = opts.ivf.clone();
+        if opts.index_type == IndexType::IvfPq {
+            ivf_params.pq_subvectors = Some(ivf_params.pq_subvectors.unwrap_or(dim / 8));
+        } else {
+            ivf_params.pq_subvectors = None;
+        }
+        let params = StoredParams {
+            metric: opts.metric,
+            ivf: (opts.index_type != IndexType::Hnsw).then(|| ivf_params.clone()),
+            hnsw: (opts.index_type == IndexType::Hnsw).then(|| opts.hnsw.clone()),
+        };
+        let id = Uuid::new_v4();
+        let (kind, metric, hnsw) = (opts.index_type, opts.metric, opts.hnsw.clone());
+        let bytes = run_blocking(move || {
+            let FileVectors { ids, mut values } = data;
+            ivf::prepare(metric, &mut values, dim);
+            match kind {
+                IndexType::Hnsw => Hnsw::build(metric, dim, ids, values, &hnsw)?.write_segment(),
+                IndexType::IvfFlat | IndexType::IvfPq => {
+                    let model = train_ivf(metric, dim, &values, &ivf_params)?;
+                    model.write_segment(&model.partition(&ids, &values))
+                }
+            }
+        })
+        .await?;
+        let path = format!("{INDEXES_DIR}/{id}/{}.idx", Uuid::new_v4().simple());
+        self.location().put(&path, bytes).await?;
+        let entry = IndexEntry {
+            id,
+            name,
+            index_type: opts.index_type.name().to_string(),
+            field_ids: vec![field.id],
+            params: params.to_map()?,
+            built_at_version: self.version(),
+            covered_files: files.iter().map(|f| f.path.clone()).collect(),
+            files: vec![path.clone()],
+        };
+        self.commit_action(Action::PutIndex {
+            entry,
+            new_files: vec![path],
+        })
+        .await
+    }
+
+    /// Adds a segment over the data files index `name` does not cover yet, and commits it.
+    /// Returns this table unchanged when every file is covered.
+    pub async fn update_index(&self, name: &str) -> Result<Table> {
+        let entry = self
+            .manifest()
+            .indexes
+            .iter()
+            .find(|i| i.name == name)
+            .ok_or_else(|| Error::not_found(format!("index '{name}' of table {}", self.uri())))?
+            .clone();
+        let field = self
+            .table_schema()
+            .fields
+            .iter()
+            .find(|f| entry.field_ids.first() == Some(&f.id))
+            .ok_or_else(|| Error::corrupt(format!("index '{name}'"), "its column no longer exists"))?
+            .clone();
+        let (_, dim) = vector_field(self, &field.name)?;
+        let covered: HashSet<&str> = entry.covered_files.iter().map(String::as_str).collect();
+        let files: Vec<&DataFile> = self
+            .manifest()
+            .data_files
+            .iter()
+            .filter(|f| !covered.contains(f.path.as_str()))
+            .collect();
+        if files.is_empty() {
+            return Ok(self.clone());
+        }
+        let params = StoredParams::from_entry(&entry)?;
+        let data = gather(self.location(), &files, &field, dim).await?;
+        let metric = params.metric;
+        let bytes = if data.ids.is_empty() {
+            None
+        } else if let Some(hnsw) = params.hnsw.clone() {
+            Some(
+                run_blocking(move || {
+                    let FileVectors { ids, mut values } = data;
+                    ivf::prepare(metric, &mut values, dim);
+                    Hnsw::build(metric, dim, ids, values, &hnsw)?.write_segment()
+                })
+                .await?,
+            )
+        } else {
+            let first = entry
+                .files
+                .first()
+                .ok_or_else(|| Error::corrupt(format!("index '{name}'"), "it has no segments"))?;
+            let model = match load_segment(self.location(), first).await? {
+                Segment::Ivf(seg) => seg.model.clone(),
+                Segment::Hnsw(_) => return Err(Error::corrupt(first, "an IVF index holds an HNSW segment")),
+            };
+            Some(
+                run_blocking(move || {
+                    let FileVectors { ids, mut values } = data;
+                    ivf::prepare(metric, &mut values, dim);
+                    model.write_segment(&model.partition(&ids, &values))
+                })
+                .await?,
+            )
+        };
+        let mut updated = entry.clone();
+        let mut new_files = vec![];
+        if let Some(bytes) = bytes {
+            let path = format!("{INDEXES_DIR}/{}/{}.idx", entry.id, Uuid::new_v4().simple());
+            self.location().put(&path, bytes).await?;
+            updated.files.push(path.clone());
+            new_files.push(path);
+        }
+        updated.covered_files.extend(files.iter().map(|f| f.path.clone()));
+        updated.built_at_version = self.version();
+        self.commit_action(Action::PutIndex {
+            entry: updated,
+            new_files,
+        })
+        .await
+    }
+}
+
+fn train_ivf(metric: Metric, dim: usize, values: &[f32], params: &IvfParams) -> Result<IvfModel> {
+    let n = values.len() / dim;
+    let partitions = params
+        .partitions
+        .unwrap_or_else(|| ((n as f64).sqrt() as usize).clamp(1, 4096));
+    let sample_rows = (partitions * params.sample_per_partition).min(n);
+    let sample: Vec<f32> = if sample_rows == n {
+        values.to_vec()
+    } else {
+        use rand::seq::index::sample;
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
+        sample(&mut rng, n, sample_rows)
+            .iter()
+            .flat_map(|i| values[i * dim..(i + 1) * dim].to_vec())
+            .collect()
+    };
+    IvfModel::train(
+        metric,
+        dim,
+        &sample,
+        n,
+        &IvfParams {
+            partitions: Some(partitions),
+            ..params.clone()
+        },
+    )
+}
+
+/// A loaded IVF segment: the model, with partitions fetched on first use.
+#[derive(Debug)]
+pub(crate) struct IvfSegment {
+    location: TableLocation,
+    path: String,
+    header: SegmentHeader,
+    pub meta: IvfMeta,
+    pub model: IvfModel,
+    partitions: Mutex<HashMap<usize, Arc<Partition>>>,
+}
+
+impl IvfSegment {
+    /// Partition `p`, read from storage (only its blobs) the first time.
+    pub async fn partition(&self, p: usize) -> Result<Arc<Partition>> {
+        if let Some(hit) = self.partitions.lock().unwrap_or_else(|e| e.into_inner()).get(&p) {
+            return Ok(hit.clone());
+        }
+        let ids = self.header.blob(&format!("p{p}.ids"), &self.path)?;
+        let vectors = self.header.blob(&format!("p{p}.vectors"), &self.path)?;
+        let mut ranges: Vec<Range<u64>> = vec![ids, vectors];
+        if self.meta.pq_subvectors.is_some() {
+            ranges.push(self.header.blob(&format!("p{p}.codes"), &self.path)?);
+        }
+        let bytes = get_ranges(&self.location, &self.path, &ranges).await?;
+        let part = Arc::new(ivf::partition_from_blobs(
+            &bytes[0],
+            &bytes[1],
+            bytes.get(2).map(|b| b.as_ref()),
+            &self.meta,
+            &self.path,
+        )?);
+        self.partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(p, part.clone());
+        Ok(part)
+    }
+}
+
+/// A loaded segment.
+#[derive(Debug, Clone)]
+pub(crate) enum Segment {
+    Ivf(Arc<IvfSegment>),
+    Hnsw(Arc<Hnsw>),
+}
+
+async fn get_ranges(location: &TableLocation, path: &str, ranges: &[Range<u64>]) -> Result<Vec<bytes::Bytes>> {
+    let full = location.path(path);
+    location.store().get_ranges(&full, ranges).await.map_err(|e| match e {
+        object_store::Error::NotFound { .. } => {
+            Error::not_found(format!("index file {path} of table {}", location.uri()))
+        }
+        other => Error::io(path, other),
+    })
+}
+
+async fn get_range(location: &TableLocation, path: &str, range: Range<u64>) -> Result<bytes::Bytes> {
+    let mut all = get_ranges(location, path, std::slice::from_ref(&range)).await?;
+    all.pop().ok_or_else(|| Error::corrupt(path, "short read"))
+}
+
+async fn read_header(location: &TableLocation, path: &str) -> Result<SegmentHeader> {
+    let prefix = get_range(location, path, 0..PREFIX_LEN as u64).await?;
+    let len = header_len(&prefix, path)?;
+    let header = get_range(location, path, PREFIX_LEN as u64..(PREFIX_LEN + len) as u64).await?;
+    parse_header(&header, path)
+}
+
+fn segments() -> &'static Mutex<HashMap<(String, String), Segment>> {
+    static CACHE: OnceLock<Mutex<HashMap<(String, String), Segment>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// Loads a segment (cached per table and path; segment files never change).
+pub(crate) async fn load_segment(location: &TableLocation, path: &str) -> Result<Segment> {
+    let key = (location.uri().to_string(), path.to_string());
+    if let Some(hit) = segments().lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(hit.clone());
+    }
+    let header = read_header(location, path).await?;
+    let segment = match header.kind.as_str() {
+        "hnsw" => {
+            let bytes = location.get(path).await.map_err(|e| match e {
+                Error::NotFound { .. } => Error::not_found(format!("index file {path} of table {}", location.uri())),
+                other => other,
+            })?;
+            let path_owned = path.to_string();
+            Segment::Hnsw(Arc::new(
+                run_blocking(move || Hnsw::read_segment(&bytes, &header, &path_owned)).await?,
+            ))
+        }
+        "ivf" => {
+            let meta = ivf::meta(&header, path)?;
+            let mut ranges = vec![header.blob("centroids", path)?];
+            if meta.pq_subvectors.is_some() {
+                ranges.push(header.blob("pq_codebooks", path)?);
+            }
+            let bytes = get_ranges(location, path, &ranges).await?;
+            let model = IvfModel::from_blobs(&meta, &bytes[0], bytes.get(1).map(|b| b.as_ref()), path)?;
+            Segment::Ivf(Arc::new(IvfSegment {
+                location: location.clone(),
+                path: path.to_string(),
+                header,
+                meta,
+                model,
+                partitions: Mutex::new(HashMap::new()),
+            }))
+        }
+        other => return Err(Error::corrupt(path, format!("unknown index segment kind '{other}'"))),
+    };
+    let mut cache = segments().lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= 256 {
+        cache.clear();
+    }
+    cache.insert(key, segment.clone());
+    Ok(segment)
+}

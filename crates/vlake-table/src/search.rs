@@ -1,0 +1,416 @@
+//! Vector search over a table version: exact (streaming, multi-threaded) or through a sidecar
+//! index, with prefilters or postfilters. Data files an index does not cover are searched
+//! exactly and merged, so appended rows are always found.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
+use arrow_array::{ArrayRef, Float32Array, RecordBatch, UInt64Array};
+use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema as ArrowSchema};
+use vlake_format::{Error, IndexEntry, Result};
+use vlake_index::ivf::{self, report, space};
+use vlake_index::{flat, Metric, Neighbor, TopK};
+
+use crate::index::{load_segment, vector_field, Segment, StoredParams};
+use crate::vectors::file_vectors;
+use crate::{Predicate, Table, ROW_ID};
+
+/// Name of the distance column of search results.
+pub const DISTANCE: &str = "_distance";
+
+/// The largest `k` a search accepts (range searches excepted).
+pub const MAX_K: usize = 10_000;
+
+/// A vector search being set up; run it with [`VectorSearch::execute`].
+#[derive(Clone, Debug)]
+pub struct VectorSearch {
+    table: Table,
+    column: String,
+    query: Vec<f32>,
+    k: usize,
+    metric: Option<Metric>,
+    nprobes: usize,
+    ef: usize,
+    refine: usize,
+    filter: Option<Predicate>,
+    prefilter: bool,
+    exact: bool,
+    fallback_to_exact: bool,
+    columns: Option<Vec<String>>,
+    with_row_id: bool,
+    max_distance: Option<f32>,
+    index_name: Option<String>,
+}
+
+impl Table {
+    /// Starts a search for the rows whose `column` is nearest `query`.
+    pub fn search(&self, column: &str, query: &[f32]) -> VectorSearch {
+        VectorSearch {
+            table: self.clone(),
+            column: column.to_string(),
+            query: query.to_vec(),
+            k: 10,
+            metric: None,
+            nprobes: 20,
+            ef: 64,
+            refine: 10,
+            filter: None,
+            prefilter: true,
+            exact: false,
+            fallback_to_exact: false,
+            columns: None,
+            with_row_id: false,
+            max_distance: None,
+            index_name: None,
+        }
+    }
+}
+
+impl VectorSearch {
+    /// Number of results (default 10).
+    pub fn limit(mut self, k: usize) -> Self {
+        self.k = k;
+        self
+    }
+
+    /// The distance (default: the index's metric, else L2).
+    pub fn metric(mut self, metric: Metric) -> Self {
+        self.metric = Some(metric);
+        self
+    }
+
+    /// IVF partitions to probe (default 20).
+    pub fn nprobes(mut self, n: usize) -> Self {
+        self.nprobes = n.max(1);
+        self
+    }
+
+    /// HNSW candidate list size (default 64).
+    pub fn ef(mut self, ef: usize) -> Self {
+        self.ef = ef.max(1);
+        self
+    }
+
+    /// IVF-PQ re-ranks `k * factor` candidates with exact distances (default 10).
+    pub fn refine(mut self, factor: usize) -> Self {
+        self.refine = factor.max(1);
+        self
+    }
+
+    /// Only rows matching this SQL filter.
+    pub fn filter_sql(mut self, sql: &str) -> Result<Self> {
+        self.filter = Some(Predicate::parse(sql)?);
+        Ok(self)
+    }
+
+    /// Apply the filter before ranking (default; exactly `k` matching rows when they exist) or
+    /// after (faster, may return fewer).
+    pub fn prefilter(mut self, yes: bool) -> Self {
+        self.prefilter = yes;
+        self
+    }
+
+    /// Ignore indexes: exact search.
+    pub fn exact(mut self, yes: bool) -> Self {
+        self.exact = yes;
+        self
+    }
+
+    /// Search exactly when an index file is missing or corrupt, instead of failing.
+    pub fn fallback_to_exact(mut self, yes: bool) -> Self {
+        self.fallback_to_exact = yes;
+        self
+    }
+
+    /// Columns to return (default: all but vector columns).
+    pub fn columns(mut self, columns: &[impl AsRef<str>]) -> Self {
+        self.columns = Some(columns.iter().map(|c| c.as_ref().to_string()).collect());
+        self
+    }
+
+    /// Add `_rowid`.
+    pub fn with_row_id(mut self, yes: bool) -> Self {
+        self.with_row_id = yes;
+        self
+    }
+
+    /// Range search: every row within `distance` (exact), at most `k` of them (raise `k` up to
+    /// ten million for range searches).
+    pub fn within(mut self, distance: f32) -> Self {
+        self.max_distance = Some(distance);
+        self
+    }
+
+    /// Use the index called `name` (default: the newest index on the column with the metric).
+    pub fn index(mut self, name: &str) -> Self {
+        self.index_name = Some(name.to_string());
+        self
+    }
+
+    fn validate(&self) -> Result<usize> {
+        let (_, dim) = vector_field(&self.table, &self.column)?;
+        if self.query.len() != dim {
+            return Err(Error::invalid(format!(
+                "query vector has {} dimensions but column '{}' has {dim}",
+                self.query.len(),
+                self.column
+            )));
+        }
+        if let Some(i) = self.query.iter().position(|x| !x.is_finite()) {
+            return Err(Error::invalid(format!(
+                "query vector has a non-finite value ({}) at position {i}",
+                self.query[i]
+            )));
+        }
+        let max = if self.max_distance.is_some() { 10_000_000 } else { MAX_K };
+        if self.k == 0 || self.k > max {
+            return Err(Error::invalid(format!("k must be between 1 and {max}, not {}", self.k)));
+        }
+        Ok(dim)
+    }
+
+    /// The index that serves this search, if any.
+    fn serving_index(&self, metric: Metric) -> Result<Option<(&IndexEntry, StoredParams)>> {
+        if self.exact || self.max_distance.is_some() {
+            return Ok(None);
+        }
+        let field = self.table.table_schema().field(&self.column)?;
+        if let Some(name) = &self.index_name {
+            let entry = self
+                .table
+                .manifest()
+                .indexes
+                .iter()
+                .find(|i| &i.name == name && i.field_ids.first() == Some(&field.id))
+                .ok_or_else(|| Error::not_found(format!("index '{name}' on column '{}'", self.column)))?;
+            let params = StoredParams::from_entry(entry)?;
+            if params.metric != metric {
+                return Err(Error::invalid(format!(
+                    "index '{name}' serves {} distances, not {metric}",
+                    params.metric
+                )));
+            }
+            return Ok(Some((entry, params)));
+        }
+        for entry in self.table.manifest().indexes.iter().rev() {
+            if entry.field_ids.first() == Some(&field.id) {
+                let params = StoredParams::from_entry(entry)?;
+                if params.metric == metric {
+                    return Ok(Some((entry, params)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn default_metric(&self) -> Result<Metric> {
+        if let Some(m) = self.metric {
+            return Ok(m);
+        }
+        let field = self.table.table_schema().field(&self.column)?;
+        for entry in self.table.manifest().indexes.iter().rev() {
+            let named = self.index_name.as_ref().is_none_or(|n| n == &entry.name);
+            if named && entry.field_ids.first() == Some(&field.id) {
+                return Ok(StoredParams::from_entry(entry)?.metric);
+            }
+        }
+        Ok(Metric::L2)
+    }
+
+    /// Row ids matching the filter.
+    async fn matching_rows(&self, filter: &Predicate) -> Result<HashSet<u64>> {
+        let mut scan = self.table.scan().filter(filter.clone()).with_row_id(true);
+        scan = scan.columns(&filter.columns());
+        let mut out = HashSet::new();
+        for batch in scan.collect().await? {
+            let ids = batch
+                .column_by_name(ROW_ID)
+                .ok_or_else(|| Error::Internal("scan lost _rowid".into()))?;
+            out.extend(ids.as_primitive::<UInt64Type>().values().iter().copied());
+        }
+        Ok(out)
+    }
+
+    /// The nearest rows: row ids and distances, closest first.
+    pub async fn nearest(&self) -> Result<Vec<Neighbor>> {
+        let dim = self.validate()?;
+        let metric = self.default_metric()?;
+        let allow_set = match (&self.filter, self.prefilter) {
+            (Some(f), true) => Some(Arc::new(self.matching_rows(f).await?)),
+            _ => None,
+        };
+        let k = self.k;
+        let mut covered: HashSet<&str> = HashSet::new();
+        let mut top = TopK::new(k);
+        if let Some((entry, params)) = self.serving_index(metric)? {
+            match self.search_index(entry, &params, metric, dim, allow_set.clone()).await {
+                Ok(found) => {
+                    covered.extend(entry.covered_files.iter().map(String::as_str));
+                    top.merge(found);
+                }
+                Err(e @ (Error::NotFound { .. } | Error::Corrupt { .. })) if !self.fallback_to_exact => return Err(e),
+                Err(Error::NotFound { .. } | Error::Corrupt { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let uncovered: Vec<_> = self
+            .table
+            .manifest()
+            .data_files
+            .iter()
+            .filter(|f| !covered.contains(f.path.as_str()))
+            .collect();
+        top.merge(self.exact_search(&uncovered, metric, dim, allow_set.clone()).await?);
+        // A prefilter promises k matching rows whenever k exist: if the index fell short, search
+        // the matching rows exactly.
+        if let Some(allowed) = &allow_set {
+            if top.len() < k.min(allowed.len()) && !covered.is_empty() {
+                let all: Vec<_> = self.table.manifest().data_files.iter().collect();
+                top = self.exact_search(&all, metric, dim, allow_set.clone()).await?;
+            }
+        }
+        let mut out = top.into_sorted();
+        if let Some(r) = self.max_distance {
+            out.retain(|n| n.distance <= r);
+        }
+        Ok(out)
+    }
+
+    async fn exact_search(
+        &self,
+        files: &[&vlake_format::DataFile],
+        metric: Metric,
+        dim: usize,
+        allow: Option<Arc<HashSet<u64>>>,
+    ) -> Result<TopK> {
+        let (field, _) = vector_field(&self.table, &self.column)?;
+        let query_norm = vlake_index::distance::norm(&self.query);
+        let mut top = TopK::new(self.k);
+        for file in files {
+            let vectors = file_vectors(self.table.location(), file, &field, dim).await?;
+            let allow_fn = |id: u64| allow.as_ref().is_none_or(|s| s.contains(&id));
+            let v = &vectors;
+            flat::search_block(
+                metric,
+                &self.query,
+                query_norm,
+                &v.values,
+                dim,
+                &v.ids,
+                &|_| true,
+                &allow_fn,
+                &mut top,
+            );
+        }
+        Ok(top)
+    }
+
+    async fn search_index(
+        &self,
+        entry: &IndexEntry,
+        params: &StoredParams,
+        metric: Metric,
+        dim: usize,
+        allow: Option<Arc<HashSet<u64>>>,
+    ) -> Result<TopK> {
+        let mut query = self.query.clone();
+        ivf::prepare(metric, &mut query, dim);
+        let allow_fn = |id: u64| allow.as_ref().is_none_or(|s| s.contains(&id));
+        let selectivity = match &allow {
+            Some(s) => (s.len() as f64 / self.table.num_rows().max(1) as f64).max(1e-6),
+            None => 1.0,
+        };
+        let mut top = TopK::new(self.k);
+        for path in &entry.files {
+            match load_segment(self.table.location(), path).await? {
+                Segment::Hnsw(graph) => {
+                    let ef = ((self.ef.max(self.k) as f64 / selectivity) as usize).min(graph.len().max(1));
+                    for n in graph.search(&query, self.k, ef, &allow_fn).into_sorted() {
+                        top.push(report(metric, n.distance), n.id);
+                    }
+                }
+                Segment::Ivf(segment) => {
+                    let model = &segment.model;
+                    let probes = model.probe(&query, self.nprobes);
+                    let pq = params.ivf.as_ref().and_then(|p| p.pq_subvectors).is_some();
+                    let mut candidates = TopK::new(if pq { self.k * self.refine } else { self.k });
+                    let mut parts = Vec::with_capacity(probes.len());
+                    for p in probes {
+                        let part = segment.partition(p).await?;
+                        model.search_partition(&query, p, &part, &allow_fn, &mut candidates);
+                        parts.push(part);
+                    }
+                    if pq {
+                        // Re-rank the candidates with their stored vectors.
+                        let wanted: HashSet<u64> = candidates.into_sorted().iter().map(|n| n.id).collect();
+                        let inner = space(metric);
+                        for part in &parts {
+                            for (id, v) in part.ids.iter().zip(part.vectors.chunks_exact(dim)) {
+                                if wanted.contains(id) {
+                                    top.push(report(metric, inner.distance(&query, v)), *id);
+                                }
+                            }
+                        }
+                    } else {
+                        for n in candidates.into_sorted() {
+                            top.push(report(metric, n.distance), n.id);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(top)
+    }
+
+    /// Runs the search: the requested columns of the nearest rows, closest first, with
+    /// `_distance` (and `_rowid` when asked).
+    pub async fn execute(&self) -> Result<RecordBatch> {
+        let neighbors = self.nearest().await?;
+        let schema = self.table.table_schema();
+        let mut columns: Vec<String> = match &self.columns {
+            Some(c) => c.clone(),
+            None => schema
+                .fields
+                .iter()
+                .filter(|f| f.vector_dim().is_none())
+                .map(|f| f.name.clone())
+                .collect(),
+        };
+        let postfilter = self.filter.as_ref().filter(|_| !self.prefilter);
+        let mut fetch = columns.clone();
+        if let Some(f) = postfilter {
+            fetch.extend(
+                f.columns()
+                    .into_iter()
+                    .map(str::to_string)
+                    .filter(|c| !columns.contains(c)),
+            );
+        }
+        let ids: Vec<u64> = neighbors.iter().map(|n| n.id).collect();
+        let rows = self.table.take_rows(&ids, &fetch).await?;
+        let mut fields: Vec<ArrowField> = rows.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut arrays: Vec<ArrayRef> = rows.columns().to_vec();
+        fields.push(ArrowField::new(DISTANCE, ArrowType::Float32, false));
+        arrays.push(Arc::new(Float32Array::from_iter_values(
+            neighbors.iter().map(|n| n.distance),
+        )));
+        if self.with_row_id {
+            fields.push(ArrowField::new(ROW_ID, ArrowType::UInt64, false));
+            arrays.push(Arc::new(UInt64Array::from(ids)));
+            columns.push(ROW_ID.to_string());
+        }
+        columns.push(DISTANCE.to_string());
+        let mut batch = RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays)?;
+        if let Some(f) = postfilter {
+            let mask = f.evaluate(&batch)?;
+            batch = arrow_select::filter::filter_record_batch(&batch, &mask)?;
+        }
+        let indices: Vec<usize> = columns
+            .iter()
+            .map(|c| batch.schema().index_of(c))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(batch.project(&indices)?)
+    }
+}
