@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{AsArray, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use rand::{Rng, SeedableRng};
-use vlake_table::{BatchStream, Error, Result, Table, TableLocation, VersionRef, WriteMode, WriteOptions};
+use vlake_table::{
+    BatchStream, Error, IndexOptions, IndexType, Result, Table, TableLocation, VersionRef, WriteMode, WriteOptions,
+};
 
 use crate::import::open_source;
 use crate::render::{self, Output};
@@ -90,6 +92,49 @@ fn split(batches: &[RecordBatch], n: usize) -> (Vec<RecordBatch>, Vec<RecordBatc
     (head, tail)
 }
 
+/// Builds an HNSW index and searches with the first row's vector, with and without a filter.
+async fn vector_search(table: &Table, column: &str, columns: &[&str], batches: &[RecordBatch]) -> Result<()> {
+    heading(&format!("build an HNSW index on '{column}' (cosine)"));
+    let started = std::time::Instant::now();
+    let indexed = table.create_index(&IndexOptions::new(column, IndexType::Hnsw)).await?;
+    println!("built in {:.2?}: version {}", started.elapsed(), indexed.version());
+    let first = batches.first().ok_or_else(|| Error::invalid("the dataset is empty"))?;
+    let list = first
+        .column_by_name(column)
+        .ok_or_else(|| Error::invalid(format!("no column '{column}'")))?
+        .as_fixed_size_list();
+    let query: Vec<f32> = arrow::compute::cast(&list.value(0), &DataType::Float32)?
+        .as_primitive::<arrow::datatypes::Float32Type>()
+        .values()
+        .to_vec();
+    let shown: Vec<&str> = columns.iter().copied().filter(|c| *c != "gloss").collect();
+    heading("the 5 nearest rows to the first row's vector");
+    let started = std::time::Instant::now();
+    let hits = indexed
+        .search(column, &query)
+        .columns(&shown)
+        .limit(5)
+        .execute()
+        .await?;
+    let took = started.elapsed();
+    render::batches(&hits.schema(), &[hits], Output::new(false))?;
+    println!("in {took:.2?}");
+    let filter = if columns.contains(&"pos") {
+        "pos = 'v'"
+    } else {
+        "id % 2 = 0"
+    };
+    heading(&format!("the same search with the prefilter {filter}"));
+    let hits = indexed
+        .search(column, &query)
+        .columns(&shown)
+        .filter_sql(filter)?
+        .limit(5)
+        .execute()
+        .await?;
+    render::batches(&hits.schema(), &[hits], Output::new(false))
+}
+
 pub async fn run(args: DemoArgs) -> Result<()> {
     let (schema, batches) = load_rows(args.data.as_deref())?;
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -158,6 +203,15 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         .limit(5);
     render::batches(&scan.output_schema()?, &scan.collect().await?, text)?;
     println!("matching rows: {}", v2.scan().filter_sql(filter)?.count_rows().await?);
+
+    let vector_column = schema
+        .fields()
+        .iter()
+        .find(|f| matches!(f.data_type(), DataType::FixedSizeList(..)))
+        .map(|f| f.name().clone());
+    if let Some(column) = vector_column {
+        vector_search(&v2, &column, &columns, &batches).await?;
+    }
 
     heading("restore version 1 as the newest version, then clean up");
     let v3 = by_tag.restore().await?;

@@ -3,6 +3,7 @@
 mod demo;
 mod import;
 mod render;
+mod search;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -102,6 +103,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Create, list or update vector indexes.
+    Index {
+        #[command(subcommand)]
+        action: search::IndexCommand,
+    },
+    /// Find the rows nearest a query vector.
+    Search(search::SearchArgs),
     /// Build a table from the dev dataset (or generated data) and show what vlake does.
     Demo(demo::DemoArgs),
 }
@@ -273,6 +281,8 @@ async fn run(cli: Cli) -> Result<()> {
                 )
             })
         }
+        Command::Index { action } => search::index(action).await,
+        Command::Search(args) => search::search(args).await,
         Command::Demo(args) => demo::run(args).await,
     }
 }

@@ -110,6 +110,48 @@ pub fn info(table: &Table, out: Output) -> Result<()> {
     })
 }
 
+pub fn indexes(table: &Table, out: Output) -> Result<()> {
+    let schema = table.table_schema();
+    let column = |ids: &[i32]| {
+        ids.first()
+            .and_then(|id| schema.fields.iter().find(|f| f.id == *id))
+            .map_or("?".to_string(), |f| f.name.clone())
+    };
+    let doc: Vec<_> = table
+        .manifest()
+        .indexes
+        .iter()
+        .map(|i| {
+            json!({"name": i.name, "type": i.index_type, "column": column(&i.field_ids), "metric": i.params.get("metric"),
+                   "built_at_version": i.built_at_version, "covered_files": i.covered_files.len(), "segments": i.files.len()})
+        })
+        .collect();
+    out.doc(&doc, || {
+        if doc.is_empty() {
+            return "no indexes".to_string();
+        }
+        let files = table.manifest().data_files.len();
+        table
+            .manifest()
+            .indexes
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} ({}) on '{}', metric {}, built at version {}, covers {}/{files} data files in {} segment(s)",
+                    i.name,
+                    i.index_type,
+                    column(&i.field_ids),
+                    i.params.get("metric").and_then(|m| m.as_str()).unwrap_or("?"),
+                    i.built_at_version,
+                    i.covered_files.len(),
+                    i.files.len()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
 pub fn versions(list: &[VersionInfo], out: Output) -> Result<()> {
     let doc: Vec<_> = list
         .iter()

@@ -320,3 +320,102 @@ fn writers_killed_mid_write_leave_the_last_good_version() {
     assert_eq!(table_ids(&uri).1.len() as u64, table.version() * ROWS as u64);
     eprintln!("killed {killed} of 12 writers; table at version {}", table.version());
 }
+
+#[test]
+fn index_and_search_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    let src = dir.path().join("v.parquet");
+    write_parquet(&src, 0..2000, 8);
+    ok_json(&["import", src.to_str().unwrap(), &uri, "--json"]);
+    // Row i has vector [i, i+1, ..., i+7]: the nearest rows to row 700's vector (L2) are 700, 699, 701.
+    let query = serde_json::to_string(&(0..8).map(|d| (700 + d) as f32).collect::<Vec<_>>()).unwrap();
+    let exact = ok_json(&[
+        "search", &uri, "--column", "vector", "--vector", &query, "-k", "3", "--metric", "l2", "--json",
+    ]);
+    let ids: Vec<i64> = exact
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids[0], 700);
+    assert_eq!(exact[0]["_distance"], 0.0);
+    for index_type in ["hnsw", "ivf_flat", "ivf_pq"] {
+        let built = ok_json(&[
+            "index",
+            "create",
+            &uri,
+            "--column",
+            "vector",
+            "--type",
+            index_type,
+            "--metric",
+            "l2",
+            "--subvectors",
+            "4",
+            "--json",
+        ]);
+        assert!(built["version"].as_u64().unwrap() >= 2);
+        let listed = ok_json(&["index", "list", &uri, "--json"]);
+        assert_eq!(listed[0]["type"], index_type);
+        assert_eq!(listed[0]["metric"], "l2");
+        let got = ok_json(&[
+            "search",
+            &uri,
+            "--column",
+            "vector",
+            "--vector",
+            &query,
+            "-k",
+            "3",
+            "--nprobes",
+            "8",
+            "--json",
+        ]);
+        assert_eq!(got[0]["id"], 700, "{index_type}: {got}");
+        let filtered = ok_json(&[
+            "search",
+            &uri,
+            "--column",
+            "vector",
+            "--vector",
+            &query,
+            "--filter",
+            "pos = 'v'",
+            "--columns",
+            "id,pos",
+            "--json",
+        ]);
+        let rows = filtered.as_array().unwrap();
+        assert_eq!(rows.len(), 10);
+        assert!(rows
+            .iter()
+            .all(|r| r["pos"] == "v" && r["id"].as_i64().unwrap() % 2 == 1));
+    }
+    fails(
+        &["search", &uri, "--column", "vector", "--vector", "[1, 2]"],
+        "dimensions",
+    );
+    fails(
+        &["search", &uri, "--column", "pos", "--vector", &query],
+        "not a vector column",
+    );
+    fails(
+        &["search", &uri, "--column", "vector", "--vector", "[1, \"x\"]"],
+        "not a number",
+    );
+    fails(
+        &["search", &uri, "--column", "vector", "--vector", &query, "-k", "0"],
+        "k must be",
+    );
+    fails(
+        &["index", "create", &uri, "--column", "pos", "--type", "hnsw"],
+        "not a vector column",
+    );
+    fails(
+        &["index", "create", &uri, "--column", "vector", "--type", "btree"],
+        "unknown index type",
+    );
+    fails(&["index", "update", &uri, "--name", "nope"], "index 'nope'");
+}

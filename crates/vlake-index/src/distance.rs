@@ -211,7 +211,7 @@ impl Metric {
                 let (d, m) = (kernels().dot_norm)(query, v);
                 let denom = query_norm * m.sqrt();
                 if denom > 0.0 {
-                    1.0 - d / denom
+                    (1.0 - d / denom).max(0.0)
                 } else {
                     1.0
                 }

@@ -94,7 +94,7 @@ pub fn space(metric: Metric) -> Space {
 /// Turns an inner-space distance into the user metric's distance.
 pub fn report(metric: Metric, inner: f32) -> f32 {
     match metric {
-        Metric::Cosine => 1.0 + inner,
+        Metric::Cosine => (1.0 + inner).max(0.0),
         _ => inner,
     }
 }

@@ -79,7 +79,10 @@ pub(crate) fn decode(field: &Field, column: &ArrayRef, target: &ArrowType) -> Re
     if binary.value_length() as usize != width {
         return Err(Error::corrupt(
             format!("column '{}'", field.name),
-            format!("vectors are stored as {} bytes, but {dim} x {element:?} needs {width}", binary.value_length()),
+            format!(
+                "vectors are stored as {} bytes, but {dim} x {element:?} needs {width}",
+                binary.value_length()
+            ),
         ));
     }
     let n = binary.len() * dim as usize;

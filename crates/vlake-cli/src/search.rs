@@ -1,0 +1,199 @@
+//! `vlake index ...` and `vlake search`.
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+use vlake_table::{Error, HnswParams, IndexOptions, IndexType, IvfParams, Metric, Result, Table};
+
+use crate::render::{self, Output};
+
+/// Index commands.
+#[derive(Subcommand, Debug)]
+pub enum IndexCommand {
+    /// Build a vector index over every data file (a new version).
+    Create(CreateIndex),
+    /// List the indexes of a version.
+    List {
+        /// Table URI.
+        uri: String,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Index the data files appended since the index was built (a new version).
+    Update {
+        /// Table URI.
+        uri: String,
+        /// Index name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct CreateIndex {
+    /// Table URI.
+    uri: String,
+    /// The vector column.
+    #[arg(long)]
+    column: String,
+    /// ivf_pq, hnsw or ivf_flat.
+    #[arg(long = "type")]
+    index_type: String,
+    /// l2, cosine or dot.
+    #[arg(long, default_value = "cosine")]
+    metric: String,
+    /// Index name (default <column>_idx).
+    #[arg(long)]
+    name: Option<String>,
+    /// IVF partitions (default about sqrt(rows)).
+    #[arg(long)]
+    partitions: Option<usize>,
+    /// IVF-PQ sub-vectors (default dim / 8).
+    #[arg(long)]
+    subvectors: Option<usize>,
+    /// HNSW neighbours per node.
+    #[arg(long, default_value_t = 16)]
+    m: usize,
+    /// HNSW candidate list size while building.
+    #[arg(long, default_value_t = 100)]
+    ef_construction: usize,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `vlake search`.
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Table URI.
+    uri: String,
+    /// The vector column.
+    #[arg(long)]
+    column: String,
+    /// The query, as a JSON list of numbers.
+    #[arg(long)]
+    vector: String,
+    /// Number of results.
+    #[arg(short = 'k', long, default_value_t = 10)]
+    k: usize,
+    /// SQL filter applied before ranking (use --postfilter to apply it after).
+    #[arg(long)]
+    filter: Option<String>,
+    /// Apply the filter after ranking.
+    #[arg(long)]
+    postfilter: bool,
+    /// Ignore indexes.
+    #[arg(long)]
+    exact: bool,
+    /// l2, cosine or dot (default: the index's metric, else l2).
+    #[arg(long)]
+    metric: Option<String>,
+    /// IVF partitions to probe.
+    #[arg(long)]
+    nprobes: Option<usize>,
+    /// HNSW candidate list size.
+    #[arg(long)]
+    ef: Option<usize>,
+    /// IVF-PQ refine factor.
+    #[arg(long)]
+    refine: Option<usize>,
+    /// Comma-separated columns to return (default: all but vectors).
+    #[arg(long, value_delimiter = ',')]
+    columns: Option<Vec<String>>,
+    /// Print one JSON document (a list of rows).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses `[0.1, 2, -3e-2]`: numbers only.
+pub fn parse_vector(text: &str) -> Result<Vec<f32>> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Error::invalid(format!("--vector must be a JSON list of numbers: {e}")))?;
+    let items = value
+        .as_array()
+        .ok_or_else(|| Error::invalid("--vector must be a JSON list of numbers"))?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.as_f64()
+                .map(|x| x as f32)
+                .ok_or_else(|| Error::invalid(format!("--vector element {i} is {v}, not a number")))
+        })
+        .collect()
+}
+
+pub async fn index(command: IndexCommand) -> Result<()> {
+    match command {
+        IndexCommand::Create(a) => {
+            let mut opts = IndexOptions::new(&a.column, a.index_type.parse::<IndexType>()?);
+            opts.metric = a.metric.parse::<Metric>()?;
+            opts.name = a.name;
+            opts.ivf = IvfParams {
+                partitions: a.partitions,
+                pq_subvectors: a.subvectors,
+                ..Default::default()
+            };
+            opts.hnsw = HnswParams {
+                m: a.m,
+                ef_construction: a.ef_construction,
+            };
+            let started = std::time::Instant::now();
+            let table = Table::open(&a.uri).await?.create_index(&opts).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            Output::new(a.json).doc(&json!({"version": table.version(), "seconds": seconds}), || {
+                format!(
+                    "built {} index on '{}' in {seconds:.2}s: version {}",
+                    opts.index_type.name(),
+                    a.column,
+                    table.version()
+                )
+            })
+        }
+        IndexCommand::List { uri, json } => {
+            let table = Table::open(&uri).await?;
+            render::indexes(&table, Output::new(json))
+        }
+        IndexCommand::Update { uri, name } => {
+            let before = Table::open(&uri).await?;
+            let after = before.update_index(&name).await?;
+            Output::new(false).doc(&(), || {
+                if after.version() == before.version() {
+                    format!("index '{name}' already covers every data file")
+                } else {
+                    format!("updated index '{name}': version {}", after.version())
+                }
+            })
+        }
+    }
+}
+
+pub async fn search(a: SearchArgs) -> Result<()> {
+    let table = Table::open(&a.uri).await?;
+    let query = parse_vector(&a.vector)?;
+    let mut s = table
+        .search(&a.column, &query)
+        .limit(a.k)
+        .exact(a.exact)
+        .prefilter(!a.postfilter);
+    if let Some(m) = &a.metric {
+        s = s.metric(m.parse()?);
+    }
+    if let Some(n) = a.nprobes {
+        s = s.nprobes(n);
+    }
+    if let Some(ef) = a.ef {
+        s = s.ef(ef);
+    }
+    if let Some(r) = a.refine {
+        s = s.refine(r);
+    }
+    if let Some(c) = &a.columns {
+        s = s.columns(c);
+    }
+    if let Some(f) = &a.filter {
+        s = s.filter_sql(f)?;
+    }
+    let batch = s.execute().await?;
+    render::batches(&batch.schema(), &[batch], Output::new(a.json))
+}
