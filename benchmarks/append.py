@@ -68,7 +68,7 @@ def main():
     try:
         # vlake, through its Rust API (the same code path as `vlake import`).
         out = subprocess.run(
-            [bench, "--data", args.data, "--repeat", str(args.repeat), "--commits", str(args.commits),
+            [bench, "append", "--data", args.data, "--repeat", str(args.repeat), "--commits", str(args.commits),
              "--out", os.path.join(work, "vlake")],
             check=True, capture_output=True, text=True)
         v = json.loads(out.stdout)

@@ -47,7 +47,7 @@ impl std::fmt::Display for Metric {
     }
 }
 
-const LANES: usize = 16;
+const LANES: usize = 32;
 
 macro_rules! kernels {
     ($dot:ident, $l2:ident, $dot_norm:ident, $fma:expr) => {
@@ -168,6 +168,31 @@ fn kernels() -> &'static Kernels {
             name: "portable",
         }
     })
+}
+
+/// Hints the CPU to start loading the cache line at `data` (a no-op off x86-64).
+#[inline(always)]
+pub fn prefetch(data: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if !data.is_empty() {
+        // SAFETY: prefetching is a hint with no architectural effect; SSE is baseline on x86-64
+        // and the pointer comes from a live slice.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(data.as_ptr().cast()) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
+}
+
+/// Squared L2 distance of short vectors (PQ sub-vectors, k-means of sub-spaces), inlined.
+#[inline(always)]
+pub fn l2_sq_short(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+/// Dot product of short vectors, inlined.
+#[inline(always)]
+pub fn dot_short(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Which kernel family this CPU runs (`avx2+fma` or `portable`).

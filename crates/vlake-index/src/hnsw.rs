@@ -221,7 +221,11 @@ impl Hnsw {
                 if c.distance > worst {
                     break;
                 }
-                for &nb in self.neighbors(c.id as u32, layer) {
+                let neighbors = self.neighbors(c.id as u32, layer);
+                for &nb in neighbors {
+                    crate::distance::prefetch(self.vector(nb));
+                }
+                for &nb in neighbors {
                     if !first_visit(nb) {
                         continue;
                     }

@@ -226,11 +226,22 @@ impl IvfModel {
         top.into_sorted().iter().map(|n| n.id as usize).collect()
     }
 
+    /// Per-query state for searching partitions (the PQ lookup table, when it does not depend
+    /// on the partition).
+    pub fn prepare_query(&self, query: &[f32]) -> QueryTables {
+        let shared = match (&self.pq, space(self.metric)) {
+            (Some(pq), Space::Ip) => Some(pq.lookup_table(query, Space::Ip)),
+            _ => None,
+        };
+        QueryTables { shared }
+    }
+
     /// Searches one partition, offering inner-space distances to `top`. IVF-PQ offers PQ
     /// estimates (to be refined); IVF-Flat offers exact distances.
     pub fn search_partition(
         &self,
         query: &[f32],
+        tables: &QueryTables,
         partition: usize,
         part: &Partition,
         allow: &dyn Fn(u64) -> bool,
@@ -248,21 +259,30 @@ impl IvfModel {
             }
             Some(pq) => {
                 let c = &self.centroids[partition * dim..(partition + 1) * dim];
-                let (lut, base) = match space {
-                    Space::L2 => {
+                let own;
+                let (lut, base) = match (&tables.shared, space) {
+                    // -<q, c + r> = -<q, c> - <q, r>: the table of -<q, r> is shared.
+                    (Some(shared), _) => (shared.as_slice(), -dot(query, c)),
+                    _ => {
                         let residual: Vec<f32> = query.iter().zip(c).map(|(q, c)| q - c).collect();
-                        (pq.lookup_table(&residual, Space::L2), 0.0)
+                        own = pq.lookup_table(&residual, Space::L2);
+                        (own.as_slice(), 0.0)
                     }
-                    Space::Ip => (pq.lookup_table(query, Space::Ip), -dot(query, c)),
                 };
                 for (id, code) in part.ids.iter().zip(part.codes.chunks_exact(pq.m)) {
                     if allow(*id) {
-                        top.push(base + ProductQuantizer::distance(&lut, code), *id);
+                        top.push(base + ProductQuantizer::distance(lut, code), *id);
                     }
                 }
             }
         }
     }
+}
+
+/// Lookup tables computed once per query.
+#[derive(Debug, Clone)]
+pub struct QueryTables {
+    shared: Option<Vec<f32>>,
 }
 
 /// Decodes one partition's blobs.

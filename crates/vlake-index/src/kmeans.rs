@@ -6,14 +6,15 @@ use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
-use crate::distance::l2_sq;
+use crate::distance::{l2_sq, l2_sq_short};
 
 /// The nearest centroid to `v` and its squared distance.
 #[inline]
 pub fn nearest(centroids: &[f32], dim: usize, v: &[f32]) -> (usize, f32) {
+    let short = dim < 32;
     let mut best = (0, f32::INFINITY);
     for (i, c) in centroids.chunks_exact(dim).enumerate() {
-        let d = l2_sq(v, c);
+        let d = if short { l2_sq_short(v, c) } else { l2_sq(v, c) };
         if d < best.1 {
             best = (i, d);
         }

@@ -4,7 +4,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use vlake_format::{Error, Result};
 
-use crate::distance::{dot, l2_sq};
+use crate::distance::{dot, dot_short, l2_sq, l2_sq_short};
 use crate::kmeans;
 
 /// Which inner distance a quantizer approximates.
@@ -24,6 +24,15 @@ impl Space {
         match self {
             Self::L2 => l2_sq(a, b),
             Self::Ip => -dot(a, b),
+        }
+    }
+
+    /// The distance of short vectors (sub-vectors), inlined.
+    #[inline(always)]
+    fn distance_short(self, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            Self::L2 => l2_sq_short(a, b),
+            Self::Ip => -dot_short(a, b),
         }
     }
 }
@@ -85,7 +94,7 @@ impl ProductQuantizer {
         for j in 0..self.m {
             let q = &query[j * sub..(j + 1) * sub];
             for c in self.codebooks[j * 256 * sub..(j + 1) * 256 * sub].chunks_exact(sub) {
-                lut.push(space.distance(q, c));
+                lut.push(space.distance_short(q, c));
             }
         }
         lut

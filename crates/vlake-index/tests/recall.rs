@@ -109,8 +109,9 @@ fn ivf_flat_and_pq_recall() {
             prepare(metric, &mut q, DIM);
             let refine = if pq.is_some() { 10 } else { 1 };
             let mut top = TopK::new(K * refine);
+            let tables = model.prepare_query(&q);
             for p in model.probe(&q, 8) {
-                model.search_partition(&q, p, &parts[p], &|_| true, &mut top);
+                model.search_partition(&q, &tables, p, &parts[p], &|_| true, &mut top);
             }
             // Re-rank PQ candidates with the stored vectors.
             let mut exact = TopK::new(K);

@@ -184,7 +184,7 @@ impl Table {
         let id = Uuid::new_v4();
         let (kind, metric, hnsw) = (opts.index_type, opts.metric, opts.hnsw.clone());
         let bytes = run_blocking(move || {
-            let FileVectors { ids, mut values } = data;
+            let FileVectors { ids, mut values, .. } = data;
             ivf::prepare(metric, &mut values, dim);
             match kind {
                 IndexType::Hnsw => Hnsw::build(metric, dim, ids, values, &hnsw)?.write_segment(),
@@ -250,7 +250,7 @@ impl Table {
         } else if let Some(hnsw) = params.hnsw.clone() {
             Some(
                 run_blocking(move || {
-                    let FileVectors { ids, mut values } = data;
+                    let FileVectors { ids, mut values, .. } = data;
                     ivf::prepare(metric, &mut values, dim);
                     Hnsw::build(metric, dim, ids, values, &hnsw)?.write_segment()
                 })
@@ -267,7 +267,7 @@ impl Table {
             };
             Some(
                 run_blocking(move || {
-                    let FileVectors { ids, mut values } = data;
+                    let FileVectors { ids, mut values, .. } = data;
                     ivf::prepare(metric, &mut values, dim);
                     model.write_segment(&model.partition(&ids, &values))
                 })

@@ -291,18 +291,7 @@ impl VectorSearch {
         for file in files {
             let vectors = file_vectors(self.table.location(), file, &field, dim).await?;
             let allow_fn = |id: u64| allow.as_ref().is_none_or(|s| s.contains(&id));
-            let v = &vectors;
-            flat::search_block(
-                metric,
-                &self.query,
-                query_norm,
-                &v.values,
-                dim,
-                &v.ids,
-                &|_| true,
-                &allow_fn,
-                &mut top,
-            );
+            flat::search_block(metric, &self.query, query_norm, vectors.block(), dim, &allow_fn, &mut top);
         }
         Ok(top)
     }
@@ -337,9 +326,10 @@ impl VectorSearch {
                     let pq = params.ivf.as_ref().and_then(|p| p.pq_subvectors).is_some();
                     let mut candidates = TopK::new(if pq { self.k * self.refine } else { self.k });
                     let mut parts = Vec::with_capacity(probes.len());
+                    let tables = model.prepare_query(&query);
                     for p in probes {
                         let part = segment.partition(p).await?;
-                        model.search_partition(&query, p, &part, &allow_fn, &mut candidates);
+                        model.search_partition(&query, &tables, p, &part, &allow_fn, &mut candidates);
                         parts.push(part);
                     }
                     if pq {

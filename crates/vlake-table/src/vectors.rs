@@ -21,11 +21,24 @@ pub(crate) struct FileVectors {
     pub ids: Vec<u64>,
     /// Their vectors, row-major f32.
     pub values: Vec<f32>,
+    /// Their Euclidean norms (filled by [`FileVectors::finish`]).
+    pub norms: Vec<f32>,
 }
 
 impl FileVectors {
     pub fn bytes(&self) -> usize {
-        self.ids.len() * 8 + self.values.len() * 4
+        self.ids.len() * 12 + self.values.len() * 4
+    }
+
+    /// Computes the norms once all vectors are in.
+    fn finish(mut self, dim: usize) -> Self {
+        self.norms = self.values.chunks_exact(dim).map(vlake_index::distance::norm).collect();
+        self
+    }
+
+    /// The vectors as a search block.
+    pub fn block(&self) -> vlake_index::flat::Block<'_> {
+        vlake_index::flat::Block { ids: &self.ids, vectors: &self.values, norms: &self.norms }
     }
 }
 
@@ -73,7 +86,7 @@ async fn read(location: &TableLocation, file: &DataFile, field: &Field, dim: usi
     while let Some(batch) = stream.try_next().await? {
         append_vectors(&batch, dim, &mut out)?;
     }
-    Ok(out)
+    Ok(out.finish(dim))
 }
 
 type Key = (String, String, i32);

@@ -6,12 +6,26 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use clap::Parser;
+use vector::{BuildArgs, QueryArgs};
+
+mod vector;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::json;
 use vlake_table::{BatchStream, Error, Result, Table, TableLocation, WriteMode, WriteOptions};
 
-/// Append throughput benchmark.
+/// vlake's side of the benchmarks in `benchmarks/`.
 #[derive(Parser, Debug)]
+enum Bench {
+    /// Append throughput.
+    Append(Args),
+    /// Build a vector index; reports seconds and peak memory.
+    Build(BuildArgs),
+    /// Run queries; reports recall@10 and queries/s.
+    Query(QueryArgs),
+}
+
+/// Append throughput benchmark.
+#[derive(clap::Args, Debug)]
 struct Args {
     /// Parquet file with the rows to write.
     #[arg(long)]
@@ -73,12 +87,16 @@ async fn run(args: Args) -> Result<serde_json::Value> {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let bench = Bench::parse();
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(e.to_string()))
-        .and_then(|rt| rt.block_on(run(args)));
+        .and_then(|rt| match bench {
+            Bench::Append(args) => rt.block_on(run(args)),
+            Bench::Build(args) => rt.block_on(vector::build(args)),
+            Bench::Query(args) => vector::query(args, &rt),
+        });
     match result {
         Ok(doc) => {
             println!("{doc}");
