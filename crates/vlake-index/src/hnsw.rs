@@ -345,6 +345,11 @@ impl Hnsw {
         self.metric
     }
 
+    /// The dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
     /// Serialises the graph as a segment file.
     pub fn write_segment(&self) -> Result<Vec<u8>> {
         let mut w = SegmentWriter::default();
@@ -411,6 +416,20 @@ impl Hnsw {
             let len = *l as usize * m;
             upper.push(flat_upper[offset..offset + len].to_vec());
             offset += len;
+        }
+        // Every upper-layer link must point at a node that lives on that layer, and the entry
+        // node must be on the top layer: a search then never leaves the graph.
+        let bad_level = (n > 0 && levels[meta.entry as usize] != meta.max_level)
+            || levels.iter().any(|l| *l > meta.max_level)
+            || upper.iter().any(|slots| {
+                slots.chunks_exact(m.max(1)).enumerate().any(|(layer, links)| {
+                    links
+                        .iter()
+                        .any(|x| *x != EMPTY && (levels[*x as usize] as usize) < layer + 1)
+                })
+            });
+        if m < 2 || bad_level {
+            return Err(Error::corrupt(path, "HNSW segment levels are inconsistent"));
         }
         Ok(Self {
             metric: meta.metric,

@@ -381,11 +381,39 @@ async fn get_range(location: &TableLocation, path: &str, range: Range<u64>) -> R
     all.pop().ok_or_else(|| Error::corrupt(path, "short read"))
 }
 
+/// Reads a segment's header, checking that it and every blob it names lie inside the file.
 async fn read_header(location: &TableLocation, path: &str) -> Result<SegmentHeader> {
+    let size = match location.head(path).await {
+        Ok(meta) => meta.size,
+        Err(Error::NotFound { .. }) => {
+            return Err(Error::not_found(format!(
+                "index file {path} of table {}",
+                location.uri()
+            )))
+        }
+        Err(e) => return Err(e),
+    };
+    let truncated = || Error::corrupt(path, format!("index segment is truncated ({size} bytes)"));
+    if size < PREFIX_LEN as u64 {
+        return Err(truncated());
+    }
     let prefix = get_range(location, path, 0..PREFIX_LEN as u64).await?;
     let len = header_len(&prefix, path)?;
-    let header = get_range(location, path, PREFIX_LEN as u64..(PREFIX_LEN + len) as u64).await?;
-    parse_header(&header, path)
+    if (PREFIX_LEN + len) as u64 > size {
+        return Err(truncated());
+    }
+    let header = parse_header(
+        &get_range(location, path, PREFIX_LEN as u64..(PREFIX_LEN + len) as u64).await?,
+        path,
+    )?;
+    if header
+        .blobs
+        .values()
+        .any(|(offset, length)| offset.checked_add(*length).is_none_or(|end| end > size))
+    {
+        return Err(truncated());
+    }
+    Ok(header)
 }
 
 fn segments() -> &'static Mutex<HashMap<(String, String), Segment>> {

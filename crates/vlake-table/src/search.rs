@@ -291,7 +291,15 @@ impl VectorSearch {
         for file in files {
             let vectors = file_vectors(self.table.location(), file, &field, dim).await?;
             let allow_fn = |id: u64| allow.as_ref().is_none_or(|s| s.contains(&id));
-            flat::search_block(metric, &self.query, query_norm, vectors.block(), dim, &allow_fn, &mut top);
+            flat::search_block(
+                metric,
+                &self.query,
+                query_norm,
+                vectors.block(),
+                dim,
+                &allow_fn,
+                &mut top,
+            );
         }
         Ok(top)
     }
@@ -313,7 +321,21 @@ impl VectorSearch {
         };
         let mut top = TopK::new(self.k);
         for path in &entry.files {
-            match load_segment(self.table.location(), path).await? {
+            let segment = load_segment(self.table.location(), path).await?;
+            let (seg_metric, seg_dim) = match &segment {
+                Segment::Hnsw(g) => (g.metric(), g.dim()),
+                Segment::Ivf(s) => (s.meta.metric, s.meta.dim),
+            };
+            if seg_metric != params.metric || seg_dim != dim {
+                return Err(Error::corrupt(
+                    path,
+                    format!(
+                        "segment is for {seg_metric} distances on {seg_dim} dimensions; index '{}' says {} on {dim}",
+                        entry.name, params.metric
+                    ),
+                ));
+            }
+            match segment {
                 Segment::Hnsw(graph) => {
                     let ef = ((self.ef.max(self.k) as f64 / selectivity) as usize).min(graph.len().max(1));
                     for n in graph.search(&query, self.k, ef, &allow_fn).into_sorted() {
@@ -323,7 +345,7 @@ impl VectorSearch {
                 Segment::Ivf(segment) => {
                     let model = &segment.model;
                     let probes = model.probe(&query, self.nprobes);
-                    let pq = params.ivf.as_ref().and_then(|p| p.pq_subvectors).is_some();
+                    let pq = segment.meta.pq_subvectors.is_some();
                     let mut candidates = TopK::new(if pq { self.k * self.refine } else { self.k });
                     let mut parts = Vec::with_capacity(probes.len());
                     let tables = model.prepare_query(&query);

@@ -38,7 +38,11 @@ impl FileVectors {
 
     /// The vectors as a search block.
     pub fn block(&self) -> vlake_index::flat::Block<'_> {
-        vlake_index::flat::Block { ids: &self.ids, vectors: &self.values, norms: &self.norms }
+        vlake_index::flat::Block {
+            ids: &self.ids,
+            vectors: &self.values,
+            norms: &self.norms,
+        }
     }
 }
 

@@ -344,4 +344,29 @@ async fn bad_searches_and_damaged_indexes_fail_clearly() {
         .await
         .unwrap();
     assert_eq!(ids(&ok), queries()[0].gt);
+
+    // Truncated segments are corrupt, never a panic.
+    for (name, kind) in [("h2", IndexType::Hnsw), ("pq2", IndexType::IvfPq)] {
+        let mut opts = IndexOptions::new("vector", kind);
+        opts.name = Some(name.into());
+        let t = fresh.create_index(&opts).await.unwrap();
+        let path = t.manifest().indexes.last().unwrap().files[0].clone();
+        let full = dir.path().join("dev").join(&path);
+        let bytes = std::fs::read(&full).unwrap();
+        std::fs::write(&full, &bytes[..bytes.len() / 2]).unwrap();
+        let e = t.search("vector", &q).index(name).execute().await.unwrap_err();
+        assert!(
+            matches!(&e, Error::Corrupt { path: p, .. } if p.contains(&path)),
+            "{name}: {e}"
+        );
+        let ok = t
+            .search("vector", &q)
+            .index(name)
+            .fallback_to_exact(true)
+            .columns(&["id"])
+            .execute()
+            .await
+            .unwrap();
+        assert_eq!(ids(&ok), queries()[0].gt);
+    }
 }

@@ -75,7 +75,11 @@ pub struct QueryArgs {
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
@@ -84,8 +88,15 @@ pub async fn build(args: BuildArgs) -> Result<serde_json::Value> {
     let mut opts = IndexOptions::new("vector", args.index_type.parse::<IndexType>()?);
     opts.metric = args.metric.parse()?;
     opts.name = Some(args.name);
-    opts.ivf = IvfParams { partitions: args.partitions, pq_subvectors: args.subvectors, ..Default::default() };
-    opts.hnsw = HnswParams { m: args.m, ef_construction: args.ef_construction };
+    opts.ivf = IvfParams {
+        partitions: args.partitions,
+        pq_subvectors: args.subvectors,
+        ..Default::default()
+    };
+    opts.hnsw = HnswParams {
+        m: args.m,
+        ef_construction: args.ef_construction,
+    };
     let start = Instant::now();
     let t = table.create_index(&opts).await?;
     Ok(json!({"seconds": start.elapsed().as_secs_f64(), "peak_rss_mb": peak_rss_mb(), "version": t.version()}))
@@ -98,17 +109,33 @@ struct Query {
 
 fn load_queries(path: &str, max: usize) -> Result<Vec<Query>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::invalid(e.to_string()))?.build().map_err(|e| Error::invalid(e.to_string()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| Error::invalid(e.to_string()))?
+        .build()
+        .map_err(|e| Error::invalid(e.to_string()))?;
     let mut out = vec![];
     for batch in reader {
         let batch: RecordBatch = batch?;
-        let vectors = batch.column_by_name("vector").ok_or_else(|| Error::invalid("queries lack 'vector'"))?.as_fixed_size_list();
-        let gts = batch.column_by_name("gt").ok_or_else(|| Error::invalid("queries lack 'gt'"))?.as_list::<i32>();
+        let vectors = batch
+            .column_by_name("vector")
+            .ok_or_else(|| Error::invalid("queries lack 'vector'"))?
+            .as_fixed_size_list();
+        let gts = batch
+            .column_by_name("gt")
+            .ok_or_else(|| Error::invalid("queries lack 'gt'"))?
+            .as_list::<i32>();
         for i in 0..batch.num_rows() {
             let v = arrow::compute::cast(&vectors.value(i), &arrow::datatypes::DataType::Float32)?;
             out.push(Query {
                 vector: v.as_primitive::<Float32Type>().values().to_vec(),
-                gt: gts.value(i).as_primitive::<Int64Type>().values().iter().take(10).copied().collect(),
+                gt: gts
+                    .value(i)
+                    .as_primitive::<Int64Type>()
+                    .values()
+                    .iter()
+                    .take(10)
+                    .copied()
+                    .collect(),
             });
         }
     }
@@ -123,14 +150,21 @@ pub fn query(args: QueryArgs, rt: &tokio::runtime::Runtime) -> Result<serde_json
     let mut ids: HashMap<u64, i64> = HashMap::new();
     for b in rt.block_on(table.scan().columns(&["id"]).with_row_id(true).collect())? {
         let id = b.column(0).as_primitive::<Int64Type>();
-        let rid = b.column_by_name(ROW_ID).ok_or_else(|| Error::Internal("no _rowid".into()))?.as_primitive::<UInt64Type>();
+        let rid = b
+            .column_by_name(ROW_ID)
+            .ok_or_else(|| Error::Internal("no _rowid".into()))?
+            .as_primitive::<UInt64Type>();
         for i in 0..b.num_rows() {
             ids.insert(rid.value(i), id.value(i));
         }
     }
     let metric: Metric = args.metric.parse()?;
     let search = |setting: usize, q: &Query| {
-        let mut s = table.search("vector", &q.vector).metric(metric).limit(10).refine(args.refine);
+        let mut s = table
+            .search("vector", &q.vector)
+            .metric(metric)
+            .limit(10)
+            .refine(args.refine);
         if args.index == "exact" {
             s = s.exact(true);
         } else {
@@ -152,7 +186,10 @@ pub fn query(args: QueryArgs, rt: &tokio::runtime::Runtime) -> Result<serde_json
         let mut hits = 0;
         for q in queries.iter() {
             let got = rt.block_on(search(setting, q)?.nearest())?;
-            hits += got.iter().filter(|n| ids.get(&n.id).is_some_and(|id| q.gt.contains(id))).count();
+            hits += got
+                .iter()
+                .filter(|n| ids.get(&n.id).is_some_and(|id| q.gt.contains(id)))
+                .count();
         }
         let one = queries.len() as f64 / start.elapsed().as_secs_f64();
         let all = if args.threads > 1 {
@@ -163,7 +200,10 @@ pub fn query(args: QueryArgs, rt: &tokio::runtime::Runtime) -> Result<serde_json
                         let search = &search;
                         let queries = &queries;
                         scope.spawn(move || -> Result<()> {
-                            let local = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Error::Internal(e.to_string()))?;
+                            let local = tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                                .map_err(|e| Error::Internal(e.to_string()))?;
                             for q in queries.iter().skip(t).step_by(args.threads) {
                                 local.block_on(search(setting, q)?.nearest())?;
                             }
@@ -172,7 +212,8 @@ pub fn query(args: QueryArgs, rt: &tokio::runtime::Runtime) -> Result<serde_json
                     })
                     .collect();
                 for h in handles {
-                    h.join().map_err(|_| Error::Internal("query thread panicked".into()))??;
+                    h.join()
+                        .map_err(|_| Error::Internal("query thread panicked".into()))??;
                 }
                 Ok(())
             })?;
