@@ -7,9 +7,11 @@
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::RwLock;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use vlake_format::{Error, Result};
 
@@ -73,18 +75,249 @@ pub struct Hnsw {
     max_level: u8,
 }
 
+/// Read access to a graph under construction or finished.
+trait Graph {
+    fn space(&self) -> Space;
+    fn vector(&self, i: u32) -> &[f32];
+    /// Replaces `out` with the neighbours of `i` on `layer`.
+    fn load_neighbors(&self, i: u32, layer: u8, out: &mut Vec<u32>);
+
+    fn distance(&self, q: &[f32], i: u32) -> f32 {
+        self.space().distance(q, self.vector(i))
+    }
+}
+
+impl Graph for Hnsw {
+    fn space(&self) -> Space {
+        self.space
+    }
+
+    fn vector(&self, i: u32) -> &[f32] {
+        &self.vectors[i as usize * self.dim..(i as usize + 1) * self.dim]
+    }
+
+    fn load_neighbors(&self, i: u32, layer: u8, out: &mut Vec<u32>) {
+        out.clear();
+        out.extend_from_slice(self.neighbors(i, layer));
+    }
+}
+
+/// A graph being built by many threads: one lock per node and layer.
+struct Builder<'a> {
+    space: Space,
+    dim: usize,
+    m: usize,
+    vectors: &'a [f32],
+    levels: &'a [u8],
+    layer0: Vec<RwLock<Vec<u32>>>,
+    /// Per node, its layers 1..=level.
+    upper: Vec<Vec<RwLock<Vec<u32>>>>,
+    /// Entry node and top layer.
+    top: RwLock<(u32, u8)>,
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Graph for Builder<'_> {
+    fn space(&self) -> Space {
+        self.space
+    }
+
+    fn vector(&self, i: u32) -> &[f32] {
+        &self.vectors[i as usize * self.dim..(i as usize + 1) * self.dim]
+    }
+
+    fn load_neighbors(&self, i: u32, layer: u8, out: &mut Vec<u32>) {
+        out.clear();
+        out.extend_from_slice(&read(self.list(i, layer)));
+    }
+}
+
+impl Builder<'_> {
+    fn list(&self, i: u32, layer: u8) -> &RwLock<Vec<u32>> {
+        if layer == 0 {
+            &self.layer0[i as usize]
+        } else {
+            &self.upper[i as usize][layer as usize - 1]
+        }
+    }
+
+    fn capacity(&self, layer: u8) -> usize {
+        if layer == 0 {
+            2 * self.m
+        } else {
+            self.m
+        }
+    }
+
+    fn insert(&self, i: u32, ef: usize) {
+        let level = self.levels[i as usize];
+        // A node above the current top layer holds the top lock for its whole insertion, so
+        // that the entry point moves only once it is linked.
+        let mut top_guard = None;
+        let (entry, max_level) = *read(&self.top);
+        let (mut ep, max_level) = if level > max_level {
+            let g = write(&self.top);
+            let current = *g;
+            top_guard = Some(g);
+            current
+        } else {
+            (entry, max_level)
+        };
+        let q = self.vector(i);
+        for layer in (level + 1..=max_level).rev() {
+            ep = greedy(self, q, ep, layer);
+        }
+        for layer in (0..=level.min(max_level)).rev() {
+            let found = search_layer(self, q, ep, ef, layer, &|_| true);
+            let chosen = select(self, &found, self.m);
+            *write(self.list(i, layer)) = chosen.clone();
+            for &nb in &chosen {
+                let mut list = write(self.list(nb, layer));
+                if list.len() < self.capacity(layer) {
+                    list.push(i);
+                } else {
+                    let nv = self.vector(nb);
+                    let mut all: Vec<Neighbor> = list
+                        .iter()
+                        .chain([&i])
+                        .map(|&x| Neighbor {
+                            distance: self.distance(nv, x),
+                            id: x as u64,
+                        })
+                        .collect();
+                    all.sort();
+                    *list = select(self, &all, self.capacity(layer));
+                }
+            }
+            if let Some(first) = found.first() {
+                ep = first.id as u32;
+            }
+        }
+        if let Some(mut g) = top_guard {
+            *g = (i, level);
+        }
+    }
+}
+
+/// Greedy walk to the closest node on one layer.
+fn greedy(g: &impl Graph, q: &[f32], mut cur: u32, layer: u8) -> u32 {
+    let mut best = g.distance(q, cur);
+    let mut buf = Vec::new();
+    loop {
+        let mut moved = false;
+        g.load_neighbors(cur, layer, &mut buf);
+        for &nb in &buf {
+            let d = g.distance(q, nb);
+            if d < best {
+                best = d;
+                cur = nb;
+                moved = true;
+            }
+        }
+        if !moved {
+            return cur;
+        }
+    }
+}
+
+/// The `ef` closest nodes found from `entry` on `layer`, closest first. Only nodes `allow`
+/// accepts enter the result, but the walk goes through all of them.
+fn search_layer(
+    g: &impl Graph,
+    q: &[f32],
+    entry: u32,
+    ef: usize,
+    layer: u8,
+    allow: &dyn Fn(u32) -> bool,
+) -> Vec<Neighbor> {
+    with_visited(|first_visit| {
+        let mut candidates: BinaryHeap<Reverse<Neighbor>> = BinaryHeap::new();
+        let mut results: BinaryHeap<Neighbor> = BinaryHeap::new();
+        let mut buf = Vec::new();
+        let d = g.distance(q, entry);
+        first_visit(entry);
+        candidates.push(Reverse(Neighbor {
+            distance: d,
+            id: entry as u64,
+        }));
+        if allow(entry) {
+            results.push(Neighbor {
+                distance: d,
+                id: entry as u64,
+            });
+        }
+        let worst = |results: &BinaryHeap<Neighbor>| {
+            if results.len() >= ef {
+                results.peek().map_or(f32::INFINITY, |r| r.distance)
+            } else {
+                f32::INFINITY
+            }
+        };
+        while let Some(Reverse(c)) = candidates.pop() {
+            if c.distance > worst(&results) {
+                break;
+            }
+            g.load_neighbors(c.id as u32, layer, &mut buf);
+            for &nb in &buf {
+                crate::distance::prefetch(g.vector(nb));
+            }
+            for &nb in &buf {
+                if !first_visit(nb) {
+                    continue;
+                }
+                let d = g.distance(q, nb);
+                if d < worst(&results) {
+                    candidates.push(Reverse(Neighbor {
+                        distance: d,
+                        id: nb as u64,
+                    }));
+                    if allow(nb) {
+                        results.push(Neighbor {
+                            distance: d,
+                            id: nb as u64,
+                        });
+                        if results.len() > ef {
+                            results.pop();
+                        }
+                    }
+                }
+            }
+        }
+        results.into_sorted_vec()
+    })
+}
+
+/// The paper's neighbour-selection heuristic over candidates sorted closest first.
+fn select(g: &impl Graph, candidates: &[Neighbor], limit: usize) -> Vec<u32> {
+    let mut kept: Vec<u32> = Vec::with_capacity(limit);
+    for c in candidates {
+        if kept.len() >= limit {
+            break;
+        }
+        let cv = g.vector(c.id as u32);
+        if kept.iter().all(|&k| g.space().distance(cv, g.vector(k)) > c.distance) {
+            kept.push(c.id as u32);
+        }
+    }
+    kept
+}
+
 thread_local! {
     static VISITED: RefCell<(Vec<u32>, u32)> = const { RefCell::new((Vec::new(), 0)) };
 }
 
-/// Runs `f` with a cleared visited set for `n` nodes.
-fn with_visited<T>(n: usize, f: impl FnOnce(&mut dyn FnMut(u32) -> bool) -> T) -> T {
+/// Runs `f` with a cleared visited set (grown to fit whatever node ids it sees).
+fn with_visited<T>(f: impl FnOnce(&mut dyn FnMut(u32) -> bool) -> T) -> T {
     VISITED.with(|cell| {
         let mut guard = cell.borrow_mut();
         let (marks, epoch) = &mut *guard;
-        if marks.len() < n {
-            marks.resize(n, 0);
-        }
         *epoch = epoch.wrapping_add(1);
         if *epoch == 0 {
             marks.iter_mut().for_each(|m| *m = 0);
@@ -92,6 +325,9 @@ fn with_visited<T>(n: usize, f: impl FnOnce(&mut dyn FnMut(u32) -> bool) -> T) -
         }
         let e = *epoch;
         let mut first_visit = |i: u32| {
+            if i as usize >= marks.len() {
+                marks.resize((i as usize + 1).next_power_of_two(), 0);
+            }
             let slot = &mut marks[i as usize];
             let new = *slot != e;
             *slot = e;
@@ -102,7 +338,8 @@ fn with_visited<T>(n: usize, f: impl FnOnce(&mut dyn FnMut(u32) -> bool) -> T) -
 }
 
 impl Hnsw {
-    /// Builds a graph over prepared vectors (see [`crate::ivf::prepare`]).
+    /// Builds a graph over prepared vectors (see [`crate::ivf::prepare`]), inserting nodes from
+    /// all threads of the rayon pool.
     pub fn build(metric: Metric, dim: usize, ids: Vec<u64>, vectors: Vec<f32>, params: &HnswParams) -> Result<Self> {
         if params.m < 2 || params.ef_construction == 0 {
             return Err(Error::invalid("HNSW needs m >= 2 and ef_construction >= 1"));
@@ -114,8 +351,42 @@ impl Hnsw {
         let levels: Vec<u8> = (0..n)
             .map(|_| ((-rng.random_range(f64::EPSILON..1.0).ln() * ml).floor() as usize).min(16) as u8)
             .collect();
-        let upper = levels.iter().map(|l| vec![EMPTY; *l as usize * m]).collect();
-        let mut g = Self {
+        let builder = Builder {
+            space: space(metric),
+            dim,
+            m,
+            vectors: &vectors,
+            levels: &levels,
+            layer0: (0..n).map(|_| RwLock::new(Vec::with_capacity(2 * m))).collect(),
+            upper: levels
+                .iter()
+                .map(|l| (0..*l).map(|_| RwLock::new(Vec::with_capacity(m))).collect())
+                .collect(),
+            top: RwLock::new((0, levels.first().copied().unwrap_or(0))),
+        };
+        (1..n as u32)
+            .into_par_iter()
+            .for_each(|i| builder.insert(i, params.ef_construction));
+        let (entry, max_level) = *read(&builder.top);
+        let mut layer0 = vec![EMPTY; n * 2 * m];
+        for (i, list) in builder.layer0.iter().enumerate() {
+            let list = read(list);
+            layer0[i * 2 * m..i * 2 * m + list.len()].copy_from_slice(&list);
+        }
+        let upper = builder
+            .upper
+            .iter()
+            .map(|layers| {
+                let mut slots = vec![EMPTY; layers.len() * m];
+                for (l, list) in layers.iter().enumerate() {
+                    let list = read(list);
+                    slots[l * m..l * m + list.len()].copy_from_slice(&list);
+                }
+                slots
+            })
+            .collect();
+        drop(builder);
+        Ok(Self {
             metric,
             space: space(metric),
             dim,
@@ -123,35 +394,11 @@ impl Hnsw {
             vectors,
             ids,
             levels,
-            layer0: vec![EMPTY; n * 2 * m],
+            layer0,
             upper,
-            entry: 0,
-            max_level: 0,
-        };
-        if n == 0 {
-            return Ok(g);
-        }
-        g.max_level = g.levels[0];
-        for i in 1..n as u32 {
-            g.insert(i, params.ef_construction);
-        }
-        Ok(g)
-    }
-
-    fn vector(&self, i: u32) -> &[f32] {
-        &self.vectors[i as usize * self.dim..(i as usize + 1) * self.dim]
-    }
-
-    fn distance(&self, q: &[f32], i: u32) -> f32 {
-        self.space.distance(q, self.vector(i))
-    }
-
-    fn capacity(&self, layer: u8) -> usize {
-        if layer == 0 {
-            2 * self.m
-        } else {
-            self.m
-        }
+            entry,
+            max_level,
+        })
     }
 
     fn neighbors(&self, i: u32, layer: u8) -> &[u32] {
@@ -164,156 +411,6 @@ impl Hnsw {
         &slots[..len]
     }
 
-    fn set_neighbors(&mut self, i: u32, layer: u8, list: &[u32]) {
-        let cap = self.capacity(layer);
-        let slots = if layer == 0 {
-            &mut self.layer0[i as usize * cap..(i as usize + 1) * cap]
-        } else {
-            &mut self.upper[i as usize][(layer as usize - 1) * cap..layer as usize * cap]
-        };
-        slots.fill(EMPTY);
-        slots[..list.len()].copy_from_slice(list);
-    }
-
-    /// Greedy walk to the closest node on one layer.
-    fn greedy(&self, q: &[f32], mut cur: u32, layer: u8) -> u32 {
-        let mut best = self.distance(q, cur);
-        loop {
-            let mut moved = false;
-            for &nb in self.neighbors(cur, layer) {
-                let d = self.distance(q, nb);
-                if d < best {
-                    best = d;
-                    cur = nb;
-                    moved = true;
-                }
-            }
-            if !moved {
-                return cur;
-            }
-        }
-    }
-
-    /// The `ef` closest nodes found from `entry` on `layer`, closest first. Only nodes `allow`
-    /// accepts enter the result, but the walk goes through all of them.
-    fn search_layer(&self, q: &[f32], entry: u32, ef: usize, layer: u8, allow: &dyn Fn(u32) -> bool) -> Vec<Neighbor> {
-        with_visited(self.ids.len(), |first_visit| {
-            let mut candidates: BinaryHeap<Reverse<Neighbor>> = BinaryHeap::new();
-            let mut results: BinaryHeap<Neighbor> = BinaryHeap::new();
-            let d = self.distance(q, entry);
-            first_visit(entry);
-            candidates.push(Reverse(Neighbor {
-                distance: d,
-                id: entry as u64,
-            }));
-            if allow(entry) {
-                results.push(Neighbor {
-                    distance: d,
-                    id: entry as u64,
-                });
-            }
-            while let Some(Reverse(c)) = candidates.pop() {
-                let worst = if results.len() >= ef {
-                    results.peek().map_or(f32::INFINITY, |r| r.distance)
-                } else {
-                    f32::INFINITY
-                };
-                if c.distance > worst {
-                    break;
-                }
-                let neighbors = self.neighbors(c.id as u32, layer);
-                for &nb in neighbors {
-                    crate::distance::prefetch(self.vector(nb));
-                }
-                for &nb in neighbors {
-                    if !first_visit(nb) {
-                        continue;
-                    }
-                    let d = self.distance(q, nb);
-                    let worst = if results.len() >= ef {
-                        results.peek().map_or(f32::INFINITY, |r| r.distance)
-                    } else {
-                        f32::INFINITY
-                    };
-                    if d < worst {
-                        candidates.push(Reverse(Neighbor {
-                            distance: d,
-                            id: nb as u64,
-                        }));
-                        if allow(nb) {
-                            results.push(Neighbor {
-                                distance: d,
-                                id: nb as u64,
-                            });
-                            if results.len() > ef {
-                                results.pop();
-                            }
-                        }
-                    }
-                }
-            }
-            results.into_sorted_vec()
-        })
-    }
-
-    /// The paper's neighbour-selection heuristic over candidates sorted closest first.
-    fn select(&self, candidates: &[Neighbor], limit: usize) -> Vec<u32> {
-        let mut kept: Vec<u32> = Vec::with_capacity(limit);
-        for c in candidates {
-            if kept.len() >= limit {
-                break;
-            }
-            let cv = self.vector(c.id as u32);
-            if kept
-                .iter()
-                .all(|&k| self.space.distance(cv, self.vector(k)) > c.distance)
-            {
-                kept.push(c.id as u32);
-            }
-        }
-        kept
-    }
-
-    fn insert(&mut self, i: u32, ef: usize) {
-        let level = self.levels[i as usize];
-        let q = self.vector(i).to_vec();
-        let mut ep = self.entry;
-        for layer in (level + 1..=self.max_level).rev() {
-            ep = self.greedy(&q, ep, layer);
-        }
-        for layer in (0..=level.min(self.max_level)).rev() {
-            let found = self.search_layer(&q, ep, ef, layer, &|_| true);
-            let chosen = self.select(&found, self.m);
-            self.set_neighbors(i, layer, &chosen);
-            for &nb in &chosen {
-                let mut list = self.neighbors(nb, layer).to_vec();
-                if list.len() < self.capacity(layer) {
-                    list.push(i);
-                } else {
-                    let nv = self.vector(nb).to_vec();
-                    let mut all: Vec<Neighbor> = list
-                        .iter()
-                        .chain([&i])
-                        .map(|&x| Neighbor {
-                            distance: self.distance(&nv, x),
-                            id: x as u64,
-                        })
-                        .collect();
-                    all.sort();
-                    list = self.select(&all, self.capacity(layer));
-                }
-                self.set_neighbors(nb, layer, &list);
-            }
-            if let Some(first) = found.first() {
-                ep = first.id as u32;
-            }
-        }
-        if level > self.max_level {
-            self.max_level = level;
-            self.entry = i;
-        }
-    }
-
     /// The `k` nearest allowed rows to a prepared query, as (inner distance, row id).
     pub fn search(&self, q: &[f32], k: usize, ef: usize, allow: &dyn Fn(u64) -> bool) -> TopK {
         let mut top = TopK::new(k);
@@ -322,9 +419,9 @@ impl Hnsw {
         }
         let mut ep = self.entry;
         for layer in (1..=self.max_level).rev() {
-            ep = self.greedy(q, ep, layer);
+            ep = greedy(self, q, ep, layer);
         }
-        for n in self.search_layer(q, ep, ef.max(k), 0, &|i| allow(self.ids[i as usize])) {
+        for n in search_layer(self, q, ep, ef.max(k), 0, &|i| allow(self.ids[i as usize])) {
             top.push(n.distance, self.ids[n.id as usize]);
         }
         top

@@ -2,8 +2,8 @@
 //! index, with prefilters or postfilters. Data files an index does not cover are searched
 //! exactly and merged, so appended rows are always found.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
@@ -219,10 +219,26 @@ impl VectorSearch {
         Ok(Metric::L2)
     }
 
-    /// Row ids matching the filter.
-    async fn matching_rows(&self, filter: &Predicate) -> Result<HashSet<u64>> {
-        let mut scan = self.table.scan().filter(filter.clone()).with_row_id(true);
-        scan = scan.columns(&filter.columns());
+    /// Row ids matching the filter. Versions never change, so the set is cached per table,
+    /// version and filter (a few dozen recent filters).
+    async fn matching_rows(&self, filter: &Predicate) -> Result<Arc<HashSet<u64>>> {
+        type Key = (String, u64, String);
+        static CACHE: OnceLock<Mutex<HashMap<Key, Arc<HashSet<u64>>>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        let key = (
+            self.table.uri().to_string(),
+            self.table.version(),
+            format!("{filter:?}"),
+        );
+        if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(hit.clone());
+        }
+        let scan = self
+            .table
+            .scan()
+            .filter(filter.clone())
+            .with_row_id(true)
+            .columns(&filter.columns());
         let mut out = HashSet::new();
         for batch in scan.collect().await? {
             let ids = batch
@@ -230,6 +246,12 @@ impl VectorSearch {
                 .ok_or_else(|| Error::Internal("scan lost _rowid".into()))?;
             out.extend(ids.as_primitive::<UInt64Type>().values().iter().copied());
         }
+        let out = Arc::new(out);
+        let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.len() >= 32 {
+            guard.clear();
+        }
+        guard.insert(key, out.clone());
         Ok(out)
     }
 
@@ -238,7 +260,7 @@ impl VectorSearch {
         let dim = self.validate()?;
         let metric = self.default_metric()?;
         let allow_set = match (&self.filter, self.prefilter) {
-            (Some(f), true) => Some(Arc::new(self.matching_rows(f).await?)),
+            (Some(f), true) => Some(self.matching_rows(f).await?),
             _ => None,
         };
         let k = self.k;
@@ -315,10 +337,6 @@ impl VectorSearch {
         let mut query = self.query.clone();
         ivf::prepare(metric, &mut query, dim);
         let allow_fn = |id: u64| allow.as_ref().is_none_or(|s| s.contains(&id));
-        let selectivity = match &allow {
-            Some(s) => (s.len() as f64 / self.table.num_rows().max(1) as f64).max(1e-6),
-            None => 1.0,
-        };
         let mut top = TopK::new(self.k);
         for path in &entry.files {
             let segment = load_segment(self.table.location(), path).await?;
@@ -337,8 +355,8 @@ impl VectorSearch {
             }
             match segment {
                 Segment::Hnsw(graph) => {
-                    let ef = ((self.ef.max(self.k) as f64 / selectivity) as usize).min(graph.len().max(1));
-                    for n in graph.search(&query, self.k, ef, &allow_fn).into_sorted() {
+                    // Only allowed nodes count towards ef, so a filter needs no larger ef.
+                    for n in graph.search(&query, self.k, self.ef, &allow_fn).into_sorted() {
                         top.push(report(metric, n.distance), n.id);
                     }
                 }
