@@ -84,6 +84,8 @@ def timed_queries(queries, run, threads=1):
 
 def row(results, engine, index, build_s=None, mem=None, sweep=()):
     results.append({"engine": engine, "index": index, "build_s": build_s, "peak_mb": mem, "sweep": list(sweep)})
+    best = max((s["recall"] or 0 for s in sweep), default=0)
+    print(f"[{time.strftime('%H:%M:%S')}] {engine} {index}: build {build_s}, best recall {best:.3f}", file=sys.stderr, flush=True)
 
 
 def vlake(results, table, queries_path, metric, n_queries, specs, filter_sql=None, label=""):
@@ -148,7 +150,7 @@ def faiss_runs(results, x, q, gt, metric, nlist, m):
 
 def lance_runs(results, tbl, q, gt, metric, nlist, m, work, filter_sql=None, fgt=None):
     import lance
-    uri = os.path.join(work, "lance")
+    uri = os.path.join(work, f"lance_{tbl.num_rows}")
     ds = lance.write_dataset(tbl, uri)
 
     def query(v, filtered=False, **kw):
@@ -334,13 +336,15 @@ def main():
     parser.add_argument("--synthetic-rows", type=int, default=1_000_000)
     parser.add_argument("--out", default=os.path.join(ROOT, "bench-out"))
     parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--skip-dev", action="store_true", help="only the synthetic set")
     args = parser.parse_args()
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-p", "vlake-cli"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="vlake-vbench-")
     out = {}
     try:
-        out["dev"] = dev_set(work, args)
+        if not args.skip_dev:
+            out["dev"] = dev_set(work, args)
         if args.synthetic_rows:
             out["synthetic"] = synthetic(work, args)
     finally:

@@ -145,16 +145,21 @@ impl IvfModel {
     pub fn partition(&self, ids: &[u64], vectors: &[f32]) -> Vec<Partition> {
         let dim = self.dim;
         let labels = kmeans::assign(&self.centroids, dim, vectors);
+        let codes = self.pq.as_ref().map(|pq| {
+            let residuals: Vec<f32> = vectors
+                .par_chunks_exact(dim)
+                .zip(&labels)
+                .flat_map_iter(|(v, l)| v.iter().zip(&self.centroids[*l as usize * dim..]).map(|(x, c)| x - c))
+                .collect();
+            (pq.m, pq.encode_all(&residuals))
+        });
         let mut parts = vec![Partition::default(); self.partitions()];
         for (i, label) in labels.iter().enumerate() {
             let p = &mut parts[*label as usize];
-            let v = &vectors[i * dim..(i + 1) * dim];
             p.ids.push(ids[i]);
-            p.vectors.extend_from_slice(v);
-            if let Some(pq) = &self.pq {
-                let c = &self.centroids[*label as usize * dim..(*label as usize + 1) * dim];
-                let residual: Vec<f32> = v.iter().zip(c).map(|(x, c)| x - c).collect();
-                pq.encode(&residual, &mut p.codes);
+            p.vectors.extend_from_slice(&vectors[i * dim..(i + 1) * dim]);
+            if let Some((m, codes)) = &codes {
+                p.codes.extend_from_slice(&codes[i * m..(i + 1) * m]);
             }
         }
         parts
@@ -237,7 +242,9 @@ impl IvfModel {
     }
 
     /// Searches one partition, offering inner-space distances to `top`. IVF-PQ offers PQ
-    /// estimates (to be refined); IVF-Flat offers exact distances.
+    /// estimates (to be refined); IVF-Flat offers exact distances. Row `j` of the partition is
+    /// offered under the id `key(j)` (its row id, or a position to re-rank by).
+    #[allow(clippy::too_many_arguments)]
     pub fn search_partition(
         &self,
         query: &[f32],
@@ -245,15 +252,16 @@ impl IvfModel {
         partition: usize,
         part: &Partition,
         allow: &dyn Fn(u64) -> bool,
+        key: &dyn Fn(usize) -> u64,
         top: &mut TopK,
     ) {
         let dim = self.dim;
         let space = space(self.metric);
         match &self.pq {
             None => {
-                for (id, v) in part.ids.iter().zip(part.vectors.chunks_exact(dim)) {
+                for (j, (id, v)) in part.ids.iter().zip(part.vectors.chunks_exact(dim)).enumerate() {
                     if allow(*id) {
-                        top.push(space.distance(query, v), *id);
+                        top.push(space.distance(query, v), key(j));
                     }
                 }
             }
@@ -269,9 +277,12 @@ impl IvfModel {
                         (own.as_slice(), 0.0)
                     }
                 };
-                for (id, code) in part.ids.iter().zip(part.codes.chunks_exact(pq.m)) {
+                for (j, (id, code)) in part.ids.iter().zip(part.codes.chunks_exact(pq.m)).enumerate() {
                     if allow(*id) {
-                        top.push(base + ProductQuantizer::distance(lut, code), *id);
+                        let d = base + ProductQuantizer::distance(lut, code);
+                        if d < top.threshold() {
+                            top.push(d, key(j));
+                        }
                     }
                 }
             }

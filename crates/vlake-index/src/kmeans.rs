@@ -22,8 +22,56 @@ pub fn nearest(centroids: &[f32], dim: usize, v: &[f32]) -> (usize, f32) {
     best
 }
 
+/// Centroids of short vectors stored transposed (`dim x k`), so that the distances of one
+/// vector to all centroids are computed with the inner loop running over centroids (SIMD).
+pub struct ShortCentroids {
+    dim: usize,
+    k: usize,
+    transposed: Vec<f32>,
+}
+
+impl ShortCentroids {
+    /// Transposes `k x dim` centroids.
+    pub fn new(centroids: &[f32], dim: usize) -> Self {
+        let k = centroids.len() / dim.max(1);
+        let mut transposed = vec![0f32; k * dim];
+        for (c, row) in centroids.chunks_exact(dim).enumerate() {
+            for (j, x) in row.iter().enumerate() {
+                transposed[j * k + c] = *x;
+            }
+        }
+        Self { dim, k, transposed }
+    }
+
+    /// The nearest centroid to `v`; `buf` is scratch space.
+    pub fn nearest(&self, v: &[f32], buf: &mut Vec<f32>) -> usize {
+        buf.clear();
+        buf.resize(self.k, 0.0);
+        for (j, x) in v.iter().enumerate().take(self.dim) {
+            for (b, c) in buf.iter_mut().zip(&self.transposed[j * self.k..(j + 1) * self.k]) {
+                let d = x - c;
+                *b += d * d;
+            }
+        }
+        buf.iter()
+            .enumerate()
+            .fold(
+                (0, f32::INFINITY),
+                |best, (i, d)| if *d < best.1 { (i, *d) } else { best },
+            )
+            .0
+    }
+}
+
 /// Assigns every vector of `data` to its nearest centroid, in parallel.
 pub fn assign(centroids: &[f32], dim: usize, data: &[f32]) -> Vec<u32> {
+    if dim < 32 {
+        let short = ShortCentroids::new(centroids, dim);
+        return data
+            .par_chunks_exact(dim)
+            .map_init(Vec::new, |buf, v| short.nearest(v, buf) as u32)
+            .collect();
+    }
     data.par_chunks_exact(dim)
         .map(|v| nearest(centroids, dim, v).0 as u32)
         .collect()
@@ -36,7 +84,8 @@ fn plus_plus(data: &[f32], dim: usize, k: usize, rng: &mut StdRng) -> Vec<f32> {
     let picks = sample(rng, n, (8 * k).min(n));
     let points: Vec<&[f32]> = picks.iter().map(|i| &data[i * dim..(i + 1) * dim]).collect();
     let mut centroids: Vec<f32> = points[0].to_vec();
-    let mut nearest: Vec<f32> = points.iter().map(|p| l2_sq(p, points[0])).collect();
+    let dist: fn(&[f32], &[f32]) -> f32 = if dim < 32 { l2_sq_short } else { l2_sq };
+    let mut nearest: Vec<f32> = points.iter().map(|p| dist(p, points[0])).collect();
     while centroids.len() < k * dim {
         let total: f64 = nearest.iter().map(|d| *d as f64).sum();
         let chosen = if total <= 0.0 {

@@ -78,13 +78,27 @@ impl ProductQuantizer {
         self.dim / self.m
     }
 
-    /// Encodes one vector.
-    pub fn encode(&self, v: &[f32], out: &mut Vec<u8>) {
+    /// Encodes row-major vectors, `m` bytes each, in parallel.
+    pub fn encode_all(&self, vectors: &[f32]) -> Vec<u8> {
         let sub = self.sub();
-        for j in 0..self.m {
-            let book = &self.codebooks[j * 256 * sub..(j + 1) * 256 * sub];
-            out.push(kmeans::nearest(book, sub, &v[j * sub..(j + 1) * sub]).0 as u8);
-        }
+        let books: Vec<kmeans::ShortCentroids> = self
+            .codebooks
+            .chunks_exact(256 * sub)
+            .map(|b| kmeans::ShortCentroids::new(b, sub))
+            .collect();
+        vectors
+            .par_chunks(self.dim * 1024)
+            .flat_map_iter(|chunk| {
+                let mut buf = Vec::new();
+                let mut out = Vec::with_capacity(chunk.len() / self.dim * self.m);
+                for v in chunk.chunks_exact(self.dim) {
+                    for (j, book) in books.iter().enumerate() {
+                        out.push(book.nearest(&v[j * sub..(j + 1) * sub], &mut buf) as u8);
+                    }
+                }
+                out
+            })
+            .collect()
     }
 
     /// The lookup table of `query` for asymmetric distances: `m x 256` partial distances.

@@ -111,7 +111,7 @@ fn ivf_flat_and_pq_recall() {
             let mut top = TopK::new(K * refine);
             let tables = model.prepare_query(&q);
             for p in model.probe(&q, 8) {
-                model.search_partition(&q, &tables, p, &parts[p], &|_| true, &mut top);
+                model.search_partition(&q, &tables, p, &parts[p], &|_| true, &|j| parts[p].ids[j], &mut top);
             }
             // Re-rank PQ candidates with the stored vectors.
             let mut exact = TopK::new(K);

@@ -367,21 +367,28 @@ impl VectorSearch {
                     let mut candidates = TopK::new(if pq { self.k * self.refine } else { self.k });
                     let mut parts = Vec::with_capacity(probes.len());
                     let tables = model.prepare_query(&query);
-                    for p in probes {
+                    for (slot, p) in probes.into_iter().enumerate() {
                         let part = segment.partition(p).await?;
-                        model.search_partition(&query, &tables, p, &part, &allow_fn, &mut candidates);
+                        // PQ candidates are keyed by where they are, to re-rank without lookups.
+                        let key = |j: usize| {
+                            if pq {
+                                ((slot as u64) << 32) | j as u64
+                            } else {
+                                part.ids[j]
+                            }
+                        };
+                        model.search_partition(&query, &tables, p, &part, &allow_fn, &key, &mut candidates);
                         parts.push(part);
                     }
                     if pq {
                         // Re-rank the candidates with their stored vectors.
-                        let wanted: HashSet<u64> = candidates.into_sorted().iter().map(|n| n.id).collect();
                         let inner = space(metric);
-                        for part in &parts {
-                            for (id, v) in part.ids.iter().zip(part.vectors.chunks_exact(dim)) {
-                                if wanted.contains(id) {
-                                    top.push(report(metric, inner.distance(&query, v)), *id);
-                                }
-                            }
+                        for n in candidates.into_sorted() {
+                            let (part, j) = (&parts[(n.id >> 32) as usize], (n.id & 0xffff_ffff) as usize);
+                            top.push(
+                                report(metric, inner.distance(&query, &part.vectors[j * dim..(j + 1) * dim])),
+                                part.ids[j],
+                            );
                         }
                     } else {
                         for n in candidates.into_sorted() {

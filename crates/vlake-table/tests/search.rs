@@ -370,3 +370,31 @@ async fn bad_searches_and_damaged_indexes_fail_clearly() {
         assert_eq!(ids(&ok), queries()[0].gt);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ivf_queries_read_only_the_partitions_they_probe() {
+    use std::sync::atomic::Ordering;
+    use vlake_io::{InstrumentedStore, IoCounters};
+    let dir = common::tempdir();
+    let table = dev_table(&dir).await;
+    let mut opts = IndexOptions::new("vector", IndexType::IvfFlat);
+    opts.ivf.partitions = Some(64);
+    table.create_index(&opts).await.unwrap();
+    let counters = Arc::new(IoCounters::default());
+    let location = TableLocation::parse(table.uri())
+        .unwrap()
+        .with_store(|s| Arc::new(InstrumentedStore::new(s, counters.clone())));
+    let t = Table::open_at(location, vlake_table::VersionRef::Latest).await.unwrap();
+    let before = counters.gets.load(Ordering::SeqCst);
+    let q = &queries()[0].vector;
+    t.search("vector", q).nprobes(4).nearest().await.unwrap();
+    let first = counters.gets.load(Ordering::SeqCst) - before;
+    // Prefix, header, centroids, then one ranged read per probed partition: nothing else.
+    assert!(first <= 3 + 4, "first query made {first} reads");
+    t.search("vector", q).nprobes(4).nearest().await.unwrap();
+    assert_eq!(
+        counters.gets.load(Ordering::SeqCst) - before,
+        first,
+        "a repeated query is served from the cache"
+    );
+}
