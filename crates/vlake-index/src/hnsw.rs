@@ -165,7 +165,10 @@ impl Builder<'_> {
         let (mut ep, max_level) = if level > max_level {
             let g = write(&self.top);
             let current = *g;
-            top_guard = Some(g);
+            // Another node may have raised the top while we waited for the lock.
+            if level > current.1 {
+                top_guard = Some(g);
+            }
             current
         } else {
             (entry, max_level)
@@ -302,7 +305,9 @@ fn select(g: &impl Graph, candidates: &[Neighbor], limit: usize) -> Vec<u32> {
             break;
         }
         let cv = g.vector(c.id as u32);
-        if kept.iter().all(|&k| g.space().distance(cv, g.vector(k)) > c.distance) {
+        // Keep c unless a kept neighbour is strictly closer to it than the new node is (ties
+        // kept, so duplicate vectors stay connected).
+        if kept.iter().all(|&k| g.space().distance(cv, g.vector(k)) >= c.distance) {
             kept.push(c.id as u32);
         }
     }
@@ -310,10 +315,11 @@ fn select(g: &impl Graph, candidates: &[Neighbor], limit: usize) -> Vec<u32> {
 }
 
 thread_local! {
-    static VISITED: RefCell<(Vec<u32>, u32)> = const { RefCell::new((Vec::new(), 0)) };
+    static VISITED: RefCell<(Vec<u8>, u8)> = const { RefCell::new((Vec::new(), 0)) };
 }
 
-/// Runs `f` with a cleared visited set (grown to fit whatever node ids it sees).
+/// Runs `f` with a cleared visited set (grown to fit whatever node ids it sees). Marks are one
+/// byte per node, so that large graphs keep the set in cache; they are wiped every 255 uses.
 fn with_visited<T>(f: impl FnOnce(&mut dyn FnMut(u32) -> bool) -> T) -> T {
     VISITED.with(|cell| {
         let mut guard = cell.borrow_mut();
@@ -492,6 +498,12 @@ impl Hnsw {
         let flat_upper = to_u32(blob("upper")?, path, "upper")?;
         let n = meta.nodes;
         let m = meta.m;
+        if !(2..=1024).contains(&m) || meta.dim == 0 || n > u32::MAX as usize - 1 {
+            return Err(Error::corrupt(
+                path,
+                format!("HNSW parameters m={m}, dim={}, nodes={n} are out of range", meta.dim),
+            ));
+        }
         let upper_len: usize = levels.iter().map(|l| *l as usize * m).sum();
         let bad_link = layer0
             .iter()

@@ -195,7 +195,7 @@ impl IvfModel {
     /// Rebuilds the model from a segment's header and its `centroids` / `pq_codebooks` blobs.
     pub fn from_blobs(meta: &IvfMeta, centroids: &[u8], codebooks: Option<&[u8]>, path: &str) -> Result<Self> {
         let centroids = to_f32(centroids, path, "centroids")?;
-        if centroids.len() != meta.partitions * meta.dim {
+        if meta.dim == 0 || meta.partitions == 0 || Some(centroids.len()) != meta.partitions.checked_mul(meta.dim) {
             return Err(Error::corrupt(path, "centroid count does not match the header"));
         }
         let pq = match (meta.pq_subvectors, codebooks) {
@@ -222,11 +222,12 @@ impl IvfModel {
     }
 
     /// The `nprobes` partitions nearest the prepared query.
+    /// Partitions are chosen by L2 to the centroids whatever the metric, the rule rows were
+    /// assigned by, so that a query equal to a stored vector probes that vector's partition.
     pub fn probe(&self, query: &[f32], nprobes: usize) -> Vec<usize> {
-        let space = space(self.metric);
-        let mut top = TopK::new(nprobes.max(1));
+        let mut top = TopK::new(nprobes.clamp(1, self.partitions().max(1)));
         for (i, c) in self.centroids.chunks_exact(self.dim).enumerate() {
-            top.push(space.distance(query, c), i as u64);
+            top.push(crate::distance::l2_sq(query, c), i as u64);
         }
         top.into_sorted().iter().map(|n| n.id as usize).collect()
     }

@@ -88,7 +88,7 @@ fn plus_plus(data: &[f32], dim: usize, k: usize, rng: &mut StdRng) -> Vec<f32> {
     let mut nearest: Vec<f32> = points.iter().map(|p| dist(p, points[0])).collect();
     while centroids.len() < k * dim {
         let total: f64 = nearest.iter().map(|d| *d as f64).sum();
-        let chosen = if total <= 0.0 {
+        let chosen = if !(total.is_finite() && total > 0.0) {
             rng.random_range(0..points.len())
         } else {
             let mut target = rng.random_range(0.0..total);

@@ -128,3 +128,17 @@ fn ivf_flat_and_pq_recall() {
         assert!(r >= 0.9, "{metric} IVF (pq {pq:?}) recall@10 {r} < 0.9");
     }
 }
+
+#[test]
+fn duplicate_vectors_are_found() {
+    // 300 identical vectors and 300 others. Duplicates compete for the same neighbour slots, so
+    // a graph reaches only some of them (the table layer then falls back to exact search); what
+    // it finds must be right, and at least the layer-0 capacity of them.
+    let mut data = vec![1.0f32; 300 * DIM];
+    data.extend(mixture(300, 9));
+    let ids: Vec<u64> = (0..600).collect();
+    let graph = Hnsw::build(Metric::L2, DIM, ids, data, &HnswParams::default()).unwrap();
+    let found = graph.search(&[1.0; DIM], 50, 64, &|_| true).into_sorted();
+    assert!(found.len() >= 32, "{} found", found.len());
+    assert!(found.iter().all(|n| n.id < 300 && n.distance == 0.0));
+}

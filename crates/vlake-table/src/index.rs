@@ -130,11 +130,26 @@ pub(crate) fn vector_field(table: &Table, column: &str) -> Result<(Field, usize)
     }
 }
 
-/// Gathers the vectors of `files`.
+/// The default PQ sub-vector count: the largest divisor of `dim` that is at most `dim / 8`.
+fn default_subvectors(dim: usize) -> usize {
+    (1..=(dim / 8).max(1))
+        .rev()
+        .find(|m| dim.is_multiple_of(*m))
+        .unwrap_or(1)
+}
+
+/// Gathers the vectors of `files`; an index cannot hold NaN or infinite values.
 async fn gather(location: &TableLocation, files: &[&DataFile], field: &Field, dim: usize) -> Result<FileVectors> {
     let mut all = FileVectors::default();
     for f in files {
         let v = file_vectors(location, f, field, dim).await?;
+        if let Some(i) = v.values.iter().position(|x| !x.is_finite()) {
+            return Err(Error::invalid(format!(
+                "row {} of column '{}' has a non-finite value; it cannot be indexed",
+                v.ids[i / dim],
+                field.name
+            )));
+        }
         all.ids.extend_from_slice(&v.ids);
         all.values.extend_from_slice(&v.values);
     }
@@ -155,7 +170,7 @@ impl Table {
         vlake_format::Tag::validate_name(&name)
             .map_err(|_| Error::invalid(format!("index name '{name}' is invalid")))?;
         if opts.index_type == IndexType::IvfPq {
-            let m = opts.ivf.pq_subvectors.unwrap_or(dim / 8);
+            let m = opts.ivf.pq_subvectors.unwrap_or_else(|| default_subvectors(dim));
             if m == 0 || !dim.is_multiple_of(m) {
                 return Err(Error::invalid(format!(
                     "PQ sub-vectors ({m}) must divide the dimension ({dim})"
@@ -172,7 +187,7 @@ impl Table {
         }
         let mut ivf_params = opts.ivf.clone();
         if opts.index_type == IndexType::IvfPq {
-            ivf_params.pq_subvectors = Some(ivf_params.pq_subvectors.unwrap_or(dim / 8));
+            ivf_params.pq_subvectors = Some(ivf_params.pq_subvectors.unwrap_or_else(|| default_subvectors(dim)));
         } else {
             ivf_params.pq_subvectors = None;
         }
@@ -262,7 +277,16 @@ impl Table {
                 .first()
                 .ok_or_else(|| Error::corrupt(format!("index '{name}'"), "it has no segments"))?;
             let model = match load_segment(self.location(), first).await? {
-                Segment::Ivf(seg) => seg.model.clone(),
+                Segment::Ivf(seg) if seg.meta.dim == dim && seg.meta.metric == metric => seg.model.clone(),
+                Segment::Ivf(seg) => {
+                    return Err(Error::corrupt(
+                        first,
+                        format!(
+                            "segment is for {} on {} dimensions; the index says {metric} on {dim}",
+                            seg.meta.metric, seg.meta.dim
+                        ),
+                    ))
+                }
                 Segment::Hnsw(_) => return Err(Error::corrupt(first, "an IVF index holds an HNSW segment")),
             };
             Some(
@@ -323,7 +347,6 @@ fn train_ivf(metric: Metric, dim: usize, values: &[f32], params: &IvfParams) -> 
 /// A loaded IVF segment: the model, with partitions fetched on first use.
 #[derive(Debug)]
 pub(crate) struct IvfSegment {
-    location: TableLocation,
     path: String,
     header: SegmentHeader,
     pub meta: IvfMeta,
@@ -332,8 +355,8 @@ pub(crate) struct IvfSegment {
 }
 
 impl IvfSegment {
-    /// Partition `p`, read from storage (only its blobs) the first time.
-    pub async fn partition(&self, p: usize) -> Result<Arc<Partition>> {
+    /// Partition `p`, read through `location` (only its blobs) the first time.
+    pub async fn partition(&self, location: &TableLocation, p: usize) -> Result<Arc<Partition>> {
         if let Some(hit) = self.partitions.lock().unwrap_or_else(|e| e.into_inner()).get(&p) {
             return Ok(hit.clone());
         }
@@ -343,7 +366,7 @@ impl IvfSegment {
         if self.meta.pq_subvectors.is_some() {
             ranges.push(self.header.blob(&format!("p{p}.codes"), &self.path)?);
         }
-        let bytes = get_ranges(&self.location, &self.path, &ranges).await?;
+        let bytes = get_ranges(location, &self.path, &ranges).await?;
         let part = Arc::new(ivf::partition_from_blobs(
             &bytes[0],
             &bytes[1],
@@ -448,7 +471,6 @@ pub(crate) async fn load_segment(location: &TableLocation, path: &str) -> Result
             let bytes = get_ranges(location, path, &ranges).await?;
             let model = IvfModel::from_blobs(&meta, &bytes[0], bytes.get(1).map(|b| b.as_ref()), path)?;
             Segment::Ivf(Arc::new(IvfSegment {
-                location: location.clone(),
                 path: path.to_string(),
                 header,
                 meta,

@@ -222,12 +222,15 @@ impl VectorSearch {
     /// Row ids matching the filter. Versions never change, so the set is cached per table,
     /// version and filter (a few dozen recent filters).
     async fn matching_rows(&self, filter: &Predicate) -> Result<Arc<HashSet<u64>>> {
-        type Key = (String, u64, String);
+        type Key = (String, u64, uuid::Uuid, String);
         static CACHE: OnceLock<Mutex<HashMap<Key, Arc<HashSet<u64>>>>> = OnceLock::new();
         let cache = CACHE.get_or_init(Default::default);
+        // The commit's transaction id tells apart two tables created at one URI.
+        let m = self.table.manifest();
         let key = (
             self.table.uri().to_string(),
-            self.table.version(),
+            m.version,
+            m.transaction.id,
             format!("{filter:?}"),
         );
         if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
@@ -264,6 +267,9 @@ impl VectorSearch {
             _ => None,
         };
         let k = self.k;
+        if allow_set.as_ref().is_some_and(|s| s.is_empty()) {
+            return Ok(vec![]);
+        }
         let mut covered: HashSet<&str> = HashSet::new();
         let mut top = TopK::new(k);
         if let Some((entry, params)) = self.serving_index(metric)? {
@@ -285,13 +291,12 @@ impl VectorSearch {
             .filter(|f| !covered.contains(f.path.as_str()))
             .collect();
         top.merge(self.exact_search(&uncovered, metric, dim, allow_set.clone()).await?);
-        // A prefilter promises k matching rows whenever k exist: if the index fell short, search
-        // the matching rows exactly.
-        if let Some(allowed) = &allow_set {
-            if top.len() < k.min(allowed.len()) && !covered.is_empty() {
-                let all: Vec<_> = self.table.manifest().data_files.iter().collect();
-                top = self.exact_search(&all, metric, dim, allow_set.clone()).await?;
-            }
+        // A search promises k rows whenever k (matching) rows exist: if an index fell short
+        // (a selective filter, duplicate vectors crowding a graph), search exactly.
+        let available = allow_set.as_ref().map_or(self.table.num_rows() as usize, |s| s.len());
+        if top.len() < k.min(available) && !covered.is_empty() {
+            let all: Vec<_> = self.table.manifest().data_files.iter().collect();
+            top = self.exact_search(&all, metric, dim, allow_set.clone()).await?;
         }
         let mut out = top.into_sorted();
         if let Some(r) = self.max_distance {
@@ -364,11 +369,11 @@ impl VectorSearch {
                     let model = &segment.model;
                     let probes = model.probe(&query, self.nprobes);
                     let pq = segment.meta.pq_subvectors.is_some();
-                    let mut candidates = TopK::new(if pq { self.k * self.refine } else { self.k });
+                    let mut candidates = TopK::new(if pq { self.k.saturating_mul(self.refine) } else { self.k });
                     let mut parts = Vec::with_capacity(probes.len());
                     let tables = model.prepare_query(&query);
                     for (slot, p) in probes.into_iter().enumerate() {
-                        let part = segment.partition(p).await?;
+                        let part = segment.partition(self.table.location(), p).await?;
                         // PQ candidates are keyed by where they are, to re-rank without lookups.
                         let key = |j: usize| {
                             if pq {

@@ -398,3 +398,121 @@ async fn ivf_queries_read_only_the_partitions_they_probe() {
         "a repeated query is served from the cache"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn float16_vectors_and_null_vectors_are_searched() {
+    let dir = common::tempdir();
+    let uri = dir.path().join("t").display().to_string();
+    // `half` is f16 [i, 0.5]; `vector` is f32 and null on every 7th row.
+    let t = Table::write(
+        TableLocation::parse(&uri).unwrap(),
+        common::stream(0..500),
+        WriteMode::Create,
+        &WriteOptions::default(),
+    )
+    .await
+    .unwrap();
+    let exact = t
+        .search("half", &[50.0, 0.5])
+        .metric(Metric::L2)
+        .columns(&["id"])
+        .limit(3)
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(ids(&exact), [50, 49, 51]);
+    let indexed = t
+        .create_index(&IndexOptions {
+            metric: Metric::L2,
+            ..IndexOptions::new("half", IndexType::Hnsw)
+        })
+        .await
+        .unwrap();
+    let got = indexed
+        .search("half", &[50.0, 0.5])
+        .columns(&["id"])
+        .limit(3)
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(ids(&got), [50, 49, 51]);
+    // Rows with a null vector are never returned.
+    let q: Vec<f32> = (0..common::DIM).map(|d| 70.0 + d as f32 / 10.0).collect();
+    let hits = t
+        .search("vector", &q)
+        .metric(Metric::L2)
+        .columns(&["id"])
+        .limit(5)
+        .execute()
+        .await
+        .unwrap();
+    assert!(!ids(&hits).contains(&70), "row 70 has a null vector");
+    assert!([69, 71].contains(&ids(&hits)[0]), "{:?}", ids(&hits));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicates_still_give_k_rows_and_nan_vectors_cannot_be_indexed() {
+    let dir = common::tempdir();
+    let uri = dir.path().join("t").display().to_string();
+    let schema = common::schema();
+    let mut batch = common::batch(0..400);
+    // Rows 0..300 all get the same vector.
+    let same: Vec<f32> = (0..400)
+        .flat_map(|i| (0..common::DIM).map(move |d| if i < 300 { 1.0 } else { i as f32 + d as f32 }))
+        .collect();
+    let item = Arc::new(arrow_schema::Field::new("item", arrow_schema::DataType::Float32, true));
+    let mut columns = batch.columns().to_vec();
+    columns[3] = Arc::new(arrow_array::FixedSizeListArray::new(
+        item.clone(),
+        common::DIM,
+        Arc::new(arrow_array::Float32Array::from(same)),
+        None,
+    ));
+    batch = RecordBatch::try_new(schema.clone(), columns.clone()).unwrap();
+    let t = Table::write(
+        TableLocation::parse(&uri).unwrap(),
+        BatchStream::from_batches(schema.clone(), vec![batch]),
+        WriteMode::Create,
+        &WriteOptions::default(),
+    )
+    .await
+    .unwrap();
+    let t = t
+        .create_index(&IndexOptions {
+            metric: Metric::L2,
+            ..IndexOptions::new("vector", IndexType::Hnsw)
+        })
+        .await
+        .unwrap();
+    let hits = t
+        .search("vector", &[1.0; common::DIM as usize])
+        .columns(&["id"])
+        .limit(100)
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(hits.num_rows(), 100);
+    assert!(ids(&hits).iter().all(|id| *id < 300));
+
+    let mut nan = vec![0.5f32; 10 * common::DIM as usize];
+    nan[13] = f32::NAN;
+    columns[3] = Arc::new(arrow_array::FixedSizeListArray::new(
+        item,
+        common::DIM,
+        Arc::new(arrow_array::Float32Array::from(nan)),
+        None,
+    ));
+    let rows: Vec<arrow_array::ArrayRef> = columns.iter().map(|c| c.slice(0, 10)).collect();
+    let mut rows = rows;
+    rows[3] = columns[3].clone();
+    let bad = RecordBatch::try_new(schema.clone(), rows).unwrap();
+    let t = t
+        .append(BatchStream::from_batches(schema, vec![bad]), &WriteOptions::default())
+        .await
+        .unwrap();
+    let e = t
+        .create_index(&IndexOptions::new("vector", IndexType::IvfFlat))
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, Error::InvalidInput(m) if m.contains("non-finite")), "{e}");
+}
