@@ -2,6 +2,7 @@
 
 mod demo;
 mod import;
+mod index_args;
 mod render;
 mod search;
 

@@ -2,7 +2,9 @@
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use vlake_table::{Error, HnswParams, IndexOptions, IndexType, IvfParams, Metric, Result, Table};
+use vlake_table::{Error, Result, Table};
+
+use crate::index_args::IndexArgs;
 
 use crate::render::{self, Output};
 
@@ -36,27 +38,8 @@ pub struct CreateIndex {
     /// The vector column.
     #[arg(long)]
     column: String,
-    /// ivf_pq, hnsw or ivf_flat.
-    #[arg(long = "type")]
-    index_type: String,
-    /// l2, cosine or dot.
-    #[arg(long, default_value = "cosine")]
-    metric: String,
-    /// Index name (default <column>_idx).
-    #[arg(long)]
-    name: Option<String>,
-    /// IVF partitions (default about sqrt(rows)).
-    #[arg(long)]
-    partitions: Option<usize>,
-    /// IVF-PQ sub-vectors (default dim / 8).
-    #[arg(long)]
-    subvectors: Option<usize>,
-    /// HNSW neighbours per node.
-    #[arg(long, default_value_t = 16)]
-    m: usize,
-    /// HNSW candidate list size while building.
-    #[arg(long, default_value_t = 100)]
-    ef_construction: usize,
+    #[command(flatten)]
+    index: IndexArgs,
     /// Print one JSON document.
     #[arg(long)]
     json: bool,
@@ -126,18 +109,7 @@ pub fn parse_vector(text: &str) -> Result<Vec<f32>> {
 pub async fn index(command: IndexCommand) -> Result<()> {
     match command {
         IndexCommand::Create(a) => {
-            let mut opts = IndexOptions::new(&a.column, a.index_type.parse::<IndexType>()?);
-            opts.metric = a.metric.parse::<Metric>()?;
-            opts.name = a.name;
-            opts.ivf = IvfParams {
-                partitions: a.partitions,
-                pq_subvectors: a.subvectors,
-                ..Default::default()
-            };
-            opts.hnsw = HnswParams {
-                m: a.m,
-                ef_construction: a.ef_construction,
-            };
+            let opts = a.index.options(&a.column)?;
             let started = std::time::Instant::now();
             let table = Table::open(&a.uri).await?.create_index(&opts).await?;
             let seconds = started.elapsed().as_secs_f64();

@@ -8,6 +8,8 @@ use arrow::array::RecordBatch;
 use clap::Parser;
 use vector::{BuildArgs, QueryArgs};
 
+#[path = "../index_args.rs"]
+mod index_args;
 mod vector;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::json;

@@ -8,7 +8,9 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Float32Type, Int64Type, UInt64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::json;
-use vlake_table::{Error, HnswParams, IndexOptions, IndexType, IvfParams, Metric, Result, Table, ROW_ID};
+use vlake_table::{Error, Metric, Result, Table, ROW_ID};
+
+use crate::index_args::IndexArgs;
 
 /// `vlake-bench build`.
 #[derive(clap::Args, Debug)]
@@ -16,27 +18,8 @@ pub struct BuildArgs {
     /// Table URI.
     #[arg(long)]
     table: String,
-    /// ivf_pq, hnsw or ivf_flat.
-    #[arg(long = "type")]
-    index_type: String,
-    /// l2, cosine or dot.
-    #[arg(long, default_value = "cosine")]
-    metric: String,
-    /// Index name.
-    #[arg(long)]
-    name: String,
-    /// IVF partitions.
-    #[arg(long)]
-    partitions: Option<usize>,
-    /// PQ sub-vectors.
-    #[arg(long)]
-    subvectors: Option<usize>,
-    /// HNSW m.
-    #[arg(long, default_value_t = 16)]
-    m: usize,
-    /// HNSW ef_construction.
-    #[arg(long, default_value_t = 100)]
-    ef_construction: usize,
+    #[command(flatten)]
+    index: IndexArgs,
 }
 
 /// `vlake-bench query`.
@@ -85,18 +68,7 @@ fn peak_rss_mb() -> f64 {
 
 pub async fn build(args: BuildArgs) -> Result<serde_json::Value> {
     let table = Table::open(&args.table).await?;
-    let mut opts = IndexOptions::new("vector", args.index_type.parse::<IndexType>()?);
-    opts.metric = args.metric.parse()?;
-    opts.name = Some(args.name);
-    opts.ivf = IvfParams {
-        partitions: args.partitions,
-        pq_subvectors: args.subvectors,
-        ..Default::default()
-    };
-    opts.hnsw = HnswParams {
-        m: args.m,
-        ef_construction: args.ef_construction,
-    };
+    let opts = args.index.options("vector")?;
     let start = Instant::now();
     let t = table.create_index(&opts).await?;
     Ok(json!({"seconds": start.elapsed().as_secs_f64(), "peak_rss_mb": peak_rss_mb(), "version": t.version()}))
