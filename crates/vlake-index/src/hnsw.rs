@@ -347,8 +347,8 @@ impl Hnsw {
     /// Builds a graph over prepared vectors (see [`crate::ivf::prepare`]), inserting nodes from
     /// all threads of the rayon pool.
     pub fn build(metric: Metric, dim: usize, ids: Vec<u64>, vectors: Vec<f32>, params: &HnswParams) -> Result<Self> {
-        if params.m < 2 || params.ef_construction == 0 {
-            return Err(Error::invalid("HNSW needs m >= 2 and ef_construction >= 1"));
+        if !(2..=1024).contains(&params.m) || params.ef_construction == 0 {
+            return Err(Error::invalid("HNSW needs 2 <= m <= 1024 and ef_construction >= 1"));
         }
         let n = ids.len();
         let m = params.m;

@@ -79,8 +79,9 @@ pub struct IndexOptions {
 }
 
 impl IndexOptions {
-    /// Defaults for `column` and `index_type`: cosine, about `sqrt(rows)` partitions, `dim / 8`
-    /// PQ sub-vectors, HNSW `m = 16`, `ef_construction = 100`.
+    /// Defaults for `column` and `index_type`: cosine, about `sqrt(rows)` partitions, as many PQ
+    /// sub-vectors as the largest divisor of the dimension up to `dim / 8`, HNSW `m = 16`,
+    /// `ef_construction = 100`.
     pub fn new(column: &str, index_type: IndexType) -> Self {
         Self {
             column: column.to_string(),
