@@ -133,7 +133,7 @@ def faiss_runs(results, x, q, gt, metric, nlist, m):
         hnsw.add(x)
         build = time.perf_counter() - t
     row(results, "faiss", "hnsw", build, mem.mb,
-        sweep_of(hnsw, lambda s: setattr(hnsw.hnsw, "efSearch", s), [16, 32, 64, 128, 256]))
+        sweep_of(hnsw, lambda s: setattr(hnsw.hnsw, "efSearch", s), [16, 32, 64, 80, 96, 128, 256]))
     del hnsw
     with PeakRss() as mem:
         t = time.perf_counter()
@@ -277,7 +277,7 @@ def dev_set(work, args):
     results = []
     nlist, m = 141, 48
     vlake(results, table, qpath, "cosine", 200, [
-        ("h", "hnsw", [], [16, 32, 64, 128, 256]),
+        ("h", "hnsw", [], [16, 32, 64, 80, 96, 128, 256]),
         ("pq", "ivf_pq", ["--partitions", str(nlist), "--subvectors", str(m)], [5, 10, 20, 40, 80]),
         ("fl", "ivf_flat", ["--partitions", str(nlist)], [5, 10, 20, 40]),
         ("exact", "exact", [], [0]),
@@ -318,7 +318,7 @@ def synthetic(work, args):
     results = []
     nlist, m = 1000, 16
     vlake(results, table, qpath, "l2", 200, [
-        ("h", "hnsw", [], [16, 32, 64, 128]),
+        ("h", "hnsw", [], [16, 32, 64, 80, 96, 128]),
         ("pq", "ivf_pq", ["--partitions", str(nlist), "--subvectors", str(m)], [10, 20, 40, 80]),
         ("exact", "exact", [], [0]),
     ])

@@ -268,13 +268,12 @@ fn search_layer(
                 break;
             }
             g.load_neighbors(c.id as u32, layer, &mut buf);
+            // Keep the unvisited neighbours and start loading their vectors before computing.
+            buf.retain(|&nb| first_visit(nb));
             for &nb in &buf {
                 crate::distance::prefetch(g.vector(nb));
             }
             for &nb in &buf {
-                if !first_visit(nb) {
-                    continue;
-                }
                 let d = g.distance(q, nb);
                 if d < worst(&results) {
                     candidates.push(Reverse(Neighbor {
