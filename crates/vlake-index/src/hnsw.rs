@@ -78,9 +78,15 @@ pub struct Hnsw {
 /// Read access to a graph under construction or finished.
 trait Graph {
     fn space(&self) -> Space;
-    fn vector(&self, i: u32) -> &[f32];
+    /// All vectors, row-major, and their dimension.
+    fn vectors(&self) -> (&[f32], usize);
     /// Replaces `out` with the neighbours of `i` on `layer`.
     fn load_neighbors(&self, i: u32, layer: u8, out: &mut Vec<u32>);
+
+    fn vector(&self, i: u32) -> &[f32] {
+        let (all, dim) = self.vectors();
+        &all[i as usize * dim..(i as usize + 1) * dim]
+    }
 
     fn distance(&self, q: &[f32], i: u32) -> f32 {
         self.space().distance(q, self.vector(i))
@@ -92,8 +98,8 @@ impl Graph for Hnsw {
         self.space
     }
 
-    fn vector(&self, i: u32) -> &[f32] {
-        &self.vectors[i as usize * self.dim..(i as usize + 1) * self.dim]
+    fn vectors(&self) -> (&[f32], usize) {
+        (&self.vectors, self.dim)
     }
 
     fn load_neighbors(&self, i: u32, layer: u8, out: &mut Vec<u32>) {
@@ -129,8 +135,8 @@ impl Graph for Builder<'_> {
         self.space
     }
 
-    fn vector(&self, i: u32) -> &[f32] {
-        &self.vectors[i as usize * self.dim..(i as usize + 1) * self.dim]
+    fn vectors(&self) -> (&[f32], usize) {
+        (self.vectors, self.dim)
     }
 
     fn load_neighbors(&self, i: u32, layer: u8, out: &mut Vec<u32>) {
