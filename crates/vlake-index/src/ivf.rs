@@ -166,17 +166,19 @@ impl IvfModel {
     }
 
     /// Serialises the model and partitions as one segment file.
-    pub fn write_segment(&self, parts: &[Partition]) -> Result<Vec<u8>> {
+    /// Partitions are consumed as they are encoded, so that the vectors are never held twice.
+    pub fn write_segment(&self, parts: Vec<Partition>) -> Result<Vec<u8>> {
+        let rows = parts.iter().map(|p| p.ids.len() as u64).collect();
         let mut w = SegmentWriter::default();
         w.blob("centroids", f32_bytes(&self.centroids));
         if let Some(pq) = &self.pq {
             w.blob("pq_codebooks", f32_bytes(&pq.codebooks));
         }
-        for (i, p) in parts.iter().enumerate() {
+        for (i, p) in parts.into_iter().enumerate() {
             w.blob(format!("p{i}.ids"), u64_bytes(&p.ids));
             w.blob(format!("p{i}.vectors"), f32_bytes(&p.vectors));
             if self.pq.is_some() {
-                w.blob(format!("p{i}.codes"), p.codes.clone());
+                w.blob(format!("p{i}.codes"), p.codes);
             }
         }
         let meta = IvfMeta {
@@ -184,7 +186,7 @@ impl IvfModel {
             dim: self.dim,
             partitions: self.partitions(),
             pq_subvectors: self.pq.as_ref().map(|p| p.m),
-            rows: parts.iter().map(|p| p.ids.len() as u64).collect(),
+            rows,
         };
         w.finish(
             "ivf",

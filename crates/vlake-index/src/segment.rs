@@ -80,9 +80,10 @@ impl SegmentWriter {
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(json.len() as u64).to_le_bytes());
         out.extend_from_slice(&json);
-        for (_, bytes) in &self.blobs {
+        // Each blob is freed once copied, so the file and its blobs are not held in full twice.
+        for (_, bytes) in self.blobs {
             out.resize(out.len().div_ceil(8) * 8, 0);
-            out.extend_from_slice(bytes);
+            out.extend_from_slice(&bytes);
         }
         Ok(out)
     }

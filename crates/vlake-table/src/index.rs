@@ -206,7 +206,11 @@ impl Table {
                 IndexType::Hnsw => Hnsw::build(metric, dim, ids, values, &hnsw)?.write_segment(),
                 IndexType::IvfFlat | IndexType::IvfPq => {
                     let model = train_ivf(metric, dim, &values, &ivf_params)?;
-                    model.write_segment(&model.partition(&ids, &values))
+                    {
+                        let parts = model.partition(&ids, &values);
+                        drop(values);
+                        model.write_segment(parts)
+                    }
                 }
             }
         })
@@ -294,7 +298,11 @@ impl Table {
                 run_blocking(move || {
                     let FileVectors { ids, mut values, .. } = data;
                     ivf::prepare(metric, &mut values, dim);
-                    model.write_segment(&model.partition(&ids, &values))
+                    {
+                        let parts = model.partition(&ids, &values);
+                        drop(values);
+                        model.write_segment(parts)
+                    }
                 })
                 .await?,
             )
