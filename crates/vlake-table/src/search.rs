@@ -171,19 +171,28 @@ impl VectorSearch {
         Ok(dim)
     }
 
+    /// The indexes on the searched column, newest first (only the named one, when named).
+    fn column_indexes(&self) -> Result<impl Iterator<Item = &IndexEntry>> {
+        let id = self.table.table_schema().field(&self.column)?.id;
+        let name = self.index_name.as_deref();
+        Ok(self
+            .table
+            .manifest()
+            .indexes
+            .iter()
+            .rev()
+            .filter(move |i| i.field_ids.first() == Some(&id) && name.is_none_or(|n| n == i.name)))
+    }
+
     /// The index that serves this search, if any.
     fn serving_index(&self, metric: Metric) -> Result<Option<(&IndexEntry, StoredParams)>> {
         if self.exact || self.max_distance.is_some() {
             return Ok(None);
         }
-        let field = self.table.table_schema().field(&self.column)?;
+        let mut candidates = self.column_indexes()?;
         if let Some(name) = &self.index_name {
-            let entry = self
-                .table
-                .manifest()
-                .indexes
-                .iter()
-                .find(|i| &i.name == name && i.field_ids.first() == Some(&field.id))
+            let entry = candidates
+                .next()
                 .ok_or_else(|| Error::not_found(format!("index '{name}' on column '{}'", self.column)))?;
             let params = StoredParams::from_entry(entry)?;
             if params.metric != metric {
@@ -194,29 +203,24 @@ impl VectorSearch {
             }
             return Ok(Some((entry, params)));
         }
-        for entry in self.table.manifest().indexes.iter().rev() {
-            if entry.field_ids.first() == Some(&field.id) {
-                let params = StoredParams::from_entry(entry)?;
-                if params.metric == metric {
-                    return Ok(Some((entry, params)));
-                }
+        for entry in candidates {
+            let params = StoredParams::from_entry(entry)?;
+            if params.metric == metric {
+                return Ok(Some((entry, params)));
             }
         }
         Ok(None)
     }
 
+    /// The requested metric, else the newest index's, else L2.
     fn default_metric(&self) -> Result<Metric> {
         if let Some(m) = self.metric {
             return Ok(m);
         }
-        let field = self.table.table_schema().field(&self.column)?;
-        for entry in self.table.manifest().indexes.iter().rev() {
-            let named = self.index_name.as_ref().is_none_or(|n| n == &entry.name);
-            if named && entry.field_ids.first() == Some(&field.id) {
-                return Ok(StoredParams::from_entry(entry)?.metric);
-            }
+        match self.column_indexes()?.next() {
+            Some(entry) => Ok(StoredParams::from_entry(entry)?.metric),
+            None => Ok(Metric::L2),
         }
-        Ok(Metric::L2)
     }
 
     /// Row ids matching the filter. Versions never change, so the set is cached per table,
