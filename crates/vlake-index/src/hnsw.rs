@@ -250,18 +250,6 @@ fn search_layer(
         let mut candidates: BinaryHeap<Reverse<Neighbor>> = BinaryHeap::new();
         let mut results: BinaryHeap<Neighbor> = BinaryHeap::new();
         let mut buf = Vec::new();
-        let d = g.distance(q, entry);
-        first_visit(entry);
-        candidates.push(Reverse(Neighbor {
-            distance: d,
-            id: entry as u64,
-        }));
-        if allow(entry) {
-            results.push(Neighbor {
-                distance: d,
-                id: entry as u64,
-            });
-        }
         let worst = |results: &BinaryHeap<Neighbor>| {
             if results.len() >= ef {
                 results.peek().map_or(f32::INFINITY, |r| r.distance)
@@ -269,6 +257,23 @@ fn search_layer(
                 f32::INFINITY
             }
         };
+        // A node enters the candidates, and the results when allowed (keeping the best ef).
+        let offer =
+            |candidates: &mut BinaryHeap<Reverse<Neighbor>>, results: &mut BinaryHeap<Neighbor>, distance, id: u32| {
+                let n = Neighbor {
+                    distance,
+                    id: id as u64,
+                };
+                candidates.push(Reverse(n));
+                if allow(id) {
+                    results.push(n);
+                    if results.len() > ef {
+                        results.pop();
+                    }
+                }
+            };
+        first_visit(entry);
+        offer(&mut candidates, &mut results, g.distance(q, entry), entry);
         while let Some(Reverse(c)) = candidates.pop() {
             if c.distance > worst(&results) {
                 break;
@@ -282,19 +287,7 @@ fn search_layer(
             for &nb in &buf {
                 let d = g.distance(q, nb);
                 if d < worst(&results) {
-                    candidates.push(Reverse(Neighbor {
-                        distance: d,
-                        id: nb as u64,
-                    }));
-                    if allow(nb) {
-                        results.push(Neighbor {
-                            distance: d,
-                            id: nb as u64,
-                        });
-                        if results.len() > ef {
-                            results.pop();
-                        }
-                    }
+                    offer(&mut candidates, &mut results, d, nb);
                 }
             }
         }
