@@ -1,5 +1,6 @@
 //! `vlake demo`: builds a table from the dev dataset (or generated data when it is absent) and
-//! walks through versions, time travel, tags, filtered scans, restore and cleanup.
+//! walks through versions, time travel, tags, filtered scans, vector search, SQL, restore and
+//! cleanup.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -93,29 +94,15 @@ fn split(batches: &[RecordBatch], n: usize) -> (Vec<RecordBatch>, Vec<RecordBatc
 }
 
 /// Builds an HNSW index and searches with the first row's vector, with and without a filter.
-async fn vector_search(table: &Table, column: &str, columns: &[&str], batches: &[RecordBatch]) -> Result<()> {
+async fn vector_search(table: &Table, column: &str, columns: &[&str], query: &[f32]) -> Result<Table> {
     heading(&format!("build an HNSW index on '{column}' (cosine)"));
     let started = std::time::Instant::now();
     let indexed = table.create_index(&IndexOptions::new(column, IndexType::Hnsw)).await?;
     println!("built in {:.2?}: version {}", started.elapsed(), indexed.version());
-    let first = batches.first().ok_or_else(|| Error::invalid("the dataset is empty"))?;
-    let list = first
-        .column_by_name(column)
-        .ok_or_else(|| Error::invalid(format!("no column '{column}'")))?
-        .as_fixed_size_list();
-    let query: Vec<f32> = arrow::compute::cast(&list.value(0), &DataType::Float32)?
-        .as_primitive::<arrow::datatypes::Float32Type>()
-        .values()
-        .to_vec();
     let shown: Vec<&str> = columns.iter().copied().filter(|c| *c != "gloss").collect();
     heading("the 5 nearest rows to the first row's vector");
     let started = std::time::Instant::now();
-    let hits = indexed
-        .search(column, &query)
-        .columns(&shown)
-        .limit(5)
-        .execute()
-        .await?;
+    let hits = indexed.search(column, query).columns(&shown).limit(5).execute().await?;
     let took = started.elapsed();
     render::batches(&hits.schema(), &[hits], Output::new(false))?;
     println!("in {took:.2?}");
@@ -126,13 +113,88 @@ async fn vector_search(table: &Table, column: &str, columns: &[&str], batches: &
     };
     heading(&format!("the same search with the prefilter {filter}"));
     let hits = indexed
-        .search(column, &query)
+        .search(column, query)
         .columns(&shown)
         .filter_sql(filter)?
         .limit(5)
         .execute()
         .await?;
-    render::batches(&hits.schema(), &[hits], Output::new(false))
+    render::batches(&hits.schema(), &[hits], Output::new(false))?;
+    Ok(indexed)
+}
+
+/// The first row's vector in `column`, as f32.
+fn first_vector(batches: &[RecordBatch], column: &str) -> Result<Vec<f32>> {
+    let first = batches.first().ok_or_else(|| Error::invalid("the dataset is empty"))?;
+    let list = first
+        .column_by_name(column)
+        .ok_or_else(|| Error::invalid(format!("no column '{column}'")))?
+        .as_fixed_size_list();
+    Ok(arrow::compute::cast(&list.value(0), &DataType::Float32)?
+        .as_primitive::<arrow::datatypes::Float32Type>()
+        .values()
+        .to_vec())
+}
+
+/// Queries the table with SQL through DataFusion: an aggregate, and a filtered KNN query that
+/// the optimizer runs as an index search (its plan shown).
+async fn sql(table: &Table, column: &str, query: &[f32]) -> Result<()> {
+    let ctx = vlake_datafusion::session();
+    vlake_datafusion::register_table(&ctx, "words", table.uri())
+        .await
+        .map_err(crate::sql::from_df)?;
+    let literal: Vec<String> = query.iter().map(|x| format!("{x:?}")).collect();
+    let group = if table.schema().field_with_name("pos").is_ok() {
+        "pos"
+    } else {
+        "id % 5"
+    };
+    let statements = [
+        format!("SELECT {group} AS part, count(*) AS rows FROM words GROUP BY {group} ORDER BY part"),
+        format!(
+            "SELECT id, cosine_distance({column}, [{}]) AS d FROM words WHERE {group} = {} ORDER BY d LIMIT 5",
+            literal.join(", "),
+            if group == "pos" { "'v'" } else { "1" }
+        ),
+    ];
+    for sql in &statements {
+        heading(&format!("SQL: {}", abbreviate_sql(sql)));
+        let started = std::time::Instant::now();
+        let df = ctx.sql(sql).await.map_err(crate::sql::from_df)?;
+        let schema = df.schema().inner().clone();
+        let rows = df.collect().await.map_err(crate::sql::from_df)?;
+        let took = started.elapsed();
+        render::batches(&schema, &rows, Output::new(false))?;
+        println!("in {took:.2?}");
+    }
+    let plan = ctx
+        .sql(&format!("EXPLAIN {}", statements[1]))
+        .await
+        .map_err(crate::sql::from_df)?
+        .collect()
+        .await
+        .map_err(crate::sql::from_df)?;
+    let chosen = plan
+        .iter()
+        .flat_map(|b| {
+            let lines = b.column(1).as_string::<i32>();
+            (0..b.num_rows())
+                .map(|i| lines.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .flat_map(|p| p.lines().map(str::to_string).collect::<Vec<_>>())
+        .find(|l| l.contains("VectorSearchExec"))
+        .unwrap_or_else(|| "an exact scan".to_string());
+    println!("the KNN query ran as: {}", chosen.trim());
+    Ok(())
+}
+
+/// An SQL statement with its long vector literal shortened for display.
+fn abbreviate_sql(sql: &str) -> String {
+    match (sql.find('['), sql.find(']')) {
+        (Some(a), Some(b)) if b > a + 40 => format!("{}[{} …]{}", &sql[..a], &sql[a + 1..a + 30], &sql[b + 1..]),
+        _ => sql.to_string(),
+    }
 }
 
 pub async fn run(args: DemoArgs) -> Result<()> {
@@ -210,7 +272,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         .find(|f| matches!(f.data_type(), DataType::FixedSizeList(..)))
         .map(|f| f.name().clone());
     if let Some(column) = vector_column {
-        vector_search(&v2, &column, &columns, &batches).await?;
+        let query = first_vector(&batches, &column)?;
+        let indexed = vector_search(&v2, &column, &columns, &query).await?;
+        sql(&indexed, &column, &query).await?;
     }
 
     heading("restore version 1 as the newest version, then clean up");

@@ -5,6 +5,7 @@ mod import;
 mod index_args;
 mod render;
 mod search;
+mod sql;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -111,6 +112,8 @@ enum Command {
     },
     /// Find the rows nearest a query vector.
     Search(search::SearchArgs),
+    /// Run SQL (DataFusion) over vlake tables: `-c` statements, or an interactive prompt.
+    Sql(sql::SqlArgs),
     /// Build a table from the dev dataset (or generated data) and show what vlake does.
     Demo(demo::DemoArgs),
 }
@@ -284,6 +287,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Index { action } => search::index(action).await,
         Command::Search(args) => search::search(args).await,
+        Command::Sql(args) => sql::run(args).await,
         Command::Demo(args) => demo::run(args).await,
     }
 }

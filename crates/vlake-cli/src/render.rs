@@ -16,7 +16,7 @@ pub struct Output {
 }
 
 /// Writes to stdout; a closed pipe (`vlake head | head -1`) is not an error.
-fn emit(text: &str) -> Result<()> {
+pub fn emit(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{text}").and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("stdout", e)),
@@ -191,20 +191,7 @@ pub fn tags(list: &[vlake_format::Tag], out: Output) -> Result<()> {
 /// Prints rows: a JSON list of objects, or a table with vectors abbreviated.
 pub fn batches(schema: &SchemaRef, batches: &[RecordBatch], out: Output) -> Result<()> {
     if out.json {
-        let mut writer = arrow::json::WriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, arrow::json::writer::JsonArray>(Vec::new());
-        let refs: Vec<&RecordBatch> = batches.iter().collect();
-        writer.write_batches(&refs)?;
-        writer.finish()?;
-        let bytes = writer.into_inner();
-        // An empty result is an empty list, not an empty document.
-        let text = if bytes.is_empty() {
-            "[]".to_string()
-        } else {
-            String::from_utf8_lossy(&bytes).into_owned()
-        };
-        return emit(&text);
+        return json_line(batches);
     }
     let display: Vec<RecordBatch> = batches.iter().map(abbreviate_vectors).collect::<Result<_>>()?;
     if display.is_empty() {
@@ -212,6 +199,22 @@ pub fn batches(schema: &SchemaRef, batches: &[RecordBatch], out: Output) -> Resu
         return emit(&arrow::util::pretty::pretty_format_batches(&[empty])?.to_string());
     }
     emit(&arrow::util::pretty::pretty_format_batches(&display)?.to_string())
+}
+
+/// Prints rows as one JSON list of objects on one line (`[]` when there are none).
+pub fn json_line(batches: &[RecordBatch]) -> Result<()> {
+    let mut writer = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow::json::writer::JsonArray>(Vec::new());
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    writer.write_batches(&refs)?;
+    writer.finish()?;
+    let bytes = writer.into_inner();
+    // An empty result is an empty list, not an empty document.
+    if bytes.is_empty() {
+        return emit("[]");
+    }
+    emit(&String::from_utf8_lossy(&bytes))
 }
 
 /// Replaces fixed-size-list columns by short strings such as `[0.12, -0.03, 0.5, … (384)]`.

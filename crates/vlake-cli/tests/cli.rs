@@ -419,3 +419,112 @@ fn index_and_search_from_the_command_line() {
     );
     fails(&["index", "update", &uri, "--name", "nope"], "index 'nope'");
 }
+
+/// The lines of a successful command's stdout.
+fn ok_lines(args: &[&str]) -> Vec<String> {
+    let out = vlake(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn sql_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    let src = dir.path().join("v.parquet");
+    write_parquet(&src, 0..100, 4);
+    ok_json(&["import", src.to_str().unwrap(), &uri, "--json"]);
+    let table = format!("t={uri}");
+
+    // --format json: each query's rows as one JSON list per line, statements in order.
+    let lines = ok_lines(&[
+        "sql",
+        "--table",
+        &table,
+        "-c",
+        "SELECT pos, count(*) AS n FROM t GROUP BY pos ORDER BY pos",
+        "-c",
+        "INSERT INTO t SELECT id + 100, pos, vector FROM t WHERE id < 10; SELECT count(*) AS n FROM t",
+        "--format",
+        "json",
+    ]);
+    let docs: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(docs.len(), 3, "{lines:?}");
+    assert_eq!(
+        docs[0],
+        serde_json::json!([{"pos": "n", "n": 50}, {"pos": "v", "n": 50}])
+    );
+    assert_eq!(docs[1], serde_json::json!([{"count": 10}]));
+    assert_eq!(docs[2], serde_json::json!([{"n": 110}]));
+    // The INSERT was one commit.
+    assert_eq!(table_ids(&uri).0, 2);
+
+    // CREATE EXTERNAL TABLE instead of --table; KNN through SQL; CSV output.
+    let create = format!("CREATE EXTERNAL TABLE w STORED AS VLAKE LOCATION '{uri}'");
+    let lines = ok_lines(&[
+        "sql",
+        "-c",
+        &create,
+        "-c",
+        "SELECT id FROM w ORDER BY l2_distance(vector, [50.0, 51.0, 52.0, 53.0]) LIMIT 3",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(lines[0], "id");
+    let mut near: Vec<i64> = lines[1..].iter().map(|l| l.parse().unwrap()).collect();
+    near.sort();
+    assert_eq!(near, vec![49, 50, 51]);
+
+    // Time travel by option; the text table format.
+    let old = format!("CREATE EXTERNAL TABLE old STORED AS VLAKE LOCATION '{uri}' OPTIONS ('version' '1')");
+    let lines = ok_lines(&["sql", "-c", &old, "-c", "SELECT count(*) AS n FROM old"]);
+    assert!(lines.iter().any(|l| l.contains("| 100 |")), "{lines:?}");
+
+    // Parquet output to a file.
+    let out = dir.path().join("out.parquet");
+    ok_lines(&[
+        "sql",
+        "--table",
+        &table,
+        "-c",
+        "SELECT id FROM t WHERE pos = 'n'",
+        "--format",
+        "parquet",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    let file = std::fs::File::open(&out).unwrap();
+    let rows: usize = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap().num_rows())
+        .sum();
+    assert_eq!(rows, 55);
+
+    // Errors: one clear line each.
+    fails(&["sql", "-c", "SELECT * FROM nope"], "nope");
+    fails(&["sql", "--table", "t", "-c", "SELECT 1"], "NAME=URI");
+    fails(
+        &[
+            "sql",
+            "--table",
+            &table,
+            "-c",
+            "SELECT l2_distance(vector, [1.0]) FROM t",
+        ],
+        "different dimensions",
+    );
+    fails(
+        &["sql", "--table", &table, "-c", "SELECT l2_distance(vector, 'x') FROM t"],
+        "expects vectors",
+    );
+    fails(&["sql", "-c", "SELEC 1"], "SELEC");
+}

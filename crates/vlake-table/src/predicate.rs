@@ -478,11 +478,91 @@ fn literal(expr: &Expr) -> std::result::Result<Literal, String> {
     }
 }
 
+impl std::fmt::Display for Literal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Null => f.write_str("NULL"),
+            Self::Bool(b) => f.write_str(if *b { "TRUE" } else { "FALSE" }),
+            Self::Int(i) => write!(f, "{i}"),
+            Self::Float(x) => write!(f, "{x:?}"),
+            Self::String(s) => write!(f, "'{}'", s.replace('\'', "''")),
+        }
+    }
+}
+
+impl std::fmt::Display for CmpOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Eq => "=",
+            Self::NotEq => "<>",
+            Self::Lt => "<",
+            Self::LtEq => "<=",
+            Self::Gt => ">",
+            Self::GtEq => ">=",
+        })
+    }
+}
+
+/// Renders the predicate as an SQL expression that [`Predicate::parse`] reads back.
+impl std::fmt::Display for Predicate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let not = |negated: &bool| if *negated { "NOT " } else { "" };
+        let join = |f: &mut std::fmt::Formatter<'_>, parts: &[Predicate], sep: &str| {
+            let parts: Vec<String> = parts.iter().map(|p| format!("({p})")).collect();
+            f.write_str(&parts.join(sep))
+        };
+        match self {
+            Self::Compare { column, op, value } => write!(f, "{column} {op} {value}"),
+            Self::InList {
+                column,
+                values,
+                negated,
+            } => {
+                let values: Vec<String> = values.iter().map(ToString::to_string).collect();
+                write!(f, "{column} {}IN ({})", not(negated), values.join(", "))
+            }
+            Self::IsNull { column, negated } => write!(f, "{column} IS {}NULL", not(negated)),
+            Self::Like {
+                column,
+                pattern,
+                negated,
+                case_insensitive,
+            } => {
+                let like = if *case_insensitive { "ILIKE" } else { "LIKE" };
+                write!(
+                    f,
+                    "{column} {}{like} {}",
+                    not(negated),
+                    Literal::String(pattern.clone())
+                )
+            }
+            Self::And(parts) => join(f, parts, " AND "),
+            Self::Or(parts) => join(f, parts, " OR "),
+            Self::Not(p) => write!(f, "NOT ({p})"),
+            Self::Const(b) => write!(f, "{}", Literal::Bool(*b)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use arrow_array::Int32Array;
     use arrow_schema::{Field, Schema};
+
+    #[test]
+    fn display_parses_back() {
+        for sql in [
+            "id >= 2 AND pos <> 'it''s'",
+            "NOT (pos IN ('n', 'v')) OR id IS NULL",
+            "pos NOT ILIKE 'no%' AND id IS NOT NULL",
+            "id < 2.5 OR FALSE",
+        ] {
+            let p = Predicate::parse(sql).unwrap_or_else(|e| unreachable!("{e}"));
+            let again = Predicate::parse(&p.to_string()).unwrap_or_else(|e| unreachable!("{p}: {e}"));
+            assert_eq!(again, p, "{sql} -> {p}");
+        }
+    }
 
     fn batch() -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![

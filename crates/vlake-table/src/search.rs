@@ -100,9 +100,14 @@ impl VectorSearch {
     }
 
     /// Only rows matching this SQL filter.
-    pub fn filter_sql(mut self, sql: &str) -> Result<Self> {
-        self.filter = Some(Predicate::parse(sql)?);
-        Ok(self)
+    pub fn filter_sql(self, sql: &str) -> Result<Self> {
+        Ok(self.filter(Predicate::parse(sql)?))
+    }
+
+    /// Only rows matching `filter`.
+    pub fn filter(mut self, filter: Predicate) -> Self {
+        self.filter = Some(filter);
+        self
     }
 
     /// Apply the filter before ranking (default; exactly `k` matching rows when they exist) or
@@ -408,6 +413,35 @@ impl VectorSearch {
             }
         }
         Ok(top)
+    }
+
+    /// How the search will run, for plan displays: the serving index (with its type and
+    /// coverage) or an exact scan, the metric, `k` and the filter. Fails as the search would
+    /// on bad input (dimension, values, `k`).
+    pub fn describe(&self) -> Result<String> {
+        self.validate()?;
+        let metric = self.default_metric()?;
+        let how = match self.serving_index(metric)? {
+            Some((entry, _)) => {
+                let uncovered = self
+                    .table
+                    .manifest()
+                    .data_files
+                    .len()
+                    .saturating_sub(entry.covered_files.len());
+                format!(
+                    "index {} ({}, nprobes={}, ef={}, refine={}) + exact over {uncovered} uncovered file(s)",
+                    entry.name, entry.index_type, self.nprobes, self.ef, self.refine
+                )
+            }
+            None => "exact".to_string(),
+        };
+        let mut out = format!("{how}, metric={metric}, k={}", self.k);
+        if let Some(f) = &self.filter {
+            let when = if self.prefilter { "prefilter" } else { "postfilter" };
+            out.push_str(&format!(", {when}={f}"));
+        }
+        Ok(out)
     }
 
     /// Runs the search: the requested columns of the nearest rows, closest first, with

@@ -1,5 +1,5 @@
-//! `vlake-bench`: measures vlake's write throughput; `benchmarks/append.py` runs it beside the
-//! peers (pyarrow, pylance) on the same data and reports ratios.
+//! `vlake-bench`: vlake's side of the benchmarks in `benchmarks/`, which run it beside the peers
+//! on the same data and report ratios: write throughput, vector index builds and queries, SQL.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,6 +10,7 @@ use vector::{BuildArgs, QueryArgs};
 
 #[path = "../index_args.rs"]
 mod index_args;
+mod sql;
 mod vector;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::json;
@@ -24,6 +25,8 @@ enum Bench {
     Build(BuildArgs),
     /// Run queries; reports recall@10 and queries/s.
     Query(QueryArgs),
+    /// KNN through SQL against the Rust API; an aggregate against DataFusion over plain Parquet.
+    Sql(sql::SqlArgs),
 }
 
 /// Append throughput benchmark.
@@ -43,15 +46,21 @@ struct Args {
     out: PathBuf,
 }
 
-async fn run(args: Args) -> Result<serde_json::Value> {
-    let file = std::fs::File::open(&args.data).map_err(|e| Error::io(args.data.display().to_string(), e))?;
+/// The schema and all rows of a Parquet file, in batches of 8,192 rows.
+fn read_parquet(path: &std::path::Path) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>)> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path.display().to_string(), e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| Error::invalid(e.to_string()))?
         .with_batch_size(8192)
         .build()
         .map_err(|e| Error::invalid(e.to_string()))?;
     let schema = arrow::array::RecordBatchReader::schema(&reader);
-    let once: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>()?;
+    let batches = reader.collect::<std::result::Result<_, _>>()?;
+    Ok((schema, batches))
+}
+
+async fn run(args: Args) -> Result<serde_json::Value> {
+    let (schema, once) = read_parquet(&args.data)?;
     let batches: Vec<RecordBatch> = (0..args.repeat).flat_map(|_| once.iter().cloned()).collect();
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
@@ -98,6 +107,7 @@ fn main() -> std::process::ExitCode {
             Bench::Append(args) => rt.block_on(run(args)),
             Bench::Build(args) => rt.block_on(vector::build(args)),
             Bench::Query(args) => vector::query(args, &rt),
+            Bench::Sql(args) => rt.block_on(sql::run(args)),
         });
     match result {
         Ok(doc) => {

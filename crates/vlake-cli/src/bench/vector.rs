@@ -74,12 +74,14 @@ pub async fn build(args: BuildArgs) -> Result<serde_json::Value> {
     Ok(json!({"seconds": start.elapsed().as_secs_f64(), "peak_rss_mb": peak_rss_mb(), "version": t.version()}))
 }
 
-struct Query {
-    vector: Vec<f32>,
-    gt: Vec<i64>,
+/// A query vector and the ids of its true nearest neighbours, best first.
+pub(crate) struct Query {
+    pub vector: Vec<f32>,
+    pub gt: Vec<i64>,
 }
 
-fn load_queries(path: &str, max: usize) -> Result<Vec<Query>> {
+/// The first `max` queries of a Parquet file with `vector` and `gt` columns.
+pub(crate) fn load_queries(path: &str, max: usize) -> Result<Vec<Query>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| Error::invalid(e.to_string()))?

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""SQL over vlake (DataFusion), in one run on one machine:
+
+- the same KNN query (k = 10, cosine, HNSW index, dev dataset) through SQL
+  (`ORDER BY cosine_distance(vector, [..]) LIMIT 10`, rewritten to an index search) and through
+  the Rust API, and the same for exact search (`vector_search(..., 'exact=true')`): queries/s,
+  recall@10 and SQL's overhead;
+- a full-scan aggregate (`SELECT pos, count(*) ... GROUP BY pos`) over a vlake table against
+  DataFusion over the same rows as plain Parquet files.
+
+    python3 benchmarks/sql.py              # builds vlake-bench in release mode first
+    python3 benchmarks/sql.py --profile dev   # the debug-profile build the tests use (faster to build)
+"""
+import argparse
+import json
+import os
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEV = os.path.join(ROOT, "..", "shared", "data", "dev")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=os.path.join(DEV, "base.parquet"))
+    parser.add_argument("--queries", default=os.path.join(DEV, "queries.parquet"))
+    parser.add_argument("--copies", type=int, default=10, help="copies of the rows for the aggregate")
+    parser.add_argument("--out", default=os.path.join(ROOT, "bench-out", "sql"))
+    parser.add_argument("--profile", default="release", choices=["release", "dev"])
+    args = parser.parse_args()
+
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    subprocess.run(
+        ["cargo", "build", "--profile", args.profile, "-p", "vlake-cli", "--bin", "vlake-bench"], cwd=ROOT, check=True
+    )
+    bench = os.path.join(target, "debug" if args.profile == "dev" else "release", "vlake-bench")
+    out = subprocess.run(
+        [bench, "sql", "--data", args.data, "--queries", args.queries, "--out", args.out, "--copies", str(args.copies)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    doc = json.loads(out)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out + ".json", "w") as f:
+        json.dump(doc, f, indent=2)
+
+    knn = doc["knn"]
+    print(f"KNN, k = 10, dev dataset, one query at a time ({args.profile} build)")
+    print(f"{'path':<34}{'queries/s':>12}{'ms/query':>10}{'recall@10':>11}")
+    for name, key in [
+        ("Rust API, HNSW", "api_index"),
+        ("SQL ORDER BY ... LIMIT, HNSW", "sql_index"),
+        ("Rust API, exact", "api_exact"),
+        ("SQL vector_search, exact", "sql_exact"),
+    ]:
+        r = knn[key]
+        print(f"{name:<34}{r['qps']:>12.0f}{r['ms_per_query']:>10.3f}{r['recall']:>11.3f}")
+    print(f"SQL overhead: HNSW {knn['sql_overhead_index']:+.1%}, exact {knn['sql_overhead_exact']:+.1%}; "
+          f"planning alone {knn['sql_plan_ms']:.3f} ms/query")
+    print()
+    print("Full-scan aggregates, best of 5 runs")
+    print(f"{'query':<34}{'rows':>10}{'vlake s':>10}{'parquet s':>11}{'vlake/parquet speed':>21}")
+    for a in doc["aggregates"]:
+        print(f"{a['query']:<34}{a['rows']:>10}{a['vlake_s']:>10.4f}{a['parquet_s']:>11.4f}{a['vlake_vs_parquet']:>20.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+//! Conversions between DataFusion and vlake: filter expressions to vlake predicates (what a
+//! scan can evaluate itself), errors, constant arguments, and blocking on async work from
+//! DataFusion's synchronous planning hooks.
+
+use std::future::Future;
+
+use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+use datafusion::physical_expr::create_physical_expr;
+use datafusion::prelude::SessionContext;
+use datafusion::{arrow::datatypes::Schema, common::DFSchema};
+use vlake_table::{CmpOp, Literal, Predicate};
+
+/// Wraps a vlake error for DataFusion, keeping its message.
+pub fn df_err(e: vlake_table::Error) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// The vlake predicate equivalent to `expr`, or `None` when vlake cannot evaluate it exactly
+/// (DataFusion then filters the rows itself).
+pub fn to_predicate(expr: &Expr) -> Option<Predicate> {
+    Some(match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
+            Operator::And => Predicate::And(vec![to_predicate(left)?, to_predicate(right)?]),
+            Operator::Or => Predicate::Or(vec![to_predicate(left)?, to_predicate(right)?]),
+            _ => {
+                let op = cmp_op(*op)?;
+                match (left.as_ref(), right.as_ref()) {
+                    (Expr::Column(c), Expr::Literal(v, _)) => Predicate::Compare {
+                        column: c.name.clone(),
+                        op,
+                        value: literal(v)?,
+                    },
+                    (Expr::Literal(v, _), Expr::Column(c)) => Predicate::Compare {
+                        column: c.name.clone(),
+                        op: flip(op),
+                        value: literal(v)?,
+                    },
+                    _ => return None,
+                }
+            }
+        },
+        Expr::Not(e) => Predicate::Not(Box::new(to_predicate(e)?)),
+        Expr::IsNull(e) | Expr::IsNotNull(e) => match e.as_ref() {
+            Expr::Column(c) => Predicate::IsNull {
+                column: c.name.clone(),
+                negated: matches!(expr, Expr::IsNotNull(_)),
+            },
+            _ => return None,
+        },
+        Expr::InList(list) => match list.expr.as_ref() {
+            Expr::Column(c) => Predicate::InList {
+                column: c.name.clone(),
+                values: list
+                    .list
+                    .iter()
+                    .map(|e| match e {
+                        Expr::Literal(v, _) => literal(v),
+                        _ => None,
+                    })
+                    .collect::<Option<_>>()?,
+                negated: list.negated,
+            },
+            _ => return None,
+        },
+        Expr::Like(like) if like.escape_char.is_none() => match (like.expr.as_ref(), like.pattern.as_ref()) {
+            (Expr::Column(c), Expr::Literal(ScalarValue::Utf8(Some(p)), _)) => Predicate::Like {
+                column: c.name.clone(),
+                pattern: p.clone(),
+                negated: like.negated,
+                case_insensitive: like.case_insensitive,
+            },
+            _ => return None,
+        },
+        Expr::Literal(ScalarValue::Boolean(Some(b)), _) => Predicate::Const(*b),
+        _ => return None,
+    })
+}
+
+fn cmp_op(op: Operator) -> Option<CmpOp> {
+    Some(match op {
+        Operator::Eq => CmpOp::Eq,
+        Operator::NotEq => CmpOp::NotEq,
+        Operator::Lt => CmpOp::Lt,
+        Operator::LtEq => CmpOp::LtEq,
+        Operator::Gt => CmpOp::Gt,
+        Operator::GtEq => CmpOp::GtEq,
+        _ => return None,
+    })
+}
+
+fn flip(op: CmpOp) -> CmpOp {
+    match op {
+        CmpOp::Lt => CmpOp::Gt,
+        CmpOp::LtEq => CmpOp::GtEq,
+        CmpOp::Gt => CmpOp::Lt,
+        CmpOp::GtEq => CmpOp::LtEq,
+        other => other,
+    }
+}
+
+/// A non-null literal vlake predicates can compare with.
+fn literal(v: &ScalarValue) -> Option<Literal> {
+    Some(match v {
+        ScalarValue::Boolean(Some(b)) => Literal::Bool(*b),
+        ScalarValue::Int8(Some(x)) => Literal::Int(i64::from(*x)),
+        ScalarValue::Int16(Some(x)) => Literal::Int(i64::from(*x)),
+        ScalarValue::Int32(Some(x)) => Literal::Int(i64::from(*x)),
+        ScalarValue::Int64(Some(x)) => Literal::Int(*x),
+        ScalarValue::UInt8(Some(x)) => Literal::Int(i64::from(*x)),
+        ScalarValue::UInt16(Some(x)) => Literal::Int(i64::from(*x)),
+        ScalarValue::UInt32(Some(x)) => Literal::Int(i64::from(*x)),
+        ScalarValue::UInt64(Some(x)) => Literal::Int(i64::try_from(*x).ok()?),
+        ScalarValue::Float32(Some(x)) => Literal::Float(f64::from(*x)),
+        ScalarValue::Float64(Some(x)) => Literal::Float(*x),
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+            Literal::String(s.clone())
+        }
+        _ => return None,
+    })
+}
+
+/// Evaluates an expression without columns (a literal, `[0.1, 0.2]`, a cast) to its value.
+pub fn eval_const(expr: &Expr) -> Result<ScalarValue> {
+    if let Expr::Literal(v, _) = expr {
+        return Ok(v.clone());
+    }
+    let schema = DFSchema::try_from(Schema::empty())?;
+    let ctx = SessionContext::new();
+    let physical = create_physical_expr(expr, &schema, ctx.state().execution_props())?;
+    let batch = datafusion::arrow::record_batch::RecordBatch::try_new_with_options(
+        std::sync::Arc::new(Schema::empty()),
+        vec![],
+        &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(1)),
+    )?;
+    match physical.evaluate(&batch)? {
+        datafusion::logical_expr::ColumnarValue::Scalar(s) => Ok(s),
+        datafusion::logical_expr::ColumnarValue::Array(a) => ScalarValue::try_from_array(&a, 0),
+    }
+}
+
+/// A vector from a constant SQL value such as `[0.1, 0.2]` or `'[0.1, 0.2]'`.
+pub fn vector_from_scalar(what: &str, v: &ScalarValue) -> Result<Vec<f32>> {
+    let bad = |detail: String| DataFusionError::Plan(format!("{what} must be a vector such as [0.1, 0.2]: {detail}"));
+    if let ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) = v {
+        return serde_json::from_str::<Vec<f32>>(s).map_err(|e| bad(format!("'{s}' is not a JSON list ({e})")));
+    }
+    let array = v.to_array_of_size(1)?;
+    let values = match array.data_type() {
+        datafusion::arrow::datatypes::DataType::List(_)
+        | datafusion::arrow::datatypes::DataType::LargeList(_)
+        | datafusion::arrow::datatypes::DataType::FixedSizeList(..) => {
+            ScalarValue::convert_array_to_scalar_vec(&array)?
+                .into_iter()
+                .next()
+                .flatten()
+                .ok_or_else(|| bad("it is NULL".into()))?
+        }
+        other => return Err(bad(format!("got a value of type {other}"))),
+    };
+    values
+        .iter()
+        .map(|x| match x.cast_to(&datafusion::arrow::datatypes::DataType::Float32)? {
+            ScalarValue::Float32(Some(f)) => Ok(f),
+            _ => Err(bad(format!("element {x} is not a number"))),
+        })
+        .collect()
+}
+
+/// Runs `fut` to completion from synchronous code, even inside an async runtime (DataFusion
+/// calls table functions synchronously while planning), on a helper thread with its own runtime.
+pub fn block_on<T: Send>(fut: impl Future<Output = T> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(fut))
+        })
+        .join()
+        .map_err(|_| DataFusionError::Internal("a planning thread panicked".into()))?
+        .map_err(|e| DataFusionError::External(Box::new(e)))
+    })
+}

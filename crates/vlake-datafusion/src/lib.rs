@@ -1,0 +1,80 @@
+//! vlake tables in DataFusion SQL.
+//!
+//! - [`VlakeTable`]: a `TableProvider` with projection, filter and limit pushdown, statistics,
+//!   time travel and `INSERT INTO`; [`VlakeTableFactory`] serves
+//!   `CREATE EXTERNAL TABLE t STORED AS VLAKE LOCATION '...' [OPTIONS ('version' '3')]`.
+//! - `l2_distance`, `cosine_distance` and `inner_product` scalar functions ([`distance_udfs`]).
+//! - The `vector_search(table, column, query, k [, filter [, options]])` table function.
+//! - [`KnnRewrite`]: `ORDER BY <distance>(vec, [..]) LIMIT k` runs as an index search.
+//!
+//! ```no_run
+//! # async fn demo() -> datafusion::common::Result<()> {
+//! let ctx = vlake_datafusion::session();
+//! ctx.sql("CREATE EXTERNAL TABLE words STORED AS VLAKE LOCATION '/data/words'").await?;
+//! let df = ctx
+//!     .sql("SELECT word FROM words WHERE pos = 'n' ORDER BY cosine_distance(vector, [0.1, 0.2]) LIMIT 10")
+//!     .await?;
+//! df.show().await?;
+//! # Ok(()) }
+//! ```
+
+mod convert;
+mod functions;
+mod provider;
+mod rule;
+mod scan;
+mod search;
+
+use std::sync::Arc;
+
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+pub use convert::to_predicate;
+pub use functions::{distance_udfs, DistanceKind, DistanceUdf};
+pub use provider::{VlakeTable, VlakeTableFactory};
+pub use rule::{KnnRewrite, VlakeOptions};
+pub use scan::VlakeScanExec;
+pub use search::{SearchTable, VectorSearchExec, VectorSearchFunction};
+
+/// The file type name of vlake tables in `CREATE EXTERNAL TABLE ... STORED AS VLAKE`.
+pub const FILE_TYPE: &str = "VLAKE";
+
+/// A new DataFusion session with everything vlake registered (see [`register`]).
+pub fn session() -> SessionContext {
+    session_with_config(SessionConfig::new())
+}
+
+/// A new session from `config`, with everything vlake registered.
+pub fn session_with_config(config: SessionConfig) -> SessionContext {
+    let config = config.with_option_extension(VlakeOptions::default());
+    let mut state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .build();
+    state
+        .table_factories_mut()
+        .insert(FILE_TYPE.to_string(), Arc::new(VlakeTableFactory));
+    let ctx = SessionContext::new_with_state(state);
+    register(&ctx);
+    ctx
+}
+
+/// Registers the vlake functions, table function and KNN rewrite in a session. (Sessions not
+/// made by [`session`] also need [`VlakeTableFactory`] under [`FILE_TYPE`] for
+/// `CREATE EXTERNAL TABLE`, and [`VlakeOptions`] as a config extension for `SET vlake.*`.)
+pub fn register(ctx: &SessionContext) {
+    for udf in distance_udfs() {
+        ctx.register_udf(udf);
+    }
+    let catalogs = ctx.state().catalog_list().clone();
+    ctx.register_udtf("vector_search", Arc::new(VectorSearchFunction::new(catalogs)));
+    ctx.add_optimizer_rule(Arc::new(KnnRewrite));
+}
+
+/// Registers the vlake table at `uri` (latest version) as `name`.
+pub async fn register_table(ctx: &SessionContext, name: &str, uri: &str) -> datafusion::common::Result<()> {
+    let table = VlakeTable::open(uri, vlake_table::VersionRef::Latest).await?;
+    ctx.register_table(name, Arc::new(table))?;
+    Ok(())
+}

@@ -1,0 +1,389 @@
+//! The vlake table provider: scans with projection, filter and limit pushdown, statistics, time
+//! travel, and `INSERT INTO` as one commit; and the factory behind
+//! `CREATE EXTERNAL TABLE t STORED AS VLAKE LOCATION '...'`.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
+use datafusion::common::stats::Precision;
+use datafusion::common::{plan_err, ColumnStatistics, DataFusionError, Result, ScalarValue, Statistics};
+use datafusion::datasource::sink::{DataSink, DataSinkExec};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{CreateExternalTable, Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
+use futures::{StreamExt, TryStreamExt};
+use vlake_format::StatValue;
+use vlake_table::{BatchStream, Predicate, Table, TableLocation, VersionRef, WriteOptions};
+
+use crate::convert::{df_err, to_predicate};
+use crate::scan::VlakeScanExec;
+
+/// A vlake table as a DataFusion table.
+///
+/// The provider reads the version it was opened at, so every query of a session sees one
+/// snapshot; an `INSERT INTO` through it commits and moves it to the new version. Tables opened
+/// at an older version, timestamp or tag are read-only.
+#[derive(Debug)]
+pub struct VlakeTable {
+    table: Arc<RwLock<Table>>,
+    schema: SchemaRef,
+    pinned: bool,
+}
+
+impl VlakeTable {
+    /// A provider over `table`, pinned (read-only) when `pinned`.
+    pub fn new(table: Table, pinned: bool) -> Self {
+        Self {
+            schema: table.schema().clone(),
+            table: Arc::new(RwLock::new(table)),
+            pinned,
+        }
+    }
+
+    /// Opens the table at `uri` at a version (`VersionRef::Latest` for the newest, writable).
+    pub async fn open(uri: &str, at: VersionRef) -> Result<Self> {
+        let pinned = at != VersionRef::Latest;
+        let table = Table::open_at(TableLocation::parse(uri).map_err(df_err)?, at)
+            .await
+            .map_err(df_err)?;
+        Ok(Self::new(table, pinned))
+    }
+
+    /// The table version queries read now.
+    pub fn table(&self) -> Table {
+        self.table.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The columns the scan of `projection` returns, by name.
+    fn column_names(&self, projection: Option<&Vec<usize>>) -> Vec<String> {
+        let fields = self.schema.fields();
+        match projection {
+            Some(p) => p.iter().map(|i| fields[*i].name().clone()).collect(),
+            None => fields.iter().map(|f| f.name().clone()).collect(),
+        }
+    }
+}
+
+/// The conjunction of the filters vlake can evaluate itself.
+pub(crate) fn pushed_predicate(filters: &[Expr]) -> Option<Predicate> {
+    let mut preds: Vec<Predicate> = filters.iter().filter_map(to_predicate).collect();
+    match preds.len() {
+        0 => None,
+        1 => preds.pop(),
+        _ => Some(Predicate::And(preds)),
+    }
+}
+
+#[async_trait]
+impl TableProvider for VlakeTable {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let table = self.table();
+        let mut scanner = table.scan().columns(&self.column_names(projection));
+        if let Some(p) = pushed_predicate(filters) {
+            scanner = scanner.filter(p);
+        }
+        if let Some(n) = limit {
+            scanner = scanner.limit(n);
+        }
+        let schema = scanner.output_schema().map_err(df_err)?;
+        let plan = scanner.plan().map_err(df_err)?;
+        let partitions = state.config().target_partitions();
+        let stats = (filters.is_empty() && limit.is_none()).then(|| statistics(&table, projection));
+        Ok(Arc::new(VlakeScanExec::new(
+            table.location().clone(),
+            plan,
+            schema,
+            partitions,
+            stats,
+        )))
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        // vlake evaluates what it can convert with the same semantics, so those are exact.
+        Ok(filters
+            .iter()
+            .map(|f| match to_predicate(f) {
+                Some(_) => TableProviderFilterPushDown::Exact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        Some(statistics(&self.table(), None))
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if self.pinned {
+            return plan_err!(
+                "table {} is opened at version {}, which is read-only; open it at the latest version to insert",
+                self.table().uri(),
+                self.table().version()
+            );
+        }
+        if insert_op == InsertOp::Replace {
+            return plan_err!("INSERT OR REPLACE is not supported on vlake tables; use INSERT OVERWRITE");
+        }
+        let sink = VlakeSink {
+            table: self.table.clone(),
+            schema: self.schema.clone(),
+            overwrite: insert_op == InsertOp::Overwrite,
+        };
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}
+
+/// Row count and per-column null counts and bounds from the manifest.
+fn statistics(table: &Table, projection: Option<&Vec<usize>>) -> Statistics {
+    let manifest = table.manifest();
+    let schema = table.table_schema();
+    let exact = manifest.data_files.iter().all(|f| f.deletion.is_none());
+    let all: Vec<usize> = (0..schema.fields.len()).collect();
+    let columns = projection.unwrap_or(&all);
+    let arrow = table.schema();
+    let column_statistics = columns
+        .iter()
+        .map(|&i| {
+            let field = &schema.fields[i];
+            let dtype = arrow.field(i).data_type();
+            let mut nulls = Some(0u64);
+            let (mut min, mut max): (Option<ScalarValue>, Option<ScalarValue>) = (None, None);
+            let mut bounded = true;
+            for f in &manifest.data_files {
+                let s = f.stats.iter().find(|s| s.field_id == field.id);
+                nulls = nulls.zip(s.map(|s| s.null_count)).map(|(a, b)| a + b);
+                let bounds = s.and_then(|s| {
+                    Some((
+                        stat_scalar(s.min.as_ref()?, dtype)?,
+                        stat_scalar(s.max.as_ref()?, dtype)?,
+                    ))
+                });
+                match bounds {
+                    Some((lo, hi)) => {
+                        min = Some(min.map_or(lo.clone(), |m| if lo < m { lo } else { m }));
+                        max = Some(max.map_or(hi.clone(), |m| if hi > m { hi } else { m }));
+                    }
+                    // A file whose only rows are nulls has no bounds and changes nothing.
+                    None if s.is_some_and(|s| s.null_count == f.num_rows) => {}
+                    None => bounded = false,
+                }
+            }
+            let precise = |v: Option<u64>| match (v, exact) {
+                (Some(n), true) => Precision::Exact(n as usize),
+                (Some(n), false) => Precision::Inexact(n as usize),
+                (None, _) => Precision::Absent,
+            };
+            let bound = |v: Option<ScalarValue>| match v {
+                Some(v) if bounded => Precision::Inexact(v),
+                _ => Precision::Absent,
+            };
+            ColumnStatistics {
+                null_count: precise(nulls),
+                min_value: bound(min),
+                max_value: bound(max),
+                ..ColumnStatistics::new_unknown()
+            }
+        })
+        .collect();
+    let rows = table.num_rows() as usize;
+    Statistics {
+        num_rows: if exact {
+            Precision::Exact(rows)
+        } else {
+            Precision::Inexact(rows)
+        },
+        total_byte_size: Precision::Inexact(manifest.data_files.iter().map(|f| f.size_bytes as usize).sum()),
+        column_statistics,
+    }
+}
+
+/// A statistics value as a scalar of the column's type.
+fn stat_scalar(v: &StatValue, dtype: &datafusion::arrow::datatypes::DataType) -> Option<ScalarValue> {
+    let raw = match v {
+        StatValue::Bool(b) => ScalarValue::Boolean(Some(*b)),
+        StatValue::Int(i) => ScalarValue::Int64(Some(*i)),
+        StatValue::Uint(u) => ScalarValue::UInt64(Some(*u)),
+        StatValue::Float(f) => ScalarValue::Float64(Some(*f)),
+        StatValue::String(s) => ScalarValue::Utf8(Some(s.clone())),
+    };
+    raw.cast_to(dtype).ok()
+}
+
+/// Appends (or overwrites with) the rows of an `INSERT` as one commit.
+struct VlakeSink {
+    table: Arc<RwLock<Table>>,
+    schema: SchemaRef,
+    overwrite: bool,
+}
+
+impl fmt::Debug for VlakeSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VlakeSink").field("overwrite", &self.overwrite).finish()
+    }
+}
+
+impl DisplayAs for VlakeSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        let verb = if self.overwrite { "overwrite" } else { "append" };
+        write!(f, "VlakeSink: {verb} {}", table.uri())
+    }
+}
+
+#[async_trait]
+impl DataSink for VlakeSink {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    async fn write_all(&self, data: SendableRecordBatchStream, _context: &Arc<TaskContext>) -> Result<u64> {
+        let current = self.table.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let rows = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = rows.clone();
+        let stream = data
+            .inspect_ok(move |b| {
+                counter.fetch_add(b.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+            })
+            .map_err(|e: DataFusionError| vlake_table::Error::invalid(e.to_string()))
+            .boxed();
+        let stream = BatchStream::new(self.schema.clone(), stream);
+        let opts = WriteOptions::default();
+        let next = if self.overwrite {
+            current.overwrite(stream, &opts).await
+        } else {
+            current.append(stream, &opts).await
+        }
+        .map_err(df_err)?;
+        *self.table.write().unwrap_or_else(|e| e.into_inner()) = next;
+        Ok(rows.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// Creates [`VlakeTable`]s for `CREATE EXTERNAL TABLE ... STORED AS VLAKE LOCATION '...'`.
+///
+/// `OPTIONS ('version' '3')`, `('tag' 'name')` or `('timestamp' '2026-11-22T08:00:00Z')` open
+/// an older version read-only. When the location holds no table and the statement lists
+/// columns, an empty table with those columns is created (`FLOAT[384]` is a vector column).
+#[derive(Debug, Default)]
+pub struct VlakeTableFactory;
+
+#[async_trait]
+impl TableProviderFactory for VlakeTableFactory {
+    async fn create(&self, _state: &dyn Session, cmd: &CreateExternalTable) -> Result<Arc<dyn TableProvider>> {
+        let at = version_option(cmd)?;
+        let declared = storable(cmd.schema.as_arrow());
+        match VlakeTable::open(&cmd.location, at.clone()).await {
+            Err(DataFusionError::External(e))
+                if !declared.fields().is_empty()
+                    && at == VersionRef::Latest
+                    && e.downcast_ref::<vlake_table::Error>()
+                        .is_some_and(|e| matches!(e, vlake_table::Error::NotFound { .. })) =>
+            {
+                let table = Table::create(&cmd.location, declared).await.map_err(df_err)?;
+                Ok(Arc::new(VlakeTable::new(table, false)))
+            }
+            Err(e) => Err(e),
+            Ok(t) => {
+                if !declared.fields().is_empty() && declared.fields().len() != t.schema.fields().len() {
+                    return plan_err!(
+                        "the columns declared for {} do not match the table at {} ({} columns)",
+                        cmd.name,
+                        cmd.location,
+                        t.schema.fields().len()
+                    );
+                }
+                Ok(Arc::new(t))
+            }
+        }
+    }
+}
+
+/// A declared schema with DataFusion's view types (`VARCHAR` is `Utf8View` in SQL) as the
+/// plain types vlake stores.
+fn storable(schema: &datafusion::arrow::datatypes::Schema) -> SchemaRef {
+    use datafusion::arrow::datatypes::{DataType, Field};
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let t = match f.data_type() {
+                DataType::Utf8View => DataType::Utf8,
+                DataType::BinaryView => DataType::Binary,
+                other => other.clone(),
+            };
+            f.as_ref().clone().with_data_type(t)
+        })
+        .collect();
+    Arc::new(datafusion::arrow::datatypes::Schema::new(fields))
+}
+
+/// The version an external table's options ask for.
+fn version_option(cmd: &CreateExternalTable) -> Result<VersionRef> {
+    let get = |k: &str| cmd.options.get(k).or_else(|| cmd.options.get(&format!("format.{k}")));
+    let chosen: Vec<VersionRef> = [
+        get("version").map(|v| {
+            v.parse()
+                .map(VersionRef::Version)
+                .map_err(|_| DataFusionError::Plan(format!("option 'version' must be a number, not '{v}'")))
+        }),
+        get("tag").map(|t| Ok(VersionRef::Tag(t.clone()))),
+        get("timestamp").map(|t| parse_timestamp(t).map(VersionRef::Timestamp)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Result<_>>()?;
+    match chosen.len() {
+        0 => Ok(VersionRef::Latest),
+        1 => Ok(chosen.into_iter().next().unwrap_or(VersionRef::Latest)),
+        _ => plan_err!("give at most one of the options 'version', 'tag' and 'timestamp'"),
+    }
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time or of a number of milliseconds.
+pub(crate) fn parse_timestamp(s: &str) -> Result<i64> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let v = ScalarValue::Utf8(Some(s.to_string()))
+        .cast_to(&datafusion::arrow::datatypes::DataType::Timestamp(
+            datafusion::arrow::datatypes::TimeUnit::Millisecond,
+            None,
+        ))
+        .map_err(|_| DataFusionError::Plan(format!("'{s}' is not a timestamp such as 2026-11-22T08:00:00Z")))?;
+    match v {
+        ScalarValue::TimestampMillisecond(Some(ms), _) => Ok(ms),
+        _ => plan_err!("'{s}' is not a timestamp"),
+    }
+}
