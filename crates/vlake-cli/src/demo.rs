@@ -142,7 +142,7 @@ async fn sql(table: &Table, column: &str, query: &[f32]) -> Result<()> {
     let ctx = vlake_datafusion::session();
     vlake_datafusion::register_table(&ctx, "words", table.uri())
         .await
-        .map_err(crate::sql::from_df)?;
+        .map_err(vlake_datafusion::from_df)?;
     let literal: Vec<String> = query.iter().map(|x| format!("{x:?}")).collect();
     let group = if table.schema().field_with_name("pos").is_ok() {
         "pos"
@@ -160,9 +160,9 @@ async fn sql(table: &Table, column: &str, query: &[f32]) -> Result<()> {
     for sql in &statements {
         heading(&format!("SQL: {}", abbreviate_sql(sql)));
         let started = std::time::Instant::now();
-        let df = ctx.sql(sql).await.map_err(crate::sql::from_df)?;
+        let df = ctx.sql(sql).await.map_err(vlake_datafusion::from_df)?;
         let schema = df.schema().inner().clone();
-        let rows = df.collect().await.map_err(crate::sql::from_df)?;
+        let rows = df.collect().await.map_err(vlake_datafusion::from_df)?;
         let took = started.elapsed();
         render::batches(&schema, &rows, Output::new(false))?;
         println!("in {took:.2?}");
@@ -170,10 +170,10 @@ async fn sql(table: &Table, column: &str, query: &[f32]) -> Result<()> {
     let plan = ctx
         .sql(&format!("EXPLAIN {}", statements[1]))
         .await
-        .map_err(crate::sql::from_df)?
+        .map_err(vlake_datafusion::from_df)?
         .collect()
         .await
-        .map_err(crate::sql::from_df)?;
+        .map_err(vlake_datafusion::from_df)?;
     let chosen = plan
         .iter()
         .flat_map(|b| {

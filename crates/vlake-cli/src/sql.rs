@@ -6,13 +6,13 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use clap::Args;
-use datafusion::common::DataFusionError;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
 use vlake_table::{Error, Result};
 
 use crate::render::{self, Output};
+use vlake_datafusion::from_df;
 
 /// Arguments of `vlake sql`.
 #[derive(Args, Debug)]
@@ -40,18 +40,6 @@ enum SqlFormat {
     Csv,
     Json,
     Parquet,
-}
-
-/// A DataFusion error as a vlake error, keeping vlake's own errors as they are.
-pub fn from_df(e: DataFusionError) -> Error {
-    match e {
-        DataFusionError::External(inner) => match inner.downcast::<Error>() {
-            Ok(e) => *e,
-            Err(other) => Error::invalid(other.to_string()),
-        },
-        DataFusionError::Context(_, inner) => from_df(*inner),
-        other => Error::invalid(other.to_string()),
-    }
 }
 
 /// Runs `vlake sql`.

@@ -16,6 +16,27 @@ pub fn df_err(e: vlake_table::Error) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
+/// A DataFusion error as a vlake error: vlake's own errors keep their kind, errors in the SQL
+/// (parsing, planning, schemas, unsupported statements, execution checks) are invalid input,
+/// anything else is internal.
+pub fn from_df(e: DataFusionError) -> vlake_table::Error {
+    use vlake_table::Error;
+    match e {
+        DataFusionError::External(inner) => match inner.downcast::<Error>() {
+            Ok(e) => *e,
+            Err(other) => Error::Internal(other.to_string()),
+        },
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => from_df(*inner),
+        DataFusionError::Plan(m) | DataFusionError::Execution(m) | DataFusionError::SQL(_, Some(m)) => {
+            Error::invalid(m)
+        }
+        e @ (DataFusionError::SchemaError(..) | DataFusionError::SQL(..) | DataFusionError::NotImplemented(_)) => {
+            Error::invalid(e.to_string())
+        }
+        other => Error::Internal(other.to_string()),
+    }
+}
+
 /// The vlake predicate equivalent to `expr`, or `None` when vlake cannot evaluate it exactly
 /// (DataFusion then filters the rows itself).
 pub fn to_predicate(expr: &Expr) -> Option<Predicate> {

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-pub use convert::to_predicate;
+pub use convert::{from_df, to_predicate};
 pub use functions::{distance_udfs, DistanceKind, DistanceUdf};
 pub use provider::{VlakeTable, VlakeTableFactory};
 pub use rule::{KnnRewrite, VlakeOptions};

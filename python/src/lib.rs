@@ -1,0 +1,525 @@
+//! The native module of the `vlake` Python package. The binding is thin: Arrow data crosses as
+//! Arrow IPC streams (decoded by pyarrow without a copy), the table logic stays in
+//! `vlake-table` and `vlake-datafusion`, and the GIL is released during I/O and compute.
+
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use datafusion::sql::parser::DFParser;
+use futures::StreamExt;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use vlake_datafusion::{from_df, VlakeTable};
+use vlake_table::{
+    BatchStream, Error, HnswParams, IndexOptions, IndexType, IvfParams, Metric, ScanTask, Table, TableLocation,
+    VersionRef, WriteMode, WriteOptions,
+};
+
+/// The runtime every call blocks on (with the GIL released).
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("vlake")
+            .build()
+            .unwrap_or_else(|e| unreachable!("cannot start the tokio runtime: {e}"))
+    })
+}
+
+/// Runs `f` on the runtime without the GIL.
+fn run<T: Send>(py: Python<'_>, f: impl std::future::Future<Output = Result<T, Error>> + Send) -> PyResult<T> {
+    py.detach(|| runtime().block_on(f)).map_err(to_py)
+}
+
+/// A vlake error as the exception class of its kind, from `vlake.errors`.
+fn to_py(e: Error) -> PyErr {
+    let class = match &e {
+        Error::CommitConflict { .. } => "ConflictError",
+        Error::NotFound { .. } => "NotFoundError",
+        Error::AlreadyExists { .. } => "AlreadyExistsError",
+        Error::InvalidInput(_) => "InvalidInputError",
+        Error::Corrupt { .. } => "CorruptDataError",
+        Error::Unsupported { .. } => "UnsupportedError",
+        _ => "VlakeError",
+    };
+    let message = e.to_string();
+    Python::attach(|py| {
+        match py
+            .import("vlake.errors")
+            .and_then(|m| m.getattr(class))
+            .and_then(|c| c.call1((message.clone(),)))
+        {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(_) => PyRuntimeError::new_err(message),
+        }
+    })
+}
+
+/// Batches as one Arrow IPC stream.
+fn ipc(py: Python<'_>, schema: &SchemaRef, batches: &[RecordBatch]) -> PyResult<Py<PyBytes>> {
+    let bytes = py
+        .detach(|| -> Result<Vec<u8>, arrow::error::ArrowError> {
+            let mut out = Vec::new();
+            let mut writer = StreamWriter::try_new(&mut out, schema)?;
+            for b in batches {
+                writer.write(b)?;
+            }
+            writer.finish()?;
+            drop(writer);
+            Ok(out)
+        })
+        .map_err(|e| to_py(Error::Internal(e.to_string())))?;
+    Ok(PyBytes::new(py, &bytes).unbind())
+}
+
+/// The batches of one Arrow IPC stream.
+fn from_ipc(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>), Error> {
+    let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)
+        .map_err(|e| Error::invalid(format!("not an Arrow IPC stream: {e}")))?;
+    let schema = reader.schema();
+    let batches = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::invalid(format!("bad Arrow IPC stream: {e}")))?;
+    Ok((schema, batches))
+}
+
+/// Which version to open: at most one of a version, a time or a tag.
+fn version_ref(version: Option<u64>, timestamp_ms: Option<i64>, tag: Option<String>) -> Result<VersionRef, Error> {
+    match (version, timestamp_ms, tag) {
+        (None, None, None) => Ok(VersionRef::Latest),
+        (Some(v), None, None) => Ok(VersionRef::Version(v)),
+        (None, Some(t), None) => Ok(VersionRef::Timestamp(t)),
+        (None, None, Some(t)) => Ok(VersionRef::Tag(t)),
+        _ => Err(Error::invalid("give at most one of version, timestamp and tag")),
+    }
+}
+
+/// One version of a vlake table (the `vlake.Table` class wraps it).
+#[pyclass(module = "vlake._vlake", frozen)]
+struct RawTable {
+    table: Table,
+    /// Opened at an explicit version: SQL through it is read-only.
+    pinned: bool,
+}
+
+impl RawTable {
+    fn new(table: Table, pinned: bool) -> Self {
+        Self { table, pinned }
+    }
+}
+
+#[pymethods]
+impl RawTable {
+    /// Opens the table at `uri` at the latest version, a version, a time or a tag.
+    #[staticmethod]
+    #[pyo3(signature = (uri, version=None, timestamp_ms=None, tag=None))]
+    fn open(
+        py: Python<'_>,
+        uri: &str,
+        version: Option<u64>,
+        timestamp_ms: Option<i64>,
+        tag: Option<String>,
+    ) -> PyResult<Self> {
+        let at = version_ref(version, timestamp_ms, tag).map_err(to_py)?;
+        let pinned = at != VersionRef::Latest;
+        let location = TableLocation::parse(uri).map_err(to_py)?;
+        let table = run(py, Table::open_at(location, at))?;
+        Ok(Self::new(table, pinned))
+    }
+
+    /// Writes the batches of `stream` (an iterable of Arrow IPC streams, schema `schema`) to
+    /// `uri` as one commit: `create`, `append` or `overwrite`.
+    #[staticmethod]
+    fn write(py: Python<'_>, uri: &str, mode: &str, schema: &[u8], stream: Py<PyAny>) -> PyResult<Self> {
+        let mode = match mode {
+            "create" => WriteMode::Create,
+            "append" => WriteMode::Append,
+            "overwrite" => WriteMode::Overwrite,
+            other => {
+                return Err(to_py(Error::invalid(format!(
+                    "mode must be 'create', 'append' or 'overwrite', not '{other}'"
+                ))))
+            }
+        };
+        let (schema, _) = from_ipc(schema).map_err(to_py)?;
+        let location = TableLocation::parse(uri).map_err(to_py)?;
+        let iter = stream.bind(py).try_iter()?.unbind();
+        let batches = futures::stream::unfold(Some(iter), |iter| async move {
+            let iter = iter?;
+            let next = Python::attach(|py| -> Option<Result<Vec<RecordBatch>, Error>> {
+                let mut it = iter.bind(py).clone();
+                match it.next()? {
+                    Ok(item) => Some(
+                        item.extract::<Vec<u8>>()
+                            .map_err(|e| Error::invalid(format!("expected Arrow IPC bytes: {e}")))
+                            .and_then(|b| from_ipc(&b).map(|(_, batches)| batches)),
+                    ),
+                    Err(e) => Some(Err(Error::invalid(format!("reading the input failed: {e}")))),
+                }
+            });
+            next.map(|n| (n, Some(iter)))
+        })
+        .flat_map(|item| match item {
+            Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok).collect::<Vec<_>>()),
+            Err(e) => futures::stream::iter(vec![Err(e)]),
+        });
+        let data = BatchStream::new(schema, batches.boxed());
+        let table = run(py, Table::write(location, data, mode, &WriteOptions::default()))?;
+        Ok(Self::new(table, false))
+    }
+
+    /// The table's URI.
+    #[getter]
+    fn uri(&self) -> String {
+        self.table.uri().to_string()
+    }
+
+    /// The version number.
+    #[getter]
+    fn version(&self) -> u64 {
+        self.table.version()
+    }
+
+    /// Live rows.
+    #[getter]
+    fn num_rows(&self) -> u64 {
+        self.table.num_rows()
+    }
+
+    /// The Arrow schema as an IPC stream with no batches.
+    fn schema_ipc(&self, py: Python<'_>) -> PyResult<Py<PyBytes>> {
+        ipc(py, self.table.schema(), &[])
+    }
+
+    /// The versions of the table, as JSON.
+    fn versions_json(&self, py: Python<'_>) -> PyResult<String> {
+        let versions = run(py, self.table.versions())?;
+        serde_json::to_string(&versions).map_err(|e| to_py(Error::Internal(e.to_string())))
+    }
+
+    /// The tags, as JSON.
+    fn tags_json(&self, py: Python<'_>) -> PyResult<String> {
+        let tags = run(py, self.table.tags())?;
+        serde_json::to_string(&tags).map_err(|e| to_py(Error::Internal(e.to_string())))
+    }
+
+    /// The indexes of this version, as JSON: name, type, column, metric, parameters, the
+    /// version it was built at and the data files it covers.
+    fn indexes_json(&self) -> String {
+        let schema = self.table.table_schema();
+        let list: Vec<serde_json::Value> = self
+            .table
+            .manifest()
+            .indexes
+            .iter()
+            .map(|e| {
+                let columns: Vec<&str> = e
+                    .field_ids
+                    .iter()
+                    .filter_map(|id| schema.fields.iter().find(|f| f.id == *id).map(|f| f.name.as_str()))
+                    .collect();
+                serde_json::json!({
+                    "name": e.name,
+                    "type": e.index_type,
+                    "column": columns.first(),
+                    "metric": e.params.get("metric"),
+                    "params": e.params,
+                    "built_at_version": e.built_at_version,
+                    "covered_files": e.covered_files,
+                    "files": e.files,
+                })
+            })
+            .collect();
+        serde_json::Value::Array(list).to_string()
+    }
+
+    /// Tags `version` as `name`.
+    fn create_tag(&self, py: Python<'_>, name: &str, version: u64) -> PyResult<()> {
+        run(py, self.table.create_tag(name, version)).map(|_| ())
+    }
+
+    /// Deletes the tag `name`.
+    fn delete_tag(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        run(py, self.table.delete_tag(name))
+    }
+
+    /// Another version of the same table (the latest when nothing is given).
+    #[pyo3(signature = (version=None, timestamp_ms=None, tag=None))]
+    fn checkout(
+        &self,
+        py: Python<'_>,
+        version: Option<u64>,
+        timestamp_ms: Option<i64>,
+        tag: Option<String>,
+    ) -> PyResult<Self> {
+        let at = version_ref(version, timestamp_ms, tag).map_err(to_py)?;
+        let pinned = at != VersionRef::Latest;
+        Ok(Self::new(run(py, self.table.checkout(at))?, pinned))
+    }
+
+    /// Makes this version's contents the newest version.
+    fn restore(&self, py: Python<'_>) -> PyResult<Self> {
+        Ok(Self::new(run(py, self.table.restore())?, false))
+    }
+
+    /// Removes versions older than `older_than_s` seconds (never the latest or tagged ones) and
+    /// unreferenced files; returns the report as JSON.
+    fn cleanup(&self, py: Python<'_>, older_than_s: f64) -> PyResult<String> {
+        let age = std::time::Duration::from_secs_f64(older_than_s.max(0.0));
+        let report = run(py, self.table.cleanup(age))?;
+        Ok(serde_json::json!({
+            "versions_removed": report.versions_removed,
+            "files_removed": report.files_removed,
+            "bytes_removed": report.bytes_removed,
+        })
+        .to_string())
+    }
+
+    /// A streaming scan: an iterator of Arrow IPC streams, one batch each.
+    #[pyo3(signature = (columns=None, filter=None, limit=None, with_row_id=false, batch_size=None))]
+    fn scan(
+        &self,
+        py: Python<'_>,
+        columns: Option<Vec<String>>,
+        filter: Option<&str>,
+        limit: Option<usize>,
+        with_row_id: bool,
+        batch_size: Option<usize>,
+    ) -> PyResult<BatchIter> {
+        let mut scanner = self.table.scan().with_row_id(with_row_id);
+        if let Some(c) = &columns {
+            scanner = scanner.columns(c);
+        }
+        if let Some(f) = filter {
+            scanner = scanner.filter_sql(f).map_err(to_py)?;
+        }
+        if let Some(n) = limit {
+            scanner = scanner.limit(n);
+        }
+        if let Some(n) = batch_size {
+            scanner = scanner.batch_size(n);
+        }
+        let schema = scanner.output_schema().map_err(to_py)?;
+        let stream = run(py, async move { scanner.execute().await })?;
+        Ok(BatchIter::new(schema, stream))
+    }
+
+    /// Rows matching `filter` (all live rows without one).
+    #[pyo3(signature = (filter=None))]
+    fn count_rows(&self, py: Python<'_>, filter: Option<&str>) -> PyResult<u64> {
+        let mut scanner = self.table.scan();
+        if let Some(f) = filter {
+            scanner = scanner.filter_sql(f).map_err(to_py)?;
+        }
+        run(py, async move { scanner.count_rows().await })
+    }
+
+    /// The scan as independent per-file tasks (JSON), to run anywhere with `run_task`.
+    #[pyo3(signature = (columns=None, filter=None, batch_size=None))]
+    fn scan_tasks(
+        &self,
+        columns: Option<Vec<String>>,
+        filter: Option<&str>,
+        batch_size: Option<usize>,
+    ) -> PyResult<Vec<String>> {
+        let mut scanner = self.table.scan();
+        if let Some(c) = &columns {
+            scanner = scanner.columns(c);
+        }
+        if let Some(f) = filter {
+            scanner = scanner.filter_sql(f).map_err(to_py)?;
+        }
+        if let Some(n) = batch_size {
+            scanner = scanner.batch_size(n);
+        }
+        let plan = scanner.plan().map_err(to_py)?;
+        plan.tasks
+            .iter()
+            .map(|t| serde_json::to_string(t).map_err(|e| to_py(Error::Internal(e.to_string()))))
+            .collect()
+    }
+
+    /// Builds a vector index; returns the new version.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (column, index_type, metric, name=None, partitions=None, subvectors=None, m=16, ef_construction=100))]
+    fn create_index(
+        &self,
+        py: Python<'_>,
+        column: &str,
+        index_type: &str,
+        metric: &str,
+        name: Option<String>,
+        partitions: Option<usize>,
+        subvectors: Option<usize>,
+        m: usize,
+        ef_construction: usize,
+    ) -> PyResult<Self> {
+        let mut opts = IndexOptions::new(column, index_type.parse::<IndexType>().map_err(to_py)?);
+        opts.metric = metric.parse::<Metric>().map_err(to_py)?;
+        opts.name = name;
+        opts.ivf = IvfParams {
+            partitions,
+            pq_subvectors: subvectors,
+            ..Default::default()
+        };
+        opts.hnsw = HnswParams { m, ef_construction };
+        Ok(Self::new(run(py, self.table.create_index(&opts))?, false))
+    }
+
+    /// Indexes the data files added since the index `name` was built.
+    fn update_index(&self, py: Python<'_>, name: &str) -> PyResult<Self> {
+        Ok(Self::new(run(py, self.table.update_index(name))?, false))
+    }
+
+    /// A vector search; the rows as one Arrow IPC stream, closest first, with `_distance`.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (column, vector, k=10, metric=None, nprobes=None, ef=None, refine=None, filter=None, prefilter=true, exact=false, columns=None, fallback_to_exact=false, max_distance=None))]
+    fn search(
+        &self,
+        py: Python<'_>,
+        column: &str,
+        vector: Vec<f32>,
+        k: usize,
+        metric: Option<&str>,
+        nprobes: Option<usize>,
+        ef: Option<usize>,
+        refine: Option<usize>,
+        filter: Option<&str>,
+        prefilter: bool,
+        exact: bool,
+        columns: Option<Vec<String>>,
+        fallback_to_exact: bool,
+        max_distance: Option<f32>,
+    ) -> PyResult<Py<PyBytes>> {
+        let mut search = self
+            .table
+            .search(column, &vector)
+            .limit(k)
+            .prefilter(prefilter)
+            .exact(exact)
+            .fallback_to_exact(fallback_to_exact);
+        if let Some(m) = metric {
+            search = search.metric(m.parse::<Metric>().map_err(to_py)?);
+        }
+        if let Some(n) = nprobes {
+            search = search.nprobes(n);
+        }
+        if let Some(n) = ef {
+            search = search.ef(n);
+        }
+        if let Some(n) = refine {
+            search = search.refine(n);
+        }
+        if let Some(f) = filter {
+            search = search.filter_sql(f).map_err(to_py)?;
+        }
+        if let Some(c) = &columns {
+            search = search.columns(c);
+        }
+        if let Some(d) = max_distance {
+            search = search.within(d);
+        }
+        let found = run(py, async move { search.execute().await })?;
+        ipc(py, &found.schema(), &[found])
+    }
+}
+
+/// Batches of a running scan, one Arrow IPC stream each.
+#[pyclass(module = "vlake._vlake")]
+struct BatchIter {
+    schema: SchemaRef,
+    stream: Arc<tokio::sync::Mutex<Option<BatchStream>>>,
+}
+
+impl BatchIter {
+    fn new(schema: SchemaRef, stream: BatchStream) -> Self {
+        Self {
+            schema,
+            stream: Arc::new(tokio::sync::Mutex::new(Some(stream))),
+        }
+    }
+}
+
+#[pymethods]
+impl BatchIter {
+    /// The schema of every batch, as an IPC stream with no batches.
+    fn schema_ipc(&self, py: Python<'_>) -> PyResult<Py<PyBytes>> {
+        ipc(py, &self.schema, &[])
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
+        let stream = self.stream.clone();
+        let next = run(py, async move {
+            let mut guard = stream.lock().await;
+            let Some(s) = guard.as_mut() else {
+                return Ok(None);
+            };
+            match s.next().await {
+                Some(Ok(b)) => Ok(Some(b)),
+                Some(Err(e)) => {
+                    *guard = None;
+                    Err(e)
+                }
+                None => {
+                    *guard = None;
+                    Ok(None)
+                }
+            }
+        })?;
+        next.map(|b| ipc(py, &self.schema, &[b])).transpose()
+    }
+}
+
+/// Runs one task of `RawTable.scan_tasks` against the table at `uri`.
+#[pyfunction]
+fn run_task(py: Python<'_>, uri: &str, task: &str) -> PyResult<BatchIter> {
+    let task: ScanTask =
+        serde_json::from_str(task).map_err(|e| to_py(Error::invalid(format!("not a vlake scan task: {e}"))))?;
+    let location = TableLocation::parse(uri).map_err(to_py)?;
+    let schema = task.output_schema();
+    let stream = run(py, async move { task.execute(&location).await })?;
+    Ok(BatchIter::new(schema, stream))
+}
+
+/// Runs SQL statements (DataFusion) with `tables` registered by name; the last statement's rows
+/// as one Arrow IPC stream.
+#[pyfunction]
+fn sql(py: Python<'_>, query: &str, tables: Vec<(String, PyRef<'_, RawTable>)>) -> PyResult<Py<PyBytes>> {
+    let ctx = vlake_datafusion::session();
+    for (name, t) in &tables {
+        ctx.register_table(name.as_str(), Arc::new(VlakeTable::new(t.table.clone(), t.pinned)))
+            .map_err(|e| to_py(from_df(e)))?;
+    }
+    let statements = DFParser::parse_sql(query).map_err(|e| to_py(from_df(e)))?;
+    let (schema, batches) = run(py, async move {
+        let mut last = None;
+        for statement in statements {
+            let plan = ctx.state().statement_to_plan(statement).await.map_err(from_df)?;
+            let df = ctx.execute_logical_plan(plan).await.map_err(from_df)?;
+            let schema: SchemaRef = df.schema().inner().clone();
+            let batches = df.collect().await.map_err(from_df)?;
+            last = Some((schema, batches));
+        }
+        last.ok_or_else(|| Error::invalid("no SQL statement given"))
+    })?;
+    ipc(py, &schema, &batches)
+}
+
+/// The native half of the `vlake` package.
+#[pymodule]
+fn _vlake(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<RawTable>()?;
+    m.add_class::<BatchIter>()?;
+    m.add_function(wrap_pyfunction!(run_task, m)?)?;
+    m.add_function(wrap_pyfunction!(sql, m)?)?;
+    Ok(())
+}

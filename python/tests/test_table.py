@@ -1,0 +1,162 @@
+"""Tables from Python: writes, reads, versions, time travel, tags, errors."""
+
+import datetime as dt
+import multiprocessing
+import time
+
+import pyarrow as pa
+import pytest
+
+import vlake
+from conftest import small
+
+
+def test_write_open_and_read(tmp_path):
+    uri = str(tmp_path / "t")
+    t = vlake.write_table(small(100), uri)
+    assert t.version == 1 and t.num_rows == 100 and len(t) == 100
+    assert t.uri.endswith("t")
+    assert t.schema.field("vector").type == pa.list_(pa.float32(), 4)
+    again = vlake.open(uri)
+    assert again.to_arrow().sort_by("id").equals(small(100))
+    assert "version=1" in repr(again)
+
+
+def test_reads_push_down_columns_filters_and_limits(tmp_path):
+    t = vlake.write_table(small(100), str(tmp_path / "t"))
+    got = t.to_arrow(columns=["id"], filter="pos = 'n' AND id < 10")
+    assert got.column_names == ["id"]
+    assert sorted(got.column("id").to_pylist()) == [0, 2, 4, 6, 8]
+    assert t.count_rows() == 100
+    assert t.count_rows("pos = 'v'") == 50
+    assert t.head(3).num_rows == 3
+    assert t.to_arrow(limit=7).num_rows == 7
+    batches = list(t.to_batches(columns=["id", "pos"], batch_size=16))
+    assert all(b.num_rows <= 16 for b in batches)
+    assert sum(b.num_rows for b in batches) == 100
+    reader = t.to_reader(columns=["id"])
+    assert isinstance(reader, pa.RecordBatchReader)
+    assert reader.read_all().num_rows == 100
+    with_ids = t.to_arrow(columns=["id"], with_row_id=True)
+    assert "_rowid" in with_ids.column_names
+
+
+def test_modes_versions_time_travel_tags_restore(tmp_path):
+    uri = str(tmp_path / "t")
+    v1 = vlake.write_table(small(10), uri)
+    v2 = vlake.write_table(small(5, start=10), uri, mode="append")
+    assert (v2.version, v2.num_rows) == (2, 15)
+    # The old handle still reads its version.
+    assert v1.num_rows == 10
+    time.sleep(0.01)
+    between = dt.datetime.now(dt.timezone.utc)
+    time.sleep(0.01)
+    v3 = v2.overwrite(small(3, start=100))
+    assert (v3.version, v3.num_rows) == (3, 3)
+
+    versions = v3.versions()
+    assert [v["version"] for v in versions] == [1, 2, 3]
+    assert [v["rows"] for v in versions] == [10, 15, 3]
+    assert all(isinstance(v["timestamp"], dt.datetime) for v in versions)
+
+    assert vlake.open(uri, version=1).num_rows == 10
+    assert vlake.open(uri, version=between).version == 2
+    assert v3.checkout(2).num_rows == 15
+    assert v1.latest().version == 3
+
+    v3.create_tag("gold", 2)
+    assert v3.tags == {"gold": 2}
+    assert vlake.open(uri, version="gold").num_rows == 15
+    restored = vlake.open(uri, version="gold").restore()
+    assert (restored.version, restored.num_rows) == (4, 15)
+    v3.delete_tag("gold")
+    assert restored.tags == {}
+    report = restored.cleanup(older_than=0)
+    assert report["versions_removed"] == 3
+    assert vlake.open(uri).num_rows == 15
+
+
+def test_errors_are_typed(tmp_path):
+    uri = str(tmp_path / "t")
+    t = vlake.write_table(small(10), uri)
+    with pytest.raises(vlake.NotFoundError, match="not found"):
+        vlake.open(str(tmp_path / "missing"))
+    with pytest.raises(vlake.NotFoundError):
+        vlake.open(uri, version=9)
+    with pytest.raises(vlake.NotFoundError):
+        vlake.open(uri, version="no-such-tag")
+    with pytest.raises(vlake.AlreadyExistsError):
+        vlake.write_table(small(10), uri)
+    with pytest.raises(vlake.InvalidInputError, match="(?i)filter"):
+        t.to_arrow(filter="pos = = 'n'")
+    with pytest.raises(ValueError):  # InvalidInputError is a ValueError too
+        t.count_rows("nope(")
+    with pytest.raises(vlake.InvalidInputError, match="schema"):
+        t.append(pa.table({"other": [1, 2]}))
+    with pytest.raises(vlake.InvalidInputError, match="mode"):
+        vlake.write_table(small(1), str(tmp_path / "u"), mode="upsert")
+    with pytest.raises(vlake.InvalidInputError):
+        vlake.write_table(42, str(tmp_path / "u"))
+    with pytest.raises(vlake.InvalidInputError):
+        vlake.open(uri, version=0)
+    assert issubclass(vlake.NotFoundError, LookupError)
+    assert issubclass(vlake.ConflictError, vlake.VlakeError)
+    # Nothing was lost by the failed writes.
+    assert vlake.open(uri).to_arrow().sort_by("id").equals(small(10))
+
+
+def _append(args):
+    uri, start = args
+    import vlake as v
+
+    v.write_table(small(50, start=start), uri, mode="append")
+    return start
+
+
+def test_processes_append_at_once(tmp_path):
+    uri = str(tmp_path / "t")
+    vlake.write_table(small(50), uri)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        pool.map(_append, [(uri, 1000 * (i + 1)) for i in range(8)])
+    t = vlake.open(uri)
+    assert t.version == 9
+    assert [v["version"] for v in t.versions()] == list(range(1, 10))
+    ids = sorted(t.to_arrow(columns=["id"]).column("id").to_pylist())
+    expected = sorted(list(range(50)) + [s + i for s in range(1000, 9000, 1000) for i in range(50)])
+    assert ids == expected
+
+
+def test_scan_shards_cover_every_row_once(tmp_path):
+    from vlake.shards import TableShards
+
+    uri = str(tmp_path / "t")
+    t = vlake.write_table(small(30), uri)
+    for i in range(1, 6):
+        t = t.append(small(30, start=100 * i))
+    shards = TableShards(t, columns=["id"], batch_size=8, shuffle=True, seed=7)
+    seen = []
+    for shard in range(3):
+        for batch in shards.batches(shard, 3):
+            assert batch.num_rows <= 8
+            seen.extend(batch.column("id").to_pylist())
+    assert sorted(seen) == sorted(t.to_arrow(columns=["id"]).column("id").to_pylist())
+    first = shards.tasks(0, 1)
+    shards.epoch = 1
+    assert sorted(shards.tasks(0, 1)) == sorted(first)
+    assert shards.tasks(0, 1) != first  # another file order (6 files: 1 in 720 to collide)
+
+
+def test_torch_dataset(tmp_path):
+    torch = pytest.importorskip("torch")
+    from vlake.torch import TableDataset
+
+    t = vlake.write_table(small(40), str(tmp_path / "t"))
+    t = t.append(small(40, start=40))
+    ds = TableDataset(t, columns=["id", "vector"], batch_size=16, shuffle=True)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
+    ids = []
+    for batch in loader:
+        assert batch["vector"].dtype == torch.float32 and batch["vector"].shape[1] == 4
+        ids.extend(batch["id"].tolist())
+    assert sorted(ids) == list(range(80))

@@ -1,0 +1,505 @@
+"""vlake: a versioned table format for embeddings and the data around them.
+
+Tables live in a directory (or an object store prefix) and every write is a commit that makes a
+new version; old versions stay readable (time travel), vector columns can carry ANN indexes, and
+SQL runs through DataFusion::
+
+    import vlake
+    t = vlake.write_table(pa_table, "/data/words")            # or pandas, polars, a reader
+    t = t.create_index("vector", type="hnsw", metric="cosine")
+    hits = t.search(query).where("pos = 'n'").limit(10).to_pandas()
+    counts = vlake.sql("SELECT pos, count(*) FROM w GROUP BY pos", tables={"w": t})
+    old = vlake.open("/data/words", version=1)
+
+Arrow data crosses the native boundary as Arrow IPC streams, which pyarrow reads without a copy.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import _vlake
+from .errors import (
+    AlreadyExistsError,
+    ConflictError,
+    CorruptDataError,
+    InvalidInputError,
+    NotFoundError,
+    UnsupportedError,
+    VlakeError,
+)
+
+__all__ = [
+    "Table",
+    "Search",
+    "open",
+    "write_table",
+    "sql",
+    "VlakeError",
+    "ConflictError",
+    "NotFoundError",
+    "AlreadyExistsError",
+    "InvalidInputError",
+    "CorruptDataError",
+    "UnsupportedError",
+]
+
+Version = Union[None, int, str, _dt.datetime]
+
+
+def _read_ipc(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(data).read_all()
+
+
+def _read_ipc_schema(data: bytes) -> pa.Schema:
+    return pa.ipc.open_stream(data).schema
+
+
+def _ipc_bytes(batch: pa.RecordBatch) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+def _schema_bytes(schema: pa.Schema) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema):
+        pass
+    return sink.getvalue().to_pybytes()
+
+
+def _version_args(version: Version) -> Dict[str, Any]:
+    if version is None:
+        return {}
+    if isinstance(version, bool):
+        raise InvalidInputError(f"version must be an int, a datetime or a tag name, not {version!r}")
+    if isinstance(version, int):
+        if version < 1:
+            raise InvalidInputError(f"versions start at 1, not {version}")
+        return {"version": version}
+    if isinstance(version, _dt.datetime):
+        when = version if version.tzinfo else version.replace(tzinfo=_dt.timezone.utc)
+        return {"timestamp_ms": int(when.timestamp() * 1000)}
+    if isinstance(version, str):
+        return {"tag": version}
+    raise InvalidInputError(f"version must be an int, a datetime or a tag name, not {type(version).__name__}")
+
+
+def _vectorize(table: pa.Table) -> pa.Table:
+    """Variable-length float list columns whose values all have one length become vector
+    columns (fixed-size lists of float32), as pandas and polars hand vectors over as lists;
+    string and binary views (polars' defaults) become plain strings and binaries."""
+    for i, field in enumerate(table.schema):
+        t = field.type
+        plain = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}.get(t)
+        if plain is not None:
+            table = table.set_column(i, pa.field(field.name, plain, field.nullable), table.column(i).cast(plain))
+            continue
+        if not (pa.types.is_list(t) or pa.types.is_large_list(t)) or not pa.types.is_floating(t.value_type):
+            continue
+        column = table.column(i)
+        lengths = pc.list_value_length(column)
+        bounds = pc.min_max(lengths)
+        lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+        if lo is None or lo != hi or lo == 0:
+            continue
+        target = pa.list_(pa.field("item", pa.float32()), lo)
+        table = table.set_column(i, pa.field(field.name, target, field.nullable), column.cast(target))
+    return table
+
+
+def _reader(data: Any) -> pa.RecordBatchReader:
+    """Any Arrow-like input as a RecordBatchReader: pyarrow tables, batches and readers, pandas
+    DataFrames, dicts of columns, and anything with ``__arrow_c_stream__`` (polars, DuckDB
+    results, ...)."""
+    if isinstance(data, pa.RecordBatchReader):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        data = pa.Table.from_batches([data])
+    if isinstance(data, Table):
+        return data.to_reader()
+    if not isinstance(data, pa.Table):
+        if type(data).__module__.startswith("pandas"):
+            data = pa.Table.from_pandas(data, preserve_index=False)
+        elif hasattr(data, "__arrow_c_stream__"):
+            data = pa.table(data)
+        elif isinstance(data, Mapping):
+            data = pa.table(dict(data))
+        elif isinstance(data, (list, tuple)) and data and isinstance(data[0], pa.RecordBatch):
+            data = pa.Table.from_batches(list(data))
+        else:
+            raise InvalidInputError(
+                "data must be a pyarrow Table, RecordBatch or RecordBatchReader, a pandas DataFrame, "
+                f"a dict of columns or an object with __arrow_c_stream__, not {type(data).__name__}"
+            )
+    return _vectorize(data).to_reader()
+
+
+def _write(uri: str, mode: str, reader: pa.RecordBatchReader) -> "_vlake.RawTable":
+    batches = (_ipc_bytes(b) for b in reader if b.num_rows > 0)
+    return _vlake.RawTable.write(str(uri), mode, _schema_bytes(reader.schema), batches)
+
+
+def write_table(data: Any, uri: str, mode: str = "create") -> "Table":
+    """Writes ``data`` to the table at ``uri`` as one commit and returns the new version.
+
+    ``mode`` is ``"create"`` (fail if a table exists), ``"append"`` (add rows; the schema must
+    match) or ``"overwrite"`` (replace rows and schema; creates the table if missing). ``data``
+    is a pyarrow Table, RecordBatch or RecordBatchReader, a pandas DataFrame, a dict of columns,
+    or anything with ``__arrow_c_stream__`` such as a polars DataFrame or a DuckDB result.
+    Float list columns of one length become vector columns (fixed-size lists of float32).
+    """
+    reader = _reader(data)
+    if mode == "append":
+        existing = open(uri)
+        return existing.append(reader)
+    return Table(_write(uri, mode, reader))
+
+
+def open(uri: str, version: Version = None) -> "Table":  # noqa: A001 - mirrors builtins.open on purpose
+    """Opens the table at ``uri``: the latest version, or ``version`` (a version number, a
+    ``datetime`` for the newest version committed at or before it, or a tag name)."""
+    return Table(_vlake.RawTable.open(str(uri), **_version_args(version)))
+
+
+def sql(query: str, tables: Optional[Mapping[str, Union["Table", str]]] = None) -> pa.Table:
+    """Runs SQL (DataFusion) over vlake tables and returns the last statement's rows.
+
+    ``tables`` maps names to :class:`Table` objects (queried at their version) or URIs. The
+    vector functions ``l2_distance``, ``cosine_distance``, ``inner_product``, the table function
+    ``vector_search(table, column, query, k [, filter [, options]])``, ``CREATE EXTERNAL TABLE
+    ... STORED AS VLAKE`` and ``INSERT INTO`` are available; ``ORDER BY <distance> LIMIT k``
+    runs as an index search.
+    """
+    registered = []
+    for name, t in (tables or {}).items():
+        table = t if isinstance(t, Table) else open(t)
+        registered.append((name, table._raw))
+    return _read_ipc(_vlake.sql(query, registered))
+
+
+class Table:
+    """One version of a vlake table. Methods that write return the new version's Table;
+    this object keeps reading the version it was opened at."""
+
+    def __init__(self, raw: "_vlake.RawTable"):
+        self._raw = raw
+
+    def __repr__(self) -> str:
+        return f"vlake.Table(uri={self.uri!r}, version={self.version}, rows={self.num_rows})"
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    # -- what it is ---------------------------------------------------------------------
+    @property
+    def uri(self) -> str:
+        """Where the table lives."""
+        return self._raw.uri
+
+    @property
+    def version(self) -> int:
+        """This version's number."""
+        return self._raw.version
+
+    @property
+    def num_rows(self) -> int:
+        """Live rows in this version."""
+        return self._raw.num_rows
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The Arrow schema."""
+        return _read_ipc_schema(self._raw.schema_ipc())
+
+    def versions(self) -> List[Dict[str, Any]]:
+        """Every version: ``version``, ``timestamp`` (UTC datetime), ``operation``, ``rows``, ``files``."""
+        out = []
+        for v in json.loads(self._raw.versions_json()):
+            v["timestamp"] = _dt.datetime.fromtimestamp(v.pop("timestamp_ms") / 1000, tz=_dt.timezone.utc)
+            out.append(v)
+        return out
+
+    @property
+    def tags(self) -> Dict[str, int]:
+        """Tag names and the versions they point at."""
+        return {t["name"]: t["version"] for t in json.loads(self._raw.tags_json())}
+
+    def create_tag(self, name: str, version: Optional[int] = None) -> None:
+        """Tags ``version`` (default: this one) as ``name``."""
+        self._raw.create_tag(name, self.version if version is None else version)
+
+    def delete_tag(self, name: str) -> None:
+        """Deletes the tag ``name``."""
+        self._raw.delete_tag(name)
+
+    @property
+    def indexes(self) -> List[Dict[str, Any]]:
+        """The vector indexes of this version: name, column, type, metric, covered files, ..."""
+        return json.loads(self._raw.indexes_json())
+
+    # -- versions -------------------------------------------------------------------------
+    def checkout(self, version: Version = None) -> "Table":
+        """Another version of this table: a number, a datetime, a tag, or None for the latest."""
+        return Table(self._raw.checkout(**_version_args(version)))
+
+    def latest(self) -> "Table":
+        """The newest version of this table."""
+        return self.checkout(None)
+
+    def restore(self) -> "Table":
+        """Commits this version's contents as the newest version and returns it."""
+        return Table(self._raw.restore())
+
+    def cleanup(self, older_than: Union[_dt.timedelta, float] = _dt.timedelta(days=7)) -> Dict[str, int]:
+        """Removes versions older than ``older_than`` (never the latest or tagged ones) and the
+        files only they used."""
+        seconds = older_than.total_seconds() if isinstance(older_than, _dt.timedelta) else float(older_than)
+        return json.loads(self._raw.cleanup(seconds))
+
+    # -- writes ---------------------------------------------------------------------------
+    def append(self, data: Any) -> "Table":
+        """Appends rows as one commit (rebased over concurrent appends); returns the new version."""
+        reader = _reader(data)
+        schema = self.schema
+        if reader.schema != schema:
+            try:
+                table = reader.read_all()
+                table = table.select(schema.names).cast(schema)
+                reader = table.to_reader()
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError, ValueError) as e:
+                raise InvalidInputError(
+                    f"the data does not match the table's schema ({e}); table schema: {schema}"
+                ) from e
+        return Table(_write(self.uri, "append", reader))
+
+    def overwrite(self, data: Any) -> "Table":
+        """Replaces the rows (and schema) in one commit; older versions keep the old rows."""
+        return Table(_write(self.uri, "overwrite", _reader(data)))
+
+    # -- reads ----------------------------------------------------------------------------
+    def to_batches(
+        self,
+        columns: Optional[Sequence[str]] = None,
+        filter: Optional[str] = None,
+        limit: Optional[int] = None,
+        batch_size: Optional[int] = None,
+        with_row_id: bool = False,
+    ) -> Iterator[pa.RecordBatch]:
+        """Streams the rows as RecordBatches (projection, SQL filter, limit pushed down)."""
+        it = self._raw.scan(
+            list(columns) if columns is not None else None, filter, limit, with_row_id, batch_size
+        )
+        for data in it:
+            yield from _read_ipc(data).to_batches()
+
+    def to_reader(
+        self,
+        columns: Optional[Sequence[str]] = None,
+        filter: Optional[str] = None,
+        limit: Optional[int] = None,
+        batch_size: Optional[int] = None,
+    ) -> pa.RecordBatchReader:
+        """The rows as a streaming pyarrow RecordBatchReader."""
+        it = self._raw.scan(list(columns) if columns is not None else None, filter, limit, False, batch_size)
+        schema = _read_ipc_schema(it.schema_ipc())
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for data in it:
+                yield from _read_ipc(data).to_batches()
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+    def to_arrow(
+        self,
+        columns: Optional[Sequence[str]] = None,
+        filter: Optional[str] = None,
+        limit: Optional[int] = None,
+        with_row_id: bool = False,
+    ) -> pa.Table:
+        """The rows as a pyarrow Table. ``filter`` is an SQL condition such as ``"pos = 'n'"``."""
+        it = self._raw.scan(list(columns) if columns is not None else None, filter, limit, with_row_id, None)
+        schema = _read_ipc_schema(it.schema_ipc())
+        batches = [b for data in it for b in _read_ipc(data).to_batches()]
+        return pa.Table.from_batches(batches, schema=schema)
+
+    def to_pandas(self, columns: Optional[Sequence[str]] = None, filter: Optional[str] = None, **kwargs: Any):
+        """The rows as a pandas DataFrame (vectors become numpy arrays)."""
+        return self.to_arrow(columns=columns, filter=filter).to_pandas(**kwargs)
+
+    def to_polars(self, columns: Optional[Sequence[str]] = None, filter: Optional[str] = None):
+        """The rows as a polars DataFrame."""
+        import polars as pl
+
+        return pl.from_arrow(self.to_arrow(columns=columns, filter=filter))
+
+    def head(self, n: int = 5, columns: Optional[Sequence[str]] = None) -> pa.Table:
+        """The first ``n`` rows."""
+        return self.to_arrow(columns=columns, limit=n)
+
+    def count_rows(self, filter: Optional[str] = None) -> int:
+        """Rows matching ``filter`` (all live rows without one)."""
+        return self._raw.count_rows(filter)
+
+    def scan_tasks(
+        self, columns: Optional[Sequence[str]] = None, filter: Optional[str] = None, batch_size: Optional[int] = None
+    ) -> List[str]:
+        """The scan as independent per-data-file tasks (JSON strings) for distributed readers;
+        run one anywhere with :func:`vlake.run_task`."""
+        return self._raw.scan_tasks(list(columns) if columns is not None else None, filter, batch_size)
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        """The Arrow PyCapsule stream protocol: ``pyarrow.table(t)``, ``polars.from_arrow(t)``,
+        ``duckdb.sql("SELECT ... FROM t")`` and Daft read the table directly."""
+        return self.to_reader().__arrow_c_stream__(requested_schema)
+
+    # -- vectors --------------------------------------------------------------------------
+    def create_index(
+        self,
+        column: str,
+        type: str = "hnsw",  # noqa: A002 - the user-facing name
+        metric: str = "cosine",
+        name: Optional[str] = None,
+        *,
+        partitions: Optional[int] = None,
+        subvectors: Optional[int] = None,
+        m: int = 16,
+        ef_construction: int = 100,
+    ) -> "Table":
+        """Builds a vector index on ``column`` and returns the new version.
+
+        ``type`` is ``"hnsw"`` (``m``, ``ef_construction``), ``"ivf_pq"`` (``partitions``,
+        ``subvectors``) or ``"ivf_flat"`` (``partitions``); ``metric`` is ``"cosine"``, ``"l2"``
+        or ``"dot"``.
+        """
+        raw = self._raw.create_index(column, type, metric, name, partitions, subvectors, m, ef_construction)
+        return Table(raw)
+
+    def update_index(self, name: str) -> "Table":
+        """Indexes the rows appended since the index ``name`` was built, without retraining."""
+        return Table(self._raw.update_index(name))
+
+    def search(self, vector: Any, column: Optional[str] = None) -> "Search":
+        """Starts a nearest-neighbour search for ``vector`` (a list, numpy array or pyarrow
+        array) in ``column`` (default: the table's only vector column)."""
+        return Search(self, vector, column)
+
+
+def _vector_columns(schema: pa.Schema) -> List[str]:
+    return [f.name for f in schema if pa.types.is_fixed_size_list(f.type)]
+
+
+def _as_floats(vector: Any) -> List[float]:
+    if isinstance(vector, (pa.Array, pa.ChunkedArray)):
+        vector = vector.to_pylist()
+    elif hasattr(vector, "tolist"):
+        vector = vector.tolist()
+    try:
+        values = [float(x) for x in vector]
+    except (TypeError, ValueError) as e:
+        raise InvalidInputError(f"the query vector must be a sequence of numbers: {e}") from e
+    return values
+
+
+class Search:
+    """A vector search being set up; each method returns the search, and ``to_arrow()``,
+    ``to_pandas()``, ``to_polars()`` or ``to_list()`` run it."""
+
+    def __init__(self, table: Table, vector: Any, column: Optional[str]):
+        if column is None:
+            candidates = _vector_columns(table.schema)
+            if len(candidates) != 1:
+                raise InvalidInputError(
+                    f"the table has {len(candidates)} vector columns ({', '.join(candidates) or 'none'}): "
+                    "name one with column="
+                )
+            column = candidates[0]
+        self._table = table
+        self._column = column
+        self._vector = _as_floats(vector)
+        self._opts: Dict[str, Any] = {"k": 10, "prefilter": True, "exact": False}
+
+    def _set(self, **kwargs: Any) -> "Search":
+        self._opts.update(kwargs)
+        return self
+
+    def where(self, condition: str, prefilter: Optional[bool] = None) -> "Search":
+        """Only rows matching the SQL ``condition``; applied before ranking unless
+        ``prefilter=False`` (then after, which may return fewer than k rows)."""
+        self._opts["filter"] = condition
+        if prefilter is not None:
+            self._opts["prefilter"] = prefilter
+        return self
+
+    def limit(self, k: int) -> "Search":
+        """Number of rows to return (default 10)."""
+        return self._set(k=int(k))
+
+    def metric(self, metric: str) -> "Search":
+        """``"cosine"``, ``"l2"`` or ``"dot"`` (default: the index's metric, else L2)."""
+        return self._set(metric=metric)
+
+    def nprobes(self, n: int) -> "Search":
+        """IVF partitions to probe (default 20)."""
+        return self._set(nprobes=int(n))
+
+    def ef(self, n: int) -> "Search":
+        """HNSW candidate list size (default 64)."""
+        return self._set(ef=int(n))
+
+    def refine(self, factor: int) -> "Search":
+        """IVF-PQ re-ranks ``k * factor`` candidates with exact distances (default 10)."""
+        return self._set(refine=int(factor))
+
+    def prefilter(self, yes: bool = True) -> "Search":
+        """Filter before ranking (exactly k matching rows when they exist) or after."""
+        return self._set(prefilter=bool(yes))
+
+    def exact(self, yes: bool = True) -> "Search":
+        """Exact search, ignoring indexes."""
+        return self._set(exact=bool(yes))
+
+    def fallback_to_exact(self, yes: bool = True) -> "Search":
+        """Search exactly when an index file is missing or corrupt, instead of failing."""
+        return self._set(fallback_to_exact=bool(yes))
+
+    def within(self, distance: float) -> "Search":
+        """Range search: every row within ``distance`` (at most ``limit`` rows)."""
+        return self._set(max_distance=float(distance))
+
+    def select(self, columns: Sequence[str]) -> "Search":
+        """The columns to return (``_distance`` is always added)."""
+        return self._set(columns=list(columns))
+
+    def to_arrow(self) -> pa.Table:
+        """Runs the search: the rows closest first, with ``_distance``."""
+        return _read_ipc(self._table._raw.search(self._column, self._vector, **self._opts))
+
+    def to_pandas(self, **kwargs: Any):
+        """The results as a pandas DataFrame."""
+        return self.to_arrow().to_pandas(**kwargs)
+
+    def to_polars(self):
+        """The results as a polars DataFrame."""
+        import polars as pl
+
+        return pl.from_arrow(self.to_arrow())
+
+    def to_list(self) -> List[Dict[str, Any]]:
+        """The results as a list of dicts."""
+        return self.to_arrow().to_pylist()
+
+
+def run_task(uri: str, task: str) -> Iterator[pa.RecordBatch]:
+    """Runs one task of :meth:`Table.scan_tasks` against the table at ``uri``."""
+    for data in _vlake.run_task(uri, task):
+        yield from _read_ipc(data).to_batches()
+
+
+__all__.append("run_task")
