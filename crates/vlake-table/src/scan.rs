@@ -1,11 +1,15 @@
 //! Scans: planning into serialisable [`ScanTask`]s (one per data file that survives pruning) and
 //! executing them (format-spec/data-files.md#reading).
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, UInt64Array};
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema as ArrowSchema, SchemaRef};
 use futures::{StreamExt, TryStreamExt};
+use parquet::arrow::arrow_reader::{
+    ArrowPredicate, ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter,
+};
 use parquet::arrow::async_reader::ParquetObjectReader;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use serde::{Deserialize, Serialize};
@@ -249,16 +253,20 @@ impl ScanTask {
     /// Reads the file from the table at `location`.
     pub async fn execute(&self, location: &TableLocation) -> Result<BatchStream> {
         let path = self.file.path.clone();
-        let object = ParquetObjectReader::new(location.store().clone(), location.path(&path))
+        let mut object = ParquetObjectReader::new(location.store().clone(), location.path(&path))
             .with_file_size(self.file.size_bytes);
-        let builder = ParquetRecordBatchStreamBuilder::new(object)
-            .await
-            .map_err(|e| match e {
-                parquet::errors::ParquetError::External(inner) if inner.to_string().contains("not found") => {
-                    Error::not_found(format!("data file {path} of table {}", location.uri()))
-                }
-                other => Error::corrupt(format!("{}/{path}", location.uri()), other.to_string()),
-            })?;
+        let key = (location.uri().to_string(), path.clone());
+        let metadata = match footers().get(&key) {
+            Some(m) => m,
+            None => {
+                let m = ArrowReaderMetadata::load_async(&mut object, ArrowReaderOptions::new())
+                    .await
+                    .map_err(|e| read_error(location, &path, e))?;
+                footers().insert(key, m.clone());
+                m
+            }
+        };
+        let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(object, metadata);
         // Match the file's columns to table fields by field id.
         let file_schema = builder.schema().clone();
         let needed: Vec<Field> = self.columns.iter().chain(&self.filter_columns).cloned().collect();
@@ -284,6 +292,20 @@ impl ScanTask {
             );
             builder = builder.with_row_selection(selection);
         }
+        // Late materialisation: rows are filtered on the filter's columns first, and the other
+        // columns are decoded only for the rows that pass. Not with row ids (they count the
+        // file's rows in order) or explicit row positions, nor when a filter column is absent
+        // from the file (the shaper fills it with nulls).
+        let mut shaper_filter = self.filter.clone();
+        if let Some(predicate) = self
+            .filter
+            .as_ref()
+            .filter(|_| !self.with_row_id && self.row_offsets.is_none())
+            .and_then(|f| row_filter(f, &needed, &sources, builder.parquet_schema()))
+        {
+            builder = builder.with_row_filter(RowFilter::new(vec![predicate]));
+            shaper_filter = None;
+        }
         let stream = builder
             .with_projection(mask)
             .with_batch_size(self.batch_size)
@@ -299,13 +321,14 @@ impl ScanTask {
             needed_schema: Arc::new(needed_schema.to_arrow()),
             output_len: self.columns.len(),
             output_schema: self.output_schema(),
-            filter: self.filter.clone(),
+            filter: shaper_filter,
             with_row_id: self.with_row_id,
         };
         let row_id_start = self.file.row_id_start;
         let offsets = self.row_offsets.clone();
+        let location = location.clone();
         let shaped = stream
-            .map_err(move |e| Error::corrupt(path.clone(), e.to_string()))
+            .map_err(move |e| read_error(&location, &path, e))
             .scan(0usize, move |seen, batch| {
                 let out = batch.and_then(|b| {
                     let n = b.num_rows();
@@ -326,6 +349,110 @@ impl ScanTask {
             limit_stream(shaped.boxed(), self.limit),
         ))
     }
+}
+
+/// `filter` as a Parquet row filter over the file columns it reads (`sources[i]` is the file
+/// column of `fields[i]`), or `None` when a filter column is not in the file.
+fn row_filter(
+    filter: &Predicate,
+    fields: &[Field],
+    sources: &[Option<usize>],
+    parquet_schema: &parquet::schema::types::SchemaDescriptor,
+) -> Option<Box<dyn ArrowPredicate>> {
+    let used: Vec<(Field, usize)> = filter
+        .columns()
+        .into_iter()
+        .map(|name| {
+            let i = fields.iter().position(|f| f.name == name)?;
+            Some((fields[i].clone(), sources[i]?))
+        })
+        .collect::<Option<_>>()?;
+    let mut roots: Vec<usize> = used.iter().map(|(_, s)| *s).collect();
+    roots.sort_unstable();
+    roots.dedup();
+    let schema = Schema {
+        fields: used.iter().map(|(f, _)| f.clone()).collect(),
+    };
+    let arrow = Arc::new(schema.to_arrow());
+    let shaper = Shaper {
+        sources: used.iter().map(|(_, s)| roots.iter().position(|r| r == s)).collect(),
+        needed_fields: schema.fields,
+        needed_schema: arrow.clone(),
+        output_len: used.len(),
+        output_schema: arrow,
+        filter: None,
+        with_row_id: false,
+    };
+    let filter = filter.clone();
+    let mask = ProjectionMask::roots(parquet_schema, roots);
+    let external = |e: Error| arrow_schema::ArrowError::ExternalError(Box::new(e));
+    Some(Box::new(ArrowPredicateFn::new(mask, move |batch| {
+        let shaped = shaper
+            .shape(&batch, UInt64Array::from(Vec::<u64>::new()))
+            .map_err(external)?;
+        filter.evaluate(&shaped).map_err(external)
+    })))
+}
+
+/// A failed read of data file `path`: the filter's own error when evaluating it failed, not
+/// found when the object is missing, else corrupt.
+fn read_error(location: &TableLocation, path: &str, e: parquet::errors::ParquetError) -> Error {
+    use arrow_schema::ArrowError;
+    match e {
+        parquet::errors::ParquetError::External(inner) => match inner.downcast::<ArrowError>() {
+            Ok(arrow) => match *arrow {
+                ArrowError::ExternalError(e) => match e.downcast::<Error>() {
+                    Ok(vlake) => *vlake,
+                    Err(other) => Error::corrupt(format!("{}/{path}", location.uri()), other.to_string()),
+                },
+                other => Error::corrupt(format!("{}/{path}", location.uri()), other.to_string()),
+            },
+            Err(inner) if inner.to_string().contains("not found") => {
+                Error::not_found(format!("data file {path} of table {}", location.uri()))
+            }
+            Err(inner) => Error::corrupt(format!("{}/{path}", location.uri()), inner.to_string()),
+        },
+        other => Error::corrupt(format!("{}/{path}", location.uri()), other.to_string()),
+    }
+}
+
+/// Parsed Parquet footers of data files, by table URI and file path. Data files never change
+/// once written, so an entry stays valid for as long as the file exists; the oldest entries
+/// are dropped beyond [`Footers::CAPACITY`].
+struct Footers {
+    entries: Mutex<(
+        HashMap<(String, String), ArrowReaderMetadata>,
+        VecDeque<(String, String)>,
+    )>,
+}
+
+impl Footers {
+    const CAPACITY: usize = 4096;
+
+    fn get(&self, key: &(String, String)) -> Option<ArrowReaderMetadata> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.0.get(key).cloned()
+    }
+
+    fn insert(&self, key: (String, String), metadata: ArrowReaderMetadata) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, order) = &mut *entries;
+        if map.insert(key.clone(), metadata).is_none() {
+            order.push_back(key);
+        }
+        while order.len() > Self::CAPACITY {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+    }
+}
+
+fn footers() -> &'static Footers {
+    static FOOTERS: OnceLock<Footers> = OnceLock::new();
+    FOOTERS.get_or_init(|| Footers {
+        entries: Mutex::new((HashMap::new(), VecDeque::new())),
+    })
 }
 
 /// Turns file batches into table-shaped, filtered output batches.

@@ -46,8 +46,12 @@ fn literal(v: &[f32]) -> String {
 
 /// Ids of the `id` column (the first) of SQL results.
 async fn sql_ids(ctx: &SessionContext, sql: &str) -> Result<Vec<i64>> {
+    ids(&ctx.sql(sql).await.map_err(df_err)?.collect().await.map_err(df_err)?)
+}
+
+/// The `id` column (the first) of batches.
+fn ids(batches: &[arrow::array::RecordBatch]) -> Result<Vec<i64>> {
     use arrow::array::AsArray;
-    let batches = ctx.sql(sql).await.map_err(df_err)?.collect().await.map_err(df_err)?;
     Ok(batches
         .iter()
         .flat_map(|b| {
@@ -180,7 +184,7 @@ pub async fn run(args: SqlArgs) -> Result<serde_json::Value> {
     };
 
     // A full-scan aggregate: the rows `copies` times, as one vlake table and as plain Parquet
-    // files (the same rows, written by the parquet crate's defaults).
+    // files (the same rows, zstd-compressed like vlake's files).
     let agg_uri = args.out.join("agg").display().to_string();
     let parquet_dir = args.out.join("parquet");
     std::fs::create_dir_all(&parquet_dir).map_err(|e| Error::io(parquet_dir.display().to_string(), e))?;
@@ -195,7 +199,11 @@ pub async fn run(args: SqlArgs) -> Result<serde_json::Value> {
         .await?;
         let path = parquet_dir.join(format!("part-{i}.parquet"));
         let file = std::fs::File::create(&path).map_err(|e| Error::io(path.display().to_string(), e))?;
-        let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
+        // Compressed as vlake compresses its data files (zstd), so both read the same bytes.
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+            .build();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props))
             .map_err(|e| Error::Internal(e.to_string()))?;
         for b in &batches {
             writer.write(b).map_err(|e| Error::Internal(e.to_string()))?;
@@ -213,6 +221,19 @@ pub async fn run(args: SqlArgs) -> Result<serde_json::Value> {
     )
     .await
     .map_err(df_err)?;
+    // The same Parquet read with plain (not view) string types, as vlake reads them.
+    let plain = vlake_datafusion::session_with_config(
+        datafusion::prelude::SessionConfig::new()
+            .set_bool("datafusion.execution.parquet.schema_force_view_types", false),
+    );
+    plain
+        .register_parquet(
+            "p",
+            &format!("{}/", parquet_dir.display()),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .map_err(df_err)?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum::<usize>() * args.copies;
     let mut aggregates = vec![];
     for (what, sql) in [
@@ -224,6 +245,7 @@ pub async fn run(args: SqlArgs) -> Result<serde_json::Value> {
     ] {
         let vlake = best_seconds(&agg, &sql.replace("{}", "t"), args.runs).await?;
         let parquet = best_seconds(&agg, &sql.replace("{}", "p"), args.runs).await?;
+        let parquet_plain = best_seconds(&plain, &sql.replace("{}", "p"), args.runs).await?;
         aggregates.push(json!({
             "query": what,
             "rows": rows,
@@ -232,6 +254,8 @@ pub async fn run(args: SqlArgs) -> Result<serde_json::Value> {
             "vlake_rows_per_s": rows as f64 / vlake,
             "parquet_rows_per_s": rows as f64 / parquet,
             "vlake_vs_parquet": parquet / vlake,
+            "parquet_plain_strings_s": parquet_plain,
+            "vlake_vs_parquet_plain_strings": parquet_plain / vlake,
         }));
     }
     Ok(json!({
