@@ -256,13 +256,13 @@ impl ScanTask {
         let mut object = ParquetObjectReader::new(location.store().clone(), location.path(&path))
             .with_file_size(self.file.size_bytes);
         let key = (location.uri().to_string(), path.clone());
-        let metadata = match footers().get(&key) {
+        let metadata = match Footers::get(&key) {
             Some(m) => m,
             None => {
                 let m = ArrowReaderMetadata::load_async(&mut object, ArrowReaderOptions::new())
                     .await
                     .map_err(|e| read_error(location, &path, e))?;
-                footers().insert(key, m.clone());
+                Footers::insert(key, m.clone());
                 m
             }
         };
@@ -416,43 +416,46 @@ fn read_error(location: &TableLocation, path: &str, e: parquet::errors::ParquetE
     }
 }
 
-/// Parsed Parquet footers of data files, by table URI and file path. Data files never change
-/// once written, so an entry stays valid for as long as the file exists; the oldest entries
-/// are dropped beyond [`Footers::CAPACITY`].
+/// A data file: its table's URI and its path.
+type FileKey = (String, String);
+
+/// Parsed Parquet footers of data files. Data files never change once written, so an entry
+/// stays valid for as long as the file exists; the oldest entries are dropped beyond
+/// [`Footers::CAPACITY`].
+#[derive(Default)]
 struct Footers {
-    entries: Mutex<(
-        HashMap<(String, String), ArrowReaderMetadata>,
-        VecDeque<(String, String)>,
-    )>,
+    map: HashMap<FileKey, ArrowReaderMetadata>,
+    order: VecDeque<FileKey>,
 }
 
 impl Footers {
     const CAPACITY: usize = 4096;
 
-    fn get(&self, key: &(String, String)) -> Option<ArrowReaderMetadata> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.0.get(key).cloned()
+    fn get(key: &FileKey) -> Option<ArrowReaderMetadata> {
+        Self::shared()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .get(key)
+            .cloned()
     }
 
-    fn insert(&self, key: (String, String), metadata: ArrowReaderMetadata) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let (map, order) = &mut *entries;
-        if map.insert(key.clone(), metadata).is_none() {
-            order.push_back(key);
+    fn insert(key: FileKey, metadata: ArrowReaderMetadata) {
+        let mut footers = Self::shared().lock().unwrap_or_else(|p| p.into_inner());
+        if footers.map.insert(key.clone(), metadata).is_none() {
+            footers.order.push_back(key);
         }
-        while order.len() > Self::CAPACITY {
-            if let Some(old) = order.pop_front() {
-                map.remove(&old);
+        while footers.order.len() > Self::CAPACITY {
+            if let Some(old) = footers.order.pop_front() {
+                footers.map.remove(&old);
             }
         }
     }
-}
 
-fn footers() -> &'static Footers {
-    static FOOTERS: OnceLock<Footers> = OnceLock::new();
-    FOOTERS.get_or_init(|| Footers {
-        entries: Mutex::new((HashMap::new(), VecDeque::new())),
-    })
+    fn shared() -> &'static Mutex<Footers> {
+        static FOOTERS: OnceLock<Mutex<Footers>> = OnceLock::new();
+        FOOTERS.get_or_init(Mutex::default)
+    }
 }
 
 /// Turns file batches into table-shaped, filtered output batches.
