@@ -111,6 +111,26 @@ impl RawTable {
     fn new(table: Table, pinned: bool) -> Self {
         Self { table, pinned }
     }
+
+    /// A scan with the optional projection, SQL filter and batch size.
+    fn scanner(
+        &self,
+        columns: Option<Vec<String>>,
+        filter: Option<&str>,
+        batch_size: Option<usize>,
+    ) -> PyResult<vlake_table::Scanner> {
+        let mut scanner = self.table.scan();
+        if let Some(c) = &columns {
+            scanner = scanner.columns(c);
+        }
+        if let Some(f) = filter {
+            scanner = scanner.filter_sql(f).map_err(to_py)?;
+        }
+        if let Some(n) = batch_size {
+            scanner = scanner.batch_size(n);
+        }
+        Ok(scanner)
+    }
 }
 
 #[pymethods]
@@ -291,18 +311,9 @@ impl RawTable {
         with_row_id: bool,
         batch_size: Option<usize>,
     ) -> PyResult<BatchIter> {
-        let mut scanner = self.table.scan().with_row_id(with_row_id);
-        if let Some(c) = &columns {
-            scanner = scanner.columns(c);
-        }
-        if let Some(f) = filter {
-            scanner = scanner.filter_sql(f).map_err(to_py)?;
-        }
+        let mut scanner = self.scanner(columns, filter, batch_size)?.with_row_id(with_row_id);
         if let Some(n) = limit {
             scanner = scanner.limit(n);
-        }
-        if let Some(n) = batch_size {
-            scanner = scanner.batch_size(n);
         }
         let schema = scanner.output_schema().map_err(to_py)?;
         let stream = run(py, async move { scanner.execute().await })?;
@@ -312,10 +323,7 @@ impl RawTable {
     /// Rows matching `filter` (all live rows without one).
     #[pyo3(signature = (filter=None))]
     fn count_rows(&self, py: Python<'_>, filter: Option<&str>) -> PyResult<u64> {
-        let mut scanner = self.table.scan();
-        if let Some(f) = filter {
-            scanner = scanner.filter_sql(f).map_err(to_py)?;
-        }
+        let scanner = self.scanner(None, filter, None)?;
         run(py, async move { scanner.count_rows().await })
     }
 
@@ -327,17 +335,7 @@ impl RawTable {
         filter: Option<&str>,
         batch_size: Option<usize>,
     ) -> PyResult<Vec<String>> {
-        let mut scanner = self.table.scan();
-        if let Some(c) = &columns {
-            scanner = scanner.columns(c);
-        }
-        if let Some(f) = filter {
-            scanner = scanner.filter_sql(f).map_err(to_py)?;
-        }
-        if let Some(n) = batch_size {
-            scanner = scanner.batch_size(n);
-        }
-        let plan = scanner.plan().map_err(to_py)?;
+        let plan = self.scanner(columns, filter, batch_size)?.plan().map_err(to_py)?;
         plan.tasks
             .iter()
             .map(|t| serde_json::to_string(t).map_err(|e| to_py(Error::Internal(e.to_string()))))
