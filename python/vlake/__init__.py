@@ -355,7 +355,7 @@ class Table:
         return self._raw.scan_tasks(list(columns) if columns is not None else None, filter, batch_size)
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
-        """The Arrow PyCapsule stream protocol: ``pyarrow.table(t)``, ``polars.from_arrow(t)``,
+        """The Arrow PyCapsule stream protocol: ``pyarrow.table(t)``, ``polars.DataFrame(t)``,
         ``duckdb.sql("SELECT ... FROM t")`` and Daft read the table directly."""
         return self.to_reader().__arrow_c_stream__(requested_schema)
 
