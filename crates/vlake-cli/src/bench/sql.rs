@@ -158,6 +158,19 @@ pub async fn run(args: SqlArgs) -> Result<serde_json::Value> {
         async move { sql_ids(ctx, &sql).await }
     })
     .await?;
+    // The table function with the query as one string literal: no 384-element array to plan.
+    let function_sql = |q: &Query| {
+        format!(
+            "SELECT id FROM vector_search('t', 'vector', '{}', 10, NULL, 'metric=cosine')",
+            literal(&q.vector)
+        )
+    };
+    let sql_function = timed(&queries, |q| {
+        let sql = function_sql(q);
+        let ctx = &ctx;
+        async move { sql_ids(ctx, &sql).await }
+    })
+    .await?;
     let api_exact = timed(&queries, |q| api_ids(&table, q.vector.clone(), true)).await?;
     let sql_exact = timed(&queries, |q| {
         let sql = exact_sql(q);
@@ -263,6 +276,8 @@ pub async fn run(args: SqlArgs) -> Result<serde_json::Value> {
             "api_index": api_index,
             "sql_index": sql_index,
             "sql_overhead_index": overhead(&api_index, &sql_index),
+            "sql_function_index": sql_function,
+            "sql_overhead_function_index": overhead(&api_index, &sql_function),
             "api_exact": api_exact,
             "sql_exact": sql_exact,
             "sql_overhead_exact": overhead(&api_exact, &sql_exact),
