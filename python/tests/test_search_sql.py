@@ -109,3 +109,17 @@ def test_sql(dev_table, dev_queries, tmp_path):
         vlake.sql("SELECT l2_distance(vector, [1.0]) FROM t", tables={"t": uri})
     with pytest.raises(vlake.VlakeError, match="read-only"):
         vlake.sql("INSERT INTO t SELECT * FROM t", tables={"t": vlake.open(uri, version=1)})
+
+
+def test_missing_index_file_fails_or_falls_back(tmp_path):
+    import os
+
+    t = vlake.write_table(small(300, dim=8), str(tmp_path / "t")).create_index("vector", metric="l2")
+    files = t.indexes[0]["files"]
+    for f in files:
+        os.remove(os.path.join(t.uri, f))
+    q = [float(7 + d) for d in range(8)]
+    fresh = vlake.open(t.uri)  # a new handle: nothing of the index is cached yet
+    with pytest.raises(vlake.VlakeError, match=os.path.basename(files[0])):
+        fresh.search(q).limit(1).to_arrow()
+    assert fresh.search(q).fallback_to_exact().limit(1).to_list()[0]["id"] == 7
