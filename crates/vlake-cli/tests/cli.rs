@@ -528,3 +528,41 @@ fn sql_from_the_command_line() {
     );
     fails(&["sql", "-c", "SELEC 1"], "SELEC");
 }
+
+#[test]
+fn sql_prompt_reads_statements_until_quit() {
+    use std::io::Write;
+
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    let src = dir.path().join("v.parquet");
+    write_parquet(&src, 0..40, 4);
+    ok_json(&["import", src.to_str().unwrap(), &uri, "--json"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vlake"))
+        .args(["sql", "--table", &format!("t={uri}"), "--format", "json"])
+        .env("HOME", dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A statement over two lines, a failing one (reported, the prompt goes on), then \q.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT count(*) AS n\nFROM t WHERE pos = 'n';\nSELECT * FROM nope;\nSELECT max(id) AS m FROM t;\n\\q\nSELECT 1;\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let docs: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs, vec![serde_json::json!([{"n": 20}]), serde_json::json!([{"m": 39}])]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+    // The statements went into the history file.
+    let history = std::fs::read_to_string(dir.path().join(".vlake_history")).unwrap();
+    assert!(history.contains("max(id)"), "{history}");
+}
