@@ -175,9 +175,10 @@ impl RawTable {
                 let mut it = iter.bind(py).clone();
                 match it.next()? {
                     Ok(item) => Some(
-                        item.extract::<Vec<u8>>()
+                        // Decoded straight from the bytes object, without a copy into Rust.
+                        item.cast::<PyBytes>()
                             .map_err(|e| Error::invalid(format!("expected Arrow IPC bytes: {e}")))
-                            .and_then(|b| from_ipc(&b).map(|(_, batches)| batches)),
+                            .and_then(|b| from_ipc(b.as_bytes()).map(|(_, batches)| batches)),
                     ),
                     Err(e) => Some(Err(Error::invalid(format!("reading the input failed: {e}")))),
                 }
