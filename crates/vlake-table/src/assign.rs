@@ -214,11 +214,11 @@ fn cast_exact(value: &ArrayRef, target: &ArrowType, column: &str) -> Result<Arra
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float64Type, Int64Type};
     use arrow_array::{Float64Array, Int64Array, StringArray};
     use arrow_schema::{Field, Schema};
+    use std::sync::Arc;
 
     fn batch() -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![

@@ -8,8 +8,8 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use arrow_array::cast::AsArray;
-use arrow_array::Array;
 use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
+use arrow_array::Array;
 use common::*;
 use proptest::prelude::*;
 use vlake_table::{Assignment, CompactOptions, Predicate, Table, VersionRef, WriteOptions, ROW_ID};

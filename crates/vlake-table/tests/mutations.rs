@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use arrow_array::cast::AsArray;
-use arrow_array::Array;
 use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
+use arrow_array::Array;
 use common::*;
 use vlake_table::{
     Assignment, CompactOptions, Error, OptimizeOptions, Predicate, Table, TableLocation, VersionRef, WriteMode,
