@@ -3,6 +3,7 @@
 mod demo;
 mod import;
 mod index_args;
+mod mutate;
 mod render;
 mod search;
 mod sql;
@@ -114,6 +115,14 @@ enum Command {
     Search(search::SearchArgs),
     /// Run SQL (DataFusion) over vlake tables: `-c` statements, or an interactive prompt.
     Sql(sql::SqlArgs),
+    /// Delete the rows matching a filter (a new version; data files are not rewritten).
+    Delete(mutate::DeleteArgs),
+    /// Set columns of the rows matching a filter (a new version).
+    Update(mutate::UpdateArgs),
+    /// Merge small files and drop deleted rows, keeping row ids and indexes (a new version).
+    Compact(mutate::CompactArgs),
+    /// Compact, update every index, then clean up.
+    Optimize(mutate::OptimizeArgs),
     /// Build a table from the dev dataset (or generated data) and show what vlake does.
     Demo(demo::DemoArgs),
 }
@@ -288,6 +297,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Index { action } => search::index(action).await,
         Command::Search(args) => search::search(args).await,
         Command::Sql(args) => sql::run(args).await,
+        Command::Delete(args) => mutate::delete(args).await,
+        Command::Update(args) => mutate::update(args).await,
+        Command::Compact(args) => mutate::compact(args).await,
+        Command::Optimize(args) => mutate::optimize(args).await,
         Command::Demo(args) => demo::run(args).await,
     }
 }

@@ -176,6 +176,95 @@ fn import_inspect_tag_restore_cleanup() {
 }
 
 #[test]
+fn delete_update_compact_optimize() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    for (i, range) in [0..40, 40..80, 80..100].into_iter().enumerate() {
+        let src = dir.path().join(format!("part{i}.parquet"));
+        write_parquet(&src, range, 4);
+        let mode = if i == 0 { "create" } else { "append" };
+        ok_json(&["import", src.to_str().unwrap(), &uri, "--mode", mode, "--json"]);
+    }
+    ok_json(&[
+        "index", "create", &uri, "--column", "vector", "--type", "ivf_flat", "--metric", "l2", "--json",
+    ]);
+
+    let deleted = ok_json(&["delete", &uri, "--where", "id < 10 OR id >= 95", "--json"]);
+    assert_eq!(
+        (deleted["deleted_rows"].as_u64(), deleted["rows"].as_u64()),
+        (Some(15), Some(85))
+    );
+    let updated = ok_json(&[
+        "update",
+        &uri,
+        "--set",
+        "pos = 'x'",
+        "--where",
+        "id >= 50 AND id < 60",
+        "--json",
+    ]);
+    assert_eq!(updated["updated_rows"], 10);
+    let rows = ok_json(&[
+        "head",
+        &uri,
+        "--filter",
+        "pos = 'x'",
+        "--columns",
+        "id",
+        "-n",
+        "100",
+        "--json",
+    ]);
+    assert_eq!(rows.as_array().unwrap().len(), 10);
+    let (_, ids) = table_ids(&uri);
+    assert_eq!(ids, (10..95).collect::<Vec<_>>());
+    let nothing = ok_json(&["delete", &uri, "--where", "id > 1000", "--json"]);
+    assert_eq!(nothing["deleted_rows"], 0);
+
+    let compacted = ok_json(&["compact", &uri, "--json"]);
+    assert_eq!(compacted["compaction"]["files_added"], 1);
+    assert_eq!(compacted["compaction"]["deletions_materialized"], 25);
+    let info = ok_json(&["info", &uri, "--json"]);
+    // The updated rows' file is not covered by the index, so it is not merged with the others.
+    assert_eq!(
+        (info["rows"].as_u64(), info["files"].as_array().unwrap().len()),
+        (Some(85), 2)
+    );
+    let report = ok_json(&["optimize", &uri, "--older-than", "0s", "--json"]);
+    assert!(report["cleanup"]["versions_removed"].as_u64().unwrap() >= 5, "{report}");
+    assert_eq!(table_ids(&uri).1, (10..95).collect::<Vec<_>>());
+    let found = ok_json(&[
+        "search",
+        &uri,
+        "--column",
+        "vector",
+        "--vector",
+        "[20, 21, 22, 23]",
+        "-k",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(found[0]["id"], 20);
+    // Optimize indexed the updated file: now both files merge.
+    let text = vlake(&["compact", &uri]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("replaced 2 files by 1"));
+    assert_eq!(ok_json(&["compact", &uri, "--json"])["compaction"]["files_removed"], 0);
+
+    fails(&["delete", &uri, "--where", "id <"], "bad filter");
+    fails(&["update", &uri, "--set", "nope = 1"], "nope");
+    fails(&["update", &uri, "--set", "id ="], "bad assignment");
+    fails(
+        &[
+            "delete",
+            &dir.path().join("none").display().to_string(),
+            "--where",
+            "id = 1",
+        ],
+        "not found",
+    );
+}
+
+#[test]
 fn errors_are_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let uri = dir.path().join("t").display().to_string();
@@ -560,7 +649,10 @@ fn sql_prompt_reads_statements_until_quit() {
         .filter(|l| l.starts_with('['))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(docs, vec![serde_json::json!([{"n": 20}]), serde_json::json!([{"m": 39}])]);
+    assert_eq!(
+        docs,
+        vec![serde_json::json!([{"n": 20}]), serde_json::json!([{"m": 39}])]
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
     // The statements went into the history file.
     let history = std::fs::read_to_string(dir.path().join(".vlake_history")).unwrap();

@@ -6,6 +6,8 @@ pub const VERSIONS_DIR: &str = "_versions";
 pub const DATA_DIR: &str = "data";
 /// Directory of deletion files.
 pub const DELETIONS_DIR: &str = "_deletions";
+/// Directory of row-id files.
+pub const ROW_IDS_DIR: &str = "_row_ids";
 /// Directory of index files.
 pub const INDEXES_DIR: &str = "_indexes";
 /// Directory of tags.
@@ -36,6 +38,16 @@ pub fn tag_path(name: &str) -> String {
 /// Path of a new data file with the given unique stem.
 pub fn data_file_path(stem: &str, extension: &str) -> String {
     format!("{DATA_DIR}/{stem}.{extension}")
+}
+
+/// Path of a new deletion file with the given unique stem.
+pub fn deletion_file_path(stem: &str) -> String {
+    format!("{DELETIONS_DIR}/{stem}.bin")
+}
+
+/// Path of a new row-id file with the given unique stem.
+pub fn row_id_file_path(stem: &str) -> String {
+    format!("{ROW_IDS_DIR}/{stem}.bin")
 }
 
 #[cfg(test)]

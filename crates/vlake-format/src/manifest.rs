@@ -11,13 +11,19 @@ use crate::schema::Schema;
 /// The newest format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Reader and writer feature of versions with deletion files (format-spec/features.md#deletion_files).
+pub const DELETION_FILES: &str = "deletion_files";
+
+/// Reader and writer feature of versions with row-id files (format-spec/features.md#row_id_files).
+pub const ROW_ID_FILES: &str = "row_id_files";
+
 /// Reader features this build understands (format-spec/features.md). A manifest that
 /// requires any other reader feature is refused.
-pub const KNOWN_READER_FEATURES: &[&str] = &[];
+pub const KNOWN_READER_FEATURES: &[&str] = &[DELETION_FILES, ROW_ID_FILES];
 
 /// Writer features this build understands. A table that requires any other writer
 /// feature can be read but not written.
-pub const KNOWN_WRITER_FEATURES: &[&str] = &[];
+pub const KNOWN_WRITER_FEATURES: &[&str] = &[DELETION_FILES, ROW_ID_FILES];
 
 /// One version of a table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,14 +79,18 @@ pub struct DataFile {
     pub num_rows: u64,
     /// Size of the file in bytes.
     pub size_bytes: u64,
-    /// Row id of the file's first row; row `i` of the file has id `row_id_start + i`.
+    /// Row id of the file's first row; without `row_ids`, row `i` of the file has id
+    /// `row_id_start + i`.
     pub row_id_start: u64,
     /// Per-column statistics, by field id; a missing entry means "unknown".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stats: Vec<ColumnStats>,
-    /// Rows of this file deleted since it was written.
+    /// Rows of this file deleted since it was written (feature `deletion_files`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion: Option<DeletionFile>,
+    /// The row ids of the file's rows, when they are not consecutive (feature `row_id_files`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_ids: Option<RowIdFile>,
 }
 
 /// Statistics of one column in one data file.
@@ -117,6 +127,13 @@ pub struct DeletionFile {
     pub path: String,
     /// Number of deleted rows.
     pub num_deleted: u64,
+}
+
+/// A row-id file: the row ids of one data file's rows, in ascending order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RowIdFile {
+    /// Path relative to the table root.
+    pub path: String,
 }
 
 /// A sidecar index bound to a table version (format-spec/indexes.md).
@@ -181,6 +198,23 @@ pub enum Operation {
         /// The index name.
         name: String,
     },
+    /// Deleted rows by predicate (deletion files; files whose rows were all deleted dropped).
+    Delete {
+        /// Rows deleted.
+        rows: u64,
+    },
+    /// Rewrote rows by predicate: deleted them and appended their new values.
+    Update {
+        /// Rows updated.
+        rows: u64,
+    },
+    /// Replaced data files by files holding their live rows with the same row ids.
+    Compact {
+        /// Data files replaced.
+        files_removed: u64,
+        /// Data files written.
+        files_added: u64,
+    },
     /// An operation written by a newer vlake; informational only.
     #[serde(other)]
     Other,
@@ -195,6 +229,9 @@ impl Operation {
             Self::Overwrite { .. } => "overwrite",
             Self::Restore { .. } => "restore",
             Self::Index { .. } => "index",
+            Self::Delete { .. } => "delete",
+            Self::Update { .. } => "update",
+            Self::Compact { .. } => "compact",
             Self::Other => "other",
         }
     }
@@ -278,7 +315,7 @@ impl Manifest {
             if !paths.insert(f.path.as_str()) {
                 return bad(format!("data file {} is listed twice", f.path));
             }
-            if f.path.is_empty() || f.path.starts_with('/') || f.path.split('/').any(|s| s == ".." || s == ".") {
+            if !is_relative(&f.path) {
                 return bad(format!(
                     "data file path '{}' is not a relative path inside the table",
                     f.path
@@ -298,6 +335,24 @@ impl Manifest {
                     ));
                 }
             }
+            for (member, feature) in [
+                (f.deletion.as_ref().map(|d| &d.path), DELETION_FILES),
+                (f.row_ids.as_ref().map(|r| &r.path), ROW_ID_FILES),
+            ] {
+                let Some(p) = member else { continue };
+                if !self.reader_features.contains(feature) {
+                    return bad(format!(
+                        "data file {} has {p} but the version does not require reader feature '{feature}'",
+                        f.path
+                    ));
+                }
+                if !is_relative(p) {
+                    return bad(format!(
+                        "path '{p}' of data file {} is not a relative path inside the table",
+                        f.path
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -312,6 +367,11 @@ impl Manifest {
             None => Ok(()),
         }
     }
+}
+
+/// Whether `path` is a non-empty relative path without `.` or `..` segments.
+fn is_relative(path: &str) -> bool {
+    !path.is_empty() && !path.starts_with('/') && !path.split('/').any(|s| s == ".." || s == ".")
 }
 
 /// A tag: a name for a version, stored at `_refs/tags/<name>.json`.

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use vlake_format::schema::TimeUnit;
 use vlake_format::{
     ColumnStats, DataFile, DataType, DeletionFile, Error, Field, FileFormat, IndexEntry, LatestHint, Manifest,
-    Operation, Schema, StatValue, Tag, Transaction, FORMAT_VERSION,
+    Operation, RowIdFile, Schema, StatValue, Tag, Transaction, FORMAT_VERSION,
 };
 
 fn field(id: i32, name: &str, data_type: DataType) -> Field {
@@ -71,8 +71,8 @@ fn full_manifest() -> Manifest {
     };
     Manifest {
         format_version: FORMAT_VERSION,
-        reader_features: Default::default(),
-        writer_features: Default::default(),
+        reader_features: ["deletion_files".to_string(), "row_id_files".to_string()].into(),
+        writer_features: ["deletion_files".to_string()].into(),
         version: 3,
         parent_version: Some(2),
         timestamp_ms: 1_700_000_000_123,
@@ -110,6 +110,7 @@ fn full_manifest() -> Manifest {
                     path: "_deletions/a.bin".into(),
                     num_deleted: 3,
                 }),
+                row_ids: None,
             },
             DataFile {
                 path: "data/b.parquet".into(),
@@ -124,6 +125,9 @@ fn full_manifest() -> Manifest {
                     max: Some(StatValue::Uint(u64::MAX)),
                 }],
                 deletion: None,
+                row_ids: Some(RowIdFile {
+                    path: "_row_ids/b.bin".into(),
+                }),
             },
         ],
         indexes: vec![IndexEntry {
@@ -163,6 +167,12 @@ fn every_operation_round_trips() {
         Operation::Restore { restored_version: 4 },
         Operation::Index {
             name: "vector_idx".into(),
+        },
+        Operation::Delete { rows: 5 },
+        Operation::Update { rows: 6 },
+        Operation::Compact {
+            files_removed: 7,
+            files_added: 1,
         },
     ] {
         let mut m = full_manifest();
@@ -255,6 +265,22 @@ fn inconsistent_manifests_are_corrupt() {
             "too many deletions",
             Box::new(|m| m.data_files[0].deletion.as_mut().unwrap().num_deleted = 11),
         ),
+        (
+            "deletion file without its feature",
+            Box::new(|m| {
+                m.reader_features.remove("deletion_files");
+            }),
+        ),
+        (
+            "row-id file without its feature",
+            Box::new(|m| {
+                m.reader_features.remove("row_id_files");
+            }),
+        ),
+        (
+            "escaping deletion path",
+            Box::new(|m| m.data_files[0].deletion.as_mut().unwrap().path = "/x.bin".into()),
+        ),
     ];
     for (what, mutate) in cases {
         let mut m = full_manifest();
@@ -287,7 +313,7 @@ proptest! {
         let mut m = full_manifest();
         let mut start = 0;
         m.data_files = rows.iter().enumerate().map(|(i, n)| {
-            let f = DataFile { path: format!("data/{i}.parquet"), format: FileFormat::Parquet, num_rows: *n, size_bytes: size, row_id_start: start, stats: vec![], deletion: None };
+            let f = DataFile { path: format!("data/{i}.parquet"), format: FileFormat::Parquet, num_rows: *n, size_bytes: size, row_id_start: start, stats: vec![], deletion: None, row_ids: None };
             start += n;
             f
         }).collect();

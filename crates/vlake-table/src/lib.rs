@@ -1,5 +1,6 @@
-//! The engine-neutral vlake table: create, append, overwrite, scan with projection, filters and
-//! limits, time travel, tags, restore and cleanup, over any object store.
+//! The engine-neutral vlake table: create, append, overwrite, delete and update by predicate,
+//! compaction, scan with projection, filters and limits, time travel, tags, restore and cleanup,
+//! over any object store.
 //!
 //! ```no_run
 //! # async fn demo() -> vlake_format::Result<()> {
@@ -10,9 +11,13 @@
 //! # Ok(()) }
 //! ```
 
+mod assign;
 mod cleanup;
+mod compact;
 mod index;
+mod mutate;
 mod predicate;
+mod rows;
 mod scan;
 mod search;
 mod stats;
@@ -24,7 +29,9 @@ mod vector_codec;
 mod vectors;
 mod write;
 
+pub use assign::{ArithOp, Assignment, ValueExpr};
 pub use cleanup::CleanupReport;
+pub use compact::{CompactOptions, CompactReport, OptimizeOptions, OptimizeReport};
 pub use index::{IndexOptions, IndexType};
 pub use predicate::{CmpOp, Literal, Predicate};
 pub use scan::{ScanPlan, ScanTask, Scanner, ROW_ID};

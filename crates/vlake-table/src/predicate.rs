@@ -414,7 +414,7 @@ fn compare(stat: &StatValue, lit: &Literal) -> Option<std::cmp::Ordering> {
 }
 
 /// A one-element array holding `value` as `target`'s type, or a clear error.
-fn literal_array(value: &Literal, target: &ArrowType, column: &str) -> Result<ArrayRef> {
+pub(crate) fn literal_array(value: &Literal, target: &ArrowType, column: &str) -> Result<ArrayRef> {
     let raw: ArrayRef = match value {
         Literal::Null => return Ok(arrow_array::new_null_array(target, 1)),
         Literal::Bool(b) => Arc::new(BooleanArray::from(vec![*b])),
@@ -439,7 +439,7 @@ fn literal_array(value: &Literal, target: &ArrowType, column: &str) -> Result<Ar
     Ok(cast)
 }
 
-fn column_name(expr: &Expr) -> Option<String> {
+pub(crate) fn column_name(expr: &Expr) -> Option<String> {
     match expr {
         Expr::Identifier(id) => Some(id.value.clone()),
         Expr::CompoundIdentifier(ids) => ids.last().map(|i| i.value.clone()),
@@ -452,7 +452,7 @@ fn column(expr: &Expr) -> std::result::Result<String, String> {
     column_name(expr).ok_or_else(|| format!("expected a column name, found '{expr}'"))
 }
 
-fn literal(expr: &Expr) -> std::result::Result<Literal, String> {
+pub(crate) fn literal(expr: &Expr) -> std::result::Result<Literal, String> {
     match expr {
         Expr::Value(v) => match &v.value {
             Value::Number(n, _) => n

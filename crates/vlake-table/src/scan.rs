@@ -8,15 +8,17 @@ use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, UInt64Array};
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema as ArrowSchema, SchemaRef};
 use futures::{StreamExt, TryStreamExt};
 use parquet::arrow::arrow_reader::{
-    ArrowPredicate, ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter,
+    ArrowPredicate, ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter, RowSelection,
 };
 use parquet::arrow::async_reader::ParquetObjectReader;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use roaring::RoaringTreemap;
 use serde::{Deserialize, Serialize};
 use vlake_format::schema::arrow_field_id;
 use vlake_format::{DataFile, Error, Field, Result, Schema};
 use vlake_io::TableLocation;
 
+use crate::rows::FileRows;
 use crate::{vector_codec, BatchStream, Predicate, Table};
 
 /// Name of the virtual row-id column.
@@ -65,7 +67,8 @@ pub struct ScanTask {
     pub batch_size: usize,
     /// Stop after this many output rows.
     pub limit: Option<usize>,
-    /// Read only these row positions of the file (ascending), when set.
+    /// Read only these row positions of the file (ascending), when set; deleted positions
+    /// are skipped either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_offsets: Option<Vec<u64>>,
 }
@@ -283,14 +286,24 @@ impl ScanTask {
         roots.sort_unstable();
         roots.dedup();
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+        // The positions to read: the requested ones (or all) minus the deleted ones.
+        let rows = FileRows::load(location, &self.file).await?;
+        let selected = match (&self.row_offsets, rows.live_positions()) {
+            (None, live) => live,
+            (Some(offsets), live) => {
+                let mut wanted: RoaringTreemap = offsets.iter().copied().collect();
+                if let Some(live) = live {
+                    wanted &= live;
+                }
+                Some(wanted)
+            }
+        };
         let mut builder = builder;
-        if let Some(offsets) = &self.row_offsets {
-            let ranges = offsets.iter().map(|o| *o as usize..*o as usize + 1);
-            let selection = parquet::arrow::arrow_reader::RowSelection::from_consecutive_ranges(
-                ranges,
+        if let Some(positions) = &selected {
+            builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(
+                runs(positions),
                 self.file.num_rows as usize,
-            );
-            builder = builder.with_row_selection(selection);
+            ));
         }
         // Late materialisation: rows are filtered on the filter's columns first, and the other
         // columns are decoded only for the rows that pass. Not with row ids (they count the
@@ -324,22 +337,24 @@ impl ScanTask {
             filter: shaper_filter,
             with_row_id: self.with_row_id,
         };
-        let row_id_start = self.file.row_id_start;
-        let offsets = self.row_offsets.clone();
+        // Row ids of the rows read, in order (only when asked for).
+        let row_ids = self.with_row_id.then(|| rows.ids_at(selected.as_ref()));
+        let file_path = path.clone();
         let location = location.clone();
         let shaped = stream
             .map_err(move |e| read_error(&location, &path, e))
             .scan(0usize, move |seen, batch| {
                 let out = batch.and_then(|b| {
                     let n = b.num_rows();
-                    let row_ids = match &offsets {
-                        Some(o) => UInt64Array::from_iter_values(o[*seen..*seen + n].iter().map(|x| row_id_start + x)),
-                        None => UInt64Array::from_iter_values(
-                            row_id_start + *seen as u64..row_id_start + (*seen + n) as u64,
-                        ),
+                    let ids = match &row_ids {
+                        Some(ids) => ids
+                            .get(*seen..*seen + n)
+                            .map(|s| UInt64Array::from(s.to_vec()))
+                            .ok_or_else(|| Error::corrupt(&file_path, "more rows than the manifest says"))?,
+                        None => UInt64Array::from(Vec::<u64>::new()),
                     };
                     *seen += n;
-                    shaper.shape(&b, row_ids)
+                    shaper.shape(&b, ids)
                 });
                 futures::future::ready(Some(out))
             })
@@ -349,6 +364,19 @@ impl ScanTask {
             limit_stream(shaped.boxed(), self.limit),
         ))
     }
+}
+
+/// The runs of consecutive positions in `positions`, as ranges.
+fn runs(positions: &RoaringTreemap) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut iter = positions.iter().peekable();
+    std::iter::from_fn(move || {
+        let start = iter.next()?;
+        let mut end = start + 1;
+        while iter.next_if_eq(&end).is_some() {
+            end += 1;
+        }
+        Some(start as usize..end as usize)
+    })
 }
 
 /// `filter` as a Parquet row filter over the file columns it reads (`sources[i]` is the file

@@ -1,6 +1,7 @@
 //! Vector search over a table version: exact (streaming, multi-threaded) or through a sidecar
 //! index, with prefilters or postfilters. Data files an index does not cover are searched
-//! exactly and merged, so appended rows are always found.
+//! exactly and merged, so appended rows are always found; rows an index holds that are not live
+//! rows of a covered file (deleted, or compacted out of coverage) are skipped.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -9,11 +10,13 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
 use arrow_array::{ArrayRef, Float32Array, RecordBatch, UInt64Array};
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema as ArrowSchema};
+use roaring::RoaringTreemap;
 use vlake_format::{Error, IndexEntry, Result};
 use vlake_index::ivf::{self, report, space};
 use vlake_index::{flat, Metric, Neighbor, TopK};
 
 use crate::index::{load_segment, vector_field, Segment, StoredParams};
+use crate::rows::FileRows;
 use crate::vectors::file_vectors;
 use crate::{Predicate, Table, ROW_ID};
 
@@ -282,7 +285,11 @@ impl VectorSearch {
         let mut covered: HashSet<&str> = HashSet::new();
         let mut top = TopK::new(k);
         if let Some((entry, params)) = self.serving_index(metric)? {
-            match self.search_index(entry, &params, metric, dim, allow_set.clone()).await {
+            let live = self.covered_live_rows(entry).await?;
+            match self
+                .search_index(entry, &params, metric, dim, allow_set.clone(), &live)
+                .await
+            {
                 Ok(found) => {
                     covered.extend(entry.covered_files.iter().map(String::as_str));
                     top.merge(found);
@@ -340,6 +347,18 @@ impl VectorSearch {
         Ok(top)
     }
 
+    /// The live row ids of the data files `entry` covers: a segment may hold rows deleted since
+    /// it was written, or rows of files it no longer covers, and those are skipped.
+    async fn covered_live_rows(&self, entry: &IndexEntry) -> Result<RoaringTreemap> {
+        let mut live = RoaringTreemap::new();
+        for file in &self.table.manifest().data_files {
+            if entry.covered_files.contains(&file.path) {
+                live |= FileRows::load(self.table.location(), file).await?.live_ids();
+            }
+        }
+        Ok(live)
+    }
+
     async fn search_index(
         &self,
         entry: &IndexEntry,
@@ -347,10 +366,11 @@ impl VectorSearch {
         metric: Metric,
         dim: usize,
         allow: Option<Arc<HashSet<u64>>>,
+        live: &RoaringTreemap,
     ) -> Result<TopK> {
         let mut query = self.query.clone();
         ivf::prepare(metric, &mut query, dim);
-        let allow_fn = |id: u64| allow.as_ref().is_none_or(|s| s.contains(&id));
+        let allow_fn = |id: u64| live.contains(id) && allow.as_ref().is_none_or(|s| s.contains(&id));
         let mut top = TopK::new(self.k);
         for path in &entry.files {
             let segment = load_segment(self.table.location(), path).await?;

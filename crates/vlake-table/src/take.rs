@@ -9,22 +9,20 @@ use arrow_array::{RecordBatch, UInt32Array};
 use futures::TryStreamExt;
 use vlake_format::{Error, Result};
 
+use crate::rows::FileRows;
 use crate::{ScanTask, Table, ROW_ID};
 
 impl Table {
     /// The rows with these row ids, in the given order, with `columns`. Reads only the files
-    /// and rows that hold them. A row id that is not in this version is a not-found error.
+    /// and rows that hold them. A row id that is not in this version (never added, or
+    /// deleted) is a not-found error.
     pub async fn take_rows(&self, row_ids: &[u64], columns: &[String]) -> Result<RecordBatch> {
         let fields = self.table_schema().project(columns)?.fields;
         let schema = Arc::new(vlake_format::Schema { fields: fields.clone() }.to_arrow());
         let mut batches = Vec::new();
         for file in &self.manifest().data_files {
-            let range = file.row_id_start..file.row_id_start + file.num_rows;
-            let mut offsets: Vec<u64> = row_ids
-                .iter()
-                .filter(|id| range.contains(id))
-                .map(|id| id - file.row_id_start)
-                .collect();
+            let rows = FileRows::load(self.location(), file).await?;
+            let mut offsets: Vec<u64> = row_ids.iter().filter_map(|id| rows.position_of(*id)).collect();
             if offsets.is_empty() {
                 continue;
             }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use uuid::Uuid;
+use vlake_format::manifest::{DELETION_FILES, ROW_ID_FILES};
 use vlake_format::{
     DataFile, Error, FileFormat, IndexEntry, Manifest, Operation, Result, Schema, Transaction, FORMAT_VERSION,
 };
@@ -36,6 +37,38 @@ pub(crate) enum Action {
     /// Adds or replaces the index entry of the same name; `new_files` are the segment files
     /// this transaction wrote.
     PutIndex { entry: IndexEntry, new_files: Vec<String> },
+    /// A delete or an update: changes deletions of (or drops) files of the read version and
+    /// appends `appended` like an append; `written` are the data and deletion files written.
+    Mutate {
+        operation: Operation,
+        changes: Vec<FileChange>,
+        appended: Vec<WrittenFile>,
+        written: Vec<String>,
+    },
+    /// A compaction: each group's sources are replaced by its outputs, which keep their row
+    /// ids; `written` are the data and row-id files written.
+    Compact {
+        groups: Vec<CompactedGroup>,
+        written: Vec<String>,
+    },
+}
+
+/// A data file of the read version that a delete or update changes.
+#[derive(Debug)]
+pub(crate) struct FileChange {
+    /// The file as the read version lists it.
+    pub old: DataFile,
+    /// Its new entry (a new deletion file), or `None` to drop it.
+    pub new: Option<DataFile>,
+}
+
+/// Data files a compaction replaced by new ones.
+#[derive(Debug)]
+pub(crate) struct CompactedGroup {
+    /// The replaced files, as the read version lists them.
+    pub sources: Vec<DataFile>,
+    /// Their replacements, with the sources' row ids.
+    pub outputs: Vec<DataFile>,
 }
 
 impl Action {
@@ -51,6 +84,20 @@ impl Action {
             Self::PutIndex { entry, .. } => Operation::Index {
                 name: entry.name.clone(),
             },
+            Self::Mutate { operation, .. } => operation.clone(),
+            Self::Compact { groups, .. } => Operation::Compact {
+                files_removed: groups.iter().map(|g| g.sources.len() as u64).sum(),
+                files_added: groups.iter().map(|g| g.outputs.len() as u64).sum(),
+            },
+        }
+    }
+
+    /// The files of the read version this action changes or removes, as it read them.
+    fn touched_files(&self) -> Vec<&DataFile> {
+        match self {
+            Self::Mutate { changes, .. } => changes.iter().map(|c| &c.old).collect(),
+            Self::Compact { groups, .. } => groups.iter().flat_map(|g| &g.sources).collect(),
+            _ => vec![],
         }
     }
 
@@ -62,6 +109,9 @@ impl Action {
             }
             Self::Restore { .. } => vec![],
             Self::PutIndex { new_files, .. } => new_files.iter().map(String::as_str).collect(),
+            Self::Mutate { written, .. } | Self::Compact { written, .. } => {
+                written.iter().map(String::as_str).collect()
+            }
         }
     }
 }
@@ -91,6 +141,7 @@ fn new_files(files: &[WrittenFile], mut next_row_id: u64) -> (Vec<DataFile>, u64
                 row_id_start: next_row_id,
                 stats: f.stats.clone(),
                 deletion: None,
+                row_ids: None,
             };
             next_row_id += f.num_rows;
             file
@@ -163,8 +214,78 @@ fn apply(base: Option<&Manifest>, pending: &PendingCommit) -> Result<Manifest> {
             next.indexes.retain(|i| i.name != entry.name);
             next.indexes.push(entry.clone());
         }
+        Action::Mutate { changes, appended, .. } => {
+            for change in changes {
+                let at = position(&next, &change.old.path)?;
+                match &change.new {
+                    Some(new) => next.data_files[at] = new.clone(),
+                    None => {
+                        next.data_files.remove(at);
+                        for index in &mut next.indexes {
+                            index.covered_files.retain(|p| *p != change.old.path);
+                        }
+                    }
+                }
+            }
+            let (added, next_row_id) = new_files(appended, base.next_row_id);
+            next.data_files.extend(added);
+            next.next_row_id = next_row_id;
+            add_features(&mut next);
+        }
+        Action::Compact { groups, .. } => {
+            for group in groups {
+                let at = group
+                    .sources
+                    .iter()
+                    .map(|s| position(&next, &s.path))
+                    .collect::<Result<Vec<_>>>()?
+                    .into_iter()
+                    .min()
+                    .unwrap_or(next.data_files.len());
+                let is_source = |p: &str| group.sources.iter().any(|s| s.path == p);
+                next.data_files.retain(|f| !is_source(&f.path));
+                next.data_files.splice(at..at, group.outputs.iter().cloned());
+                // An index that covered every source covers the outputs (same rows, same ids);
+                // one that covered only some no longer covers them, and those rows are searched
+                // exactly.
+                for index in &mut next.indexes {
+                    let covered = group
+                        .sources
+                        .iter()
+                        .filter(|s| index.covered_files.contains(&s.path))
+                        .count();
+                    index.covered_files.retain(|p| !is_source(p));
+                    if covered == group.sources.len() {
+                        index.covered_files.extend(group.outputs.iter().map(|o| o.path.clone()));
+                    }
+                }
+            }
+            add_features(&mut next);
+        }
     }
     Ok(next)
+}
+
+/// Where `path` is in `manifest.data_files`.
+fn position(manifest: &Manifest, path: &str) -> Result<usize> {
+    manifest
+        .data_files
+        .iter()
+        .position(|f| f.path == path)
+        .ok_or_else(|| Error::Internal(format!("data file {path} vanished from version {}", manifest.version)))
+}
+
+/// Requires the reader and writer features that the data files of `manifest` use.
+fn add_features(manifest: &mut Manifest) {
+    for (feature, used) in [
+        (DELETION_FILES, manifest.data_files.iter().any(|f| f.deletion.is_some())),
+        (ROW_ID_FILES, manifest.data_files.iter().any(|f| f.row_ids.is_some())),
+    ] {
+        if used {
+            manifest.reader_features.insert(feature.to_string());
+            manifest.writer_features.insert(feature.to_string());
+        }
+    }
 }
 
 /// Whether `ours` (based on `read`) may be rebased over `theirs`, which committed in between.
@@ -194,7 +315,11 @@ fn check_rebase(ours: &PendingCommit, theirs: &Manifest) -> Result<()> {
             false,
         ),
         Action::Overwrite { .. } => match theirs.transaction.operation {
-            Operation::Append { .. } | Operation::Create { .. } => Ok(()),
+            Operation::Append { .. }
+            | Operation::Create { .. }
+            | Operation::Delete { .. }
+            | Operation::Update { .. }
+            | Operation::Compact { .. } => Ok(()),
             _ => conflict(format!("a concurrent {their_op} replaced the table contents"), true),
         },
         Action::PutIndex { entry, .. } => {
@@ -221,6 +346,30 @@ fn check_rebase(ours: &PendingCommit, theirs: &Manifest) -> Result<()> {
                 conflict(format!("a concurrent {their_op} changed the schema"), true)
             } else {
                 Ok(())
+            }
+        }
+        Action::Mutate { .. } | Action::Compact { .. } => {
+            if theirs.transaction.operation == Operation::Other {
+                return conflict(
+                    "a newer vlake committed an operation this one does not know".into(),
+                    false,
+                );
+            }
+            if read_schema != Some(&theirs.schema) {
+                return conflict(format!("a concurrent {their_op} changed the schema"), true);
+            }
+            // Rebase only when every file we change is still there as we read it.
+            match ours
+                .action
+                .touched_files()
+                .into_iter()
+                .find(|f| !theirs.data_files.contains(f))
+            {
+                Some(f) => conflict(
+                    format!("a concurrent {their_op} changed or removed data file {}", f.path),
+                    true,
+                ),
+                None => Ok(()),
             }
         }
         Action::Restore { from } => conflict(

@@ -1,5 +1,5 @@
-//! Reading a vector column as flat f32 values, with an in-process cache keyed by data file.
-//! Data files never change, so a cached entry is valid for as long as the file exists.
+//! Reading a vector column as flat f32 values, with an in-process cache keyed by data file and
+//! deletion file. Neither ever changes, so a cached entry is valid for as long as they exist.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -93,7 +93,8 @@ async fn read(location: &TableLocation, file: &DataFile, field: &Field, dim: usi
     Ok(out.finish(dim))
 }
 
-type Key = (String, String, i32);
+/// Table URI, data file, its deletion file (the cached rows are the live ones) and field id.
+type Key = (String, String, Option<String>, i32);
 
 struct Cache {
     entries: HashMap<Key, Arc<FileVectors>>,
@@ -132,7 +133,8 @@ pub(crate) async fn file_vectors(
     field: &Field,
     dim: usize,
 ) -> Result<Arc<FileVectors>> {
-    let key = (location.uri().to_string(), file.path.clone(), field.id);
+    let deletion = file.deletion.as_ref().map(|d| d.path.clone());
+    let key = (location.uri().to_string(), file.path.clone(), deletion, field.id);
     if let Some(hit) = cache().lock().unwrap_or_else(|p| p.into_inner()).entries.get(&key) {
         return Ok(hit.clone());
     }

@@ -7,8 +7,10 @@ mod common;
 
 use std::path::PathBuf;
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, UInt64Type};
 use common::*;
-use vlake_table::{Table, TableLocation, VersionRef, WriteMode, WriteOptions};
+use vlake_table::{CompactOptions, Predicate, Table, TableLocation, VersionRef, WriteMode, WriteOptions};
 
 fn golden(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -72,4 +74,67 @@ async fn write_golden_v1() {
         .unwrap();
     v1.append(stream(20..30), &WriteOptions::default()).await.unwrap();
     v1.create_tag("first", 1).await.unwrap();
+}
+
+#[tokio::test]
+async fn format_v1_mutations_table_reads() {
+    let uri = golden("v1/mutations").display().to_string();
+    let table = Table::open(&uri).await.unwrap();
+    assert_eq!(table.version(), 6);
+    let features: Vec<&str> = table.manifest().reader_features.iter().map(String::as_str).collect();
+    assert_eq!(features, ["deletion_files", "row_id_files"]);
+    let file = &table.manifest().data_files[0];
+    assert!(file.deletion.is_some() && file.row_ids.is_some(), "{file:?}");
+    let live = |v: u64| -> Vec<i64> {
+        (0..30)
+            .filter(|i| v < 4 || i % 3 != 0)
+            .filter(|i| v < 6 || *i != 10)
+            .filter(|i| v >= 3 || *i < v as i64 * 10)
+            .collect()
+    };
+    for v in 1..=6 {
+        let t = table.checkout(VersionRef::Version(v)).await.unwrap();
+        assert_eq!(ids(&t).await, live(v), "version {v}");
+        // Rows were added in id order, so every row id equals the row's id.
+        let batches = t.scan().columns(&["id"]).with_row_id(true).collect().await.unwrap();
+        for b in &batches {
+            let ids = b.column(0).as_primitive::<Int64Type>().values();
+            let row_ids = b.column(1).as_primitive::<UInt64Type>().values();
+            assert!(ids.iter().zip(row_ids).all(|(i, r)| *i as u64 == *r), "version {v}");
+        }
+    }
+    let versions: Vec<String> = table
+        .versions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.operation)
+        .collect();
+    assert_eq!(versions, ["create", "append", "append", "delete", "compact", "delete"]);
+}
+
+#[tokio::test]
+#[ignore = "writes the golden table; run only when adding a format version or feature"]
+async fn write_golden_v1_mutations() {
+    if std::env::var("VLAKE_WRITE_GOLDEN").is_err() {
+        return;
+    }
+    let path = golden("v1/mutations");
+    let _ = std::fs::remove_dir_all(&path);
+    let location = TableLocation::parse(&path.display().to_string()).unwrap();
+    let mut t = Table::write(location, stream(0..10), WriteMode::Create, &WriteOptions::default())
+        .await
+        .unwrap();
+    for start in [10, 20] {
+        t = t
+            .append(stream(start..start + 10), &WriteOptions::default())
+            .await
+            .unwrap();
+    }
+    let t = t
+        .delete(&Predicate::parse(&id_in((0..30).filter(|i| i % 3 == 0))).unwrap())
+        .await
+        .unwrap();
+    let (t, _) = t.compact(&CompactOptions::default()).await.unwrap();
+    t.delete(&Predicate::parse("id = 10").unwrap()).await.unwrap();
 }

@@ -84,3 +84,13 @@ pub fn tempdir() -> tempfile::TempDir {
 pub fn uri(dir: &tempfile::TempDir, name: &str) -> String {
     dir.path().join(name).display().to_string()
 }
+
+/// An SQL filter matching exactly these ids (`FALSE` when there are none).
+pub fn id_in(ids: impl IntoIterator<Item = i64>) -> String {
+    let listed: Vec<String> = ids.into_iter().map(|i| i.to_string()).collect();
+    if listed.is_empty() {
+        "FALSE".to_string()
+    } else {
+        format!("id IN ({})", listed.join(", "))
+    }
+}

@@ -1,0 +1,274 @@
+//! Compaction and `optimize` (format-spec/commit.md#compaction).
+//!
+//! Compaction rewrites runs of small data files, and files with deleted rows, into new files
+//! holding only their live rows. Rows keep their row ids: an output whose ids are not
+//! consecutive gets a row-id file. Files are merged only with their neighbours in row-id
+//! order and only with files covered by the same indexes, so an index that covered every
+//! source of an output covers the output (its entries are remapped, nothing is rebuilt), and
+//! the ids in every file stay ascending and disjoint from every other file's range.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
+use futures::{StreamExt, TryStreamExt};
+use roaring::RoaringTreemap;
+use serde::Serialize;
+use uuid::Uuid;
+use vlake_format::layout::row_id_file_path;
+use vlake_format::{DataFile, Error, FileFormat, Result, RowIdFile};
+
+use crate::rows::encode_bitmap;
+use crate::txn::{Action, CompactedGroup};
+use crate::write::{remove_files, write_data_files, WriteOptions};
+use crate::{BatchStream, CleanupReport, ScanTask, Table, ROW_ID};
+
+/// Knobs of a compaction.
+#[derive(Clone, Debug)]
+pub struct CompactOptions {
+    /// Files with fewer live rows than this are merged; outputs hold at most this many rows.
+    pub target_rows_per_file: usize,
+}
+
+impl Default for CompactOptions {
+    fn default() -> Self {
+        Self {
+            target_rows_per_file: WriteOptions::default().max_rows_per_file,
+        }
+    }
+}
+
+/// What a compaction did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CompactReport {
+    /// Data files replaced.
+    pub files_removed: usize,
+    /// Data files written.
+    pub files_added: usize,
+    /// Live rows rewritten.
+    pub rows_rewritten: u64,
+    /// Deleted rows dropped from storage.
+    pub deletions_materialized: u64,
+}
+
+/// Knobs of [`Table::optimize`].
+#[derive(Clone, Debug)]
+pub struct OptimizeOptions {
+    /// The compaction.
+    pub compact: CompactOptions,
+    /// Cleanup removes versions and files older than this (default 7 days).
+    pub cleanup_older_than: Duration,
+}
+
+impl Default for OptimizeOptions {
+    fn default() -> Self {
+        Self {
+            compact: CompactOptions::default(),
+            cleanup_older_than: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// What [`Table::optimize`] did.
+#[derive(Clone, Debug, Serialize)]
+pub struct OptimizeReport {
+    /// The version after compaction and index updates.
+    pub version: u64,
+    /// The compaction.
+    pub compaction: CompactReport,
+    /// Indexes that got a segment over files they did not cover.
+    pub indexes_updated: Vec<String>,
+    /// The cleanup.
+    pub cleanup: CleanupReport,
+}
+
+impl Table {
+    /// Rewrites small files and files with deletions (see the module docs) as one commit.
+    /// Returns this version, unchanged, when there is nothing to compact.
+    pub async fn compact(&self, opts: &CompactOptions) -> Result<(Table, CompactReport)> {
+        self.manifest().check_writable()?;
+        let target = opts.target_rows_per_file.max(1) as u64;
+        let plan = self.plan_compaction(target);
+        let mut report = CompactReport::default();
+        if plan.is_empty() {
+            return Ok((self.clone(), report));
+        }
+        let mut groups = Vec::new();
+        let mut written = Vec::new();
+        for sources in plan {
+            match self.rewrite(&sources, target as usize, &mut written).await {
+                Ok(outputs) => {
+                    report.files_removed += sources.len();
+                    report.files_added += outputs.len();
+                    report.rows_rewritten += outputs.iter().map(|f| f.num_rows).sum::<u64>();
+                    report.deletions_materialized += sources
+                        .iter()
+                        .map(|f| f.deletion.as_ref().map_or(0, |d| d.num_deleted))
+                        .sum::<u64>();
+                    groups.push(CompactedGroup { sources, outputs });
+                }
+                Err(e) => {
+                    remove_files(self.location(), written.iter().map(String::as_str)).await;
+                    return Err(e);
+                }
+            }
+        }
+        let table = self.commit_action(Action::Compact { groups, written }).await?;
+        Ok((table, report))
+    }
+
+    /// Compacts, brings every index up to date with the files it does not cover, then cleans
+    /// up versions and files older than `opts.cleanup_older_than`.
+    pub async fn optimize(&self, opts: &OptimizeOptions) -> Result<(Table, OptimizeReport)> {
+        let (mut table, compaction) = self.compact(&opts.compact).await?;
+        let mut indexes_updated = Vec::new();
+        let names: Vec<String> = table.manifest().indexes.iter().map(|i| i.name.clone()).collect();
+        for name in names {
+            let updated = table.update_index(&name).await?;
+            if updated.version() != table.version() {
+                indexes_updated.push(name);
+            }
+            table = updated;
+        }
+        let cleanup = table.cleanup(opts.cleanup_older_than).await?;
+        let report = OptimizeReport {
+            version: table.version(),
+            compaction,
+            indexes_updated,
+            cleanup,
+        };
+        Ok((table, report))
+    }
+
+    /// Groups of files to rewrite together: runs of neighbours in row-id order that are
+    /// small or have deletions, are covered by the same indexes, and fit `target` rows.
+    fn plan_compaction(&self, target: u64) -> Vec<Vec<DataFile>> {
+        let manifest = self.manifest();
+        let mut files: Vec<&DataFile> = manifest.data_files.iter().collect();
+        files.sort_by_key(|f| f.row_id_start);
+        let live = |f: &DataFile| f.num_rows - f.deletion.as_ref().map_or(0, |d| d.num_deleted);
+        let coverage = |f: &DataFile| -> Vec<Uuid> {
+            manifest
+                .indexes
+                .iter()
+                .filter(|i| i.covered_files.contains(&f.path))
+                .map(|i| i.id)
+                .collect()
+        };
+        let mut groups = Vec::new();
+        let mut current: Vec<DataFile> = Vec::new();
+        let mut rows = 0;
+        let close = |current: &mut Vec<DataFile>, groups: &mut Vec<Vec<DataFile>>| {
+            let group = std::mem::take(current);
+            if group.len() > 1 || group.iter().any(|f| f.deletion.is_some()) {
+                groups.push(group);
+            }
+        };
+        for f in files {
+            if f.deletion.is_none() && live(f) >= target {
+                close(&mut current, &mut groups);
+                rows = 0;
+                continue;
+            }
+            let fits = current
+                .first()
+                .is_none_or(|first| coverage(first) == coverage(f) && rows + live(f) <= target);
+            if !fits {
+                close(&mut current, &mut groups);
+                rows = 0;
+            }
+            rows += live(f);
+            current.push(f.clone());
+        }
+        close(&mut current, &mut groups);
+        groups
+    }
+
+    /// Writes the live rows of `sources` (neighbours in row-id order) into new files that keep
+    /// their row ids; the paths written are added to `written`.
+    async fn rewrite(&self, sources: &[DataFile], max_rows: usize, written: &mut Vec<String>) -> Result<Vec<DataFile>> {
+        let schema = self.table_schema().clone();
+        let ids: Arc<Mutex<Vec<u64>>> = Arc::default();
+        let location = self.location().clone();
+        let tasks: Vec<ScanTask> = sources
+            .iter()
+            .map(|file| ScanTask {
+                file: file.clone(),
+                columns: schema.fields.clone(),
+                filter_columns: vec![],
+                filter: None,
+                with_row_id: true,
+                batch_size: 8192,
+                limit: None,
+                row_offsets: None,
+            })
+            .collect();
+        let recorder = ids.clone();
+        let width = schema.fields.len();
+        let rows = futures::stream::iter(tasks)
+            .then(move |task| {
+                let location = location.clone();
+                async move { task.execute(&location).await }
+            })
+            .try_flatten()
+            .map(move |batch| {
+                let batch = batch?;
+                let column = batch
+                    .column_by_name(ROW_ID)
+                    .ok_or_else(|| Error::Internal("scan lost _rowid".into()))?;
+                let mut guard = recorder.lock().unwrap_or_else(|e| e.into_inner());
+                guard.extend_from_slice(column.as_primitive::<UInt64Type>().values());
+                Ok(batch.project(&(0..width).collect::<Vec<_>>())?)
+            });
+        let opts = WriteOptions {
+            max_rows_per_file: max_rows,
+            ..WriteOptions::default()
+        };
+        let files = write_data_files(
+            self.location(),
+            &schema,
+            BatchStream::new(self.schema().clone(), rows),
+            &opts,
+        )
+        .await?;
+        written.extend(files.iter().map(|f| f.path.clone()));
+        let ids = std::mem::take(&mut *ids.lock().unwrap_or_else(|e| e.into_inner()));
+        if ids.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Error::Internal(
+                "compacted rows are not in ascending row-id order".into(),
+            ));
+        }
+        let mut outputs = Vec::with_capacity(files.len());
+        let mut next = 0usize;
+        for f in files {
+            let chunk = &ids[next..next + f.num_rows as usize];
+            next += f.num_rows as usize;
+            let first = *chunk
+                .first()
+                .ok_or_else(|| Error::Internal(format!("{} is empty", f.path)))?;
+            let consecutive = chunk.last() == Some(&(first + f.num_rows - 1));
+            let row_ids = if consecutive {
+                None
+            } else {
+                let path = row_id_file_path(&Uuid::new_v4().simple().to_string());
+                written.push(path.clone());
+                let bitmap = RoaringTreemap::from_sorted_iter(chunk.iter().copied())
+                    .map_err(|e| Error::Internal(format!("row ids out of order: {e}")))?;
+                self.location().put(&path, encode_bitmap(&bitmap)?).await?;
+                Some(RowIdFile { path })
+            };
+            outputs.push(DataFile {
+                path: f.path,
+                format: FileFormat::Parquet,
+                num_rows: f.num_rows,
+                size_bytes: f.size_bytes,
+                row_id_start: first,
+                stats: f.stats,
+                deletion: None,
+                row_ids,
+            });
+        }
+        Ok(outputs)
+    }
+}
