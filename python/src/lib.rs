@@ -301,6 +301,52 @@ impl RawTable {
         .to_string())
     }
 
+    /// Deletes the rows matching the SQL `filter` (deletion files; data files stay).
+    fn delete(&self, py: Python<'_>, filter: &str) -> PyResult<Self> {
+        let filter = vlake_table::Predicate::parse(filter).map_err(to_py)?;
+        Ok(Self::new(run(py, self.table.delete(&filter))?, false))
+    }
+
+    /// Sets columns (`"a = a * 2, b = 'x'"`) of the rows matching the SQL `filter` (all rows
+    /// without one).
+    #[pyo3(signature = (assignments, filter=None))]
+    fn update(&self, py: Python<'_>, assignments: &str, filter: Option<&str>) -> PyResult<Self> {
+        let assignments = vlake_table::Assignment::parse_list(assignments).map_err(to_py)?;
+        let filter = filter.map(vlake_table::Predicate::parse).transpose().map_err(to_py)?;
+        let table = run(py, async {
+            self.table
+                .update(&assignments, filter.as_ref(), &WriteOptions::default())
+                .await
+        })?;
+        Ok(Self::new(table, false))
+    }
+
+    /// Compacts small files and drops deleted rows; returns the new version and the report
+    /// as JSON.
+    #[pyo3(signature = (target_rows_per_file=None))]
+    fn compact(&self, py: Python<'_>, target_rows_per_file: Option<usize>) -> PyResult<(Self, String)> {
+        let mut opts = vlake_table::CompactOptions::default();
+        if let Some(n) = target_rows_per_file {
+            opts.target_rows_per_file = n;
+        }
+        let (table, report) = run(py, self.table.compact(&opts))?;
+        let report = serde_json::to_string(&report).map_err(|e| to_py(Error::Internal(e.to_string())))?;
+        Ok((Self::new(table, false), report))
+    }
+
+    /// Compaction, then every index updated, then cleanup of what is older than
+    /// `older_than_s`; returns the new version and the report as JSON.
+    #[pyo3(signature = (older_than_s=None))]
+    fn optimize(&self, py: Python<'_>, older_than_s: Option<f64>) -> PyResult<(Self, String)> {
+        let mut opts = vlake_table::OptimizeOptions::default();
+        if let Some(s) = older_than_s {
+            opts.cleanup_older_than = std::time::Duration::from_secs_f64(s.max(0.0));
+        }
+        let (table, report) = run(py, self.table.optimize(&opts))?;
+        let report = serde_json::to_string(&report).map_err(|e| to_py(Error::Internal(e.to_string())))?;
+        Ok((Self::new(table, false), report))
+    }
+
     /// A streaming scan: an iterator of Arrow IPC streams, one batch each.
     #[pyo3(signature = (columns=None, filter=None, limit=None, with_row_id=false, batch_size=None))]
     fn scan(

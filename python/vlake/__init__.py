@@ -190,6 +190,8 @@ class Table:
 
     def __init__(self, raw: "_vlake.RawTable"):
         self._raw = raw
+        #: What the compaction that made this version did (set by ``compact``/``optimize``).
+        self.compaction_report: Optional[Dict[str, Any]] = None
 
     def __repr__(self) -> str:
         return f"vlake.Table(uri={self.uri!r}, version={self.version}, rows={self.num_rows})"
@@ -282,6 +284,35 @@ class Table:
     def overwrite(self, data: Any) -> "Table":
         """Replaces the rows (and schema) in one commit; older versions keep the old rows."""
         return Table(_write(self.uri, "overwrite", _reader(data)))
+
+    def delete(self, where: str) -> "Table":
+        """Deletes the rows matching the SQL condition ``where`` in one commit (deletion
+        files: data files are not rewritten); returns the new version."""
+        return Table(self._raw.delete(where))
+
+    def update(self, set: Union[str, Mapping[str, str]], where: Optional[str] = None) -> "Table":  # noqa: A002
+        """Sets columns of the rows matching ``where`` (all rows without it) in one commit.
+        ``set`` is ``"score = score * 2, pos = 'n'"`` or ``{"score": "score * 2"}``."""
+        if isinstance(set, Mapping):
+            set = ", ".join(f"{column} = {value}" for column, value in set.items())
+        return Table(self._raw.update(set, where))
+
+    def compact(self, target_rows_per_file: Optional[int] = None) -> "Table":
+        """Merges small files and drops deleted rows, keeping row ids and index coverage;
+        returns the new version (``compaction_report`` holds what it did)."""
+        raw, report = self._raw.compact(target_rows_per_file)
+        out = Table(raw)
+        out.compaction_report = json.loads(report)
+        return out
+
+    def optimize(self, older_than: Union[_dt.timedelta, float, None] = None) -> "Table":
+        """Compaction, then every index brought up to date, then cleanup of versions older
+        than ``older_than`` (default 7 days); returns the new version."""
+        seconds = older_than.total_seconds() if isinstance(older_than, _dt.timedelta) else older_than
+        raw, report = self._raw.optimize(seconds)
+        out = Table(raw)
+        out.compaction_report = json.loads(report)
+        return out
 
     # -- reads ----------------------------------------------------------------------------
     def to_batches(
