@@ -10,33 +10,7 @@ use std::sync::Arc;
 
 use common::*;
 use vlake_io::{InstrumentedStore, IoCounters};
-use vlake_table::{
-    Assignment, CompactOptions, Error, IndexOptions, IndexType, Predicate, Table, TableLocation, WriteMode,
-    WriteOptions,
-};
-
-fn filter(sql: &str) -> Predicate {
-    Predicate::parse(sql).unwrap()
-}
-
-/// Ids 0..30 in three files of ten rows (versions 1 to 3).
-async fn three_files(uri: &str) -> Table {
-    let mut t = Table::write(
-        TableLocation::parse(uri).unwrap(),
-        stream(0..10),
-        WriteMode::Create,
-        &WriteOptions::default(),
-    )
-    .await
-    .unwrap();
-    for start in [10, 20] {
-        t = t
-            .append(stream(start..start + 10), &WriteOptions::default())
-            .await
-            .unwrap();
-    }
-    t
-}
+use vlake_table::{Assignment, CompactOptions, Error, IndexOptions, IndexType, Table, TableLocation, WriteOptions};
 
 fn retryable(result: vlake_table::Result<Table>) -> String {
     match result {

@@ -10,33 +10,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
 use arrow_array::Array;
 use common::*;
-use vlake_table::{
-    Assignment, CompactOptions, Error, OptimizeOptions, Predicate, Table, TableLocation, VersionRef, WriteMode,
-    WriteOptions, ROW_ID,
-};
-
-fn filter(sql: &str) -> Predicate {
-    Predicate::parse(sql).unwrap()
-}
-
-/// A table of ids 0..30 in three files of ten rows.
-async fn three_files(uri: &str) -> Table {
-    let mut t = Table::write(
-        TableLocation::parse(uri).unwrap(),
-        stream(0..10),
-        WriteMode::Create,
-        &WriteOptions::default(),
-    )
-    .await
-    .unwrap();
-    for start in [10, 20] {
-        t = t
-            .append(stream(start..start + 10), &WriteOptions::default())
-            .await
-            .unwrap();
-    }
-    t
-}
+use vlake_table::{Assignment, CompactOptions, Error, OptimizeOptions, Table, VersionRef, WriteOptions, ROW_ID};
 
 /// (id, row id) of every row, sorted by id.
 async fn ids_and_row_ids(table: &Table) -> Vec<(i64, u64)> {

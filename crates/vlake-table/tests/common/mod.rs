@@ -10,7 +10,7 @@ use arrow_array::{
     ArrayRef, FixedSizeListArray, Float16Array, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use vlake_table::{BatchStream, Table};
+use vlake_table::{BatchStream, Predicate, Table, TableLocation, WriteMode, WriteOptions};
 
 pub const DIM: i32 = 8;
 
@@ -93,4 +93,28 @@ pub fn id_in(ids: impl IntoIterator<Item = i64>) -> String {
     } else {
         format!("id IN ({})", listed.join(", "))
     }
+}
+
+/// A parsed SQL filter.
+pub fn filter(sql: &str) -> Predicate {
+    Predicate::parse(sql).unwrap()
+}
+
+/// A table of ids 0..30 in three files of ten rows (versions 1 to 3).
+pub async fn three_files(uri: &str) -> Table {
+    let mut t = Table::write(
+        TableLocation::parse(uri).unwrap(),
+        stream(0..10),
+        WriteMode::Create,
+        &WriteOptions::default(),
+    )
+    .await
+    .unwrap();
+    for start in [10, 20] {
+        t = t
+            .append(stream(start..start + 10), &WriteOptions::default())
+            .await
+            .unwrap();
+    }
+    t
 }
