@@ -17,13 +17,20 @@ pub const DELETION_FILES: &str = "deletion_files";
 /// Reader and writer feature of versions with row-id files (format-spec/features.md#row_id_files).
 pub const ROW_ID_FILES: &str = "row_id_files";
 
+/// Writer feature of versions with a primary key (format-spec/features.md#primary_key).
+pub const PRIMARY_KEY: &str = "primary_key";
+
+/// Reader and writer feature of versions whose schema gives a field an initial default
+/// (format-spec/features.md#column_defaults).
+pub const COLUMN_DEFAULTS: &str = "column_defaults";
+
 /// Reader features this build understands (format-spec/features.md). A manifest that
 /// requires any other reader feature is refused.
-pub const KNOWN_READER_FEATURES: &[&str] = &[DELETION_FILES, ROW_ID_FILES];
+pub const KNOWN_READER_FEATURES: &[&str] = &[DELETION_FILES, ROW_ID_FILES, COLUMN_DEFAULTS];
 
 /// Writer features this build understands. A table that requires any other writer
 /// feature can be read but not written.
-pub const KNOWN_WRITER_FEATURES: &[&str] = &[DELETION_FILES, ROW_ID_FILES];
+pub const KNOWN_WRITER_FEATURES: &[&str] = &[DELETION_FILES, ROW_ID_FILES, PRIMARY_KEY, COLUMN_DEFAULTS];
 
 /// One version of a table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,6 +53,10 @@ pub struct Manifest {
     pub schema: Schema,
     /// The largest field id ever assigned (ids of dropped fields are not reused).
     pub max_field_id: i32,
+    /// Field ids of the primary-key columns, in key order (empty: no primary key). No two live
+    /// rows share a key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primary_key: Vec<i32>,
     /// The first row id the next added row will get.
     pub next_row_id: u64,
     /// The data files of this version, in scan order.
@@ -208,6 +219,21 @@ pub enum Operation {
         /// Rows updated.
         rows: u64,
     },
+    /// Merged rows by key: updated matched rows, inserted unmatched ones, and possibly deleted
+    /// target rows the source did not match.
+    Upsert {
+        /// Rows inserted (their keys were not in the table).
+        inserted: u64,
+        /// Rows replaced by the source's values.
+        updated: u64,
+        /// Target rows deleted because the source did not match them.
+        deleted: u64,
+    },
+    /// Changed the schema: added, dropped, renamed or widened columns.
+    AlterSchema {
+        /// What changed, one entry per change, e.g. `add column score`.
+        changes: Vec<String>,
+    },
     /// Replaced data files by files holding their live rows with the same row ids.
     Compact {
         /// Data files replaced.
@@ -231,6 +257,8 @@ impl Operation {
             Self::Index { .. } => "index",
             Self::Delete { .. } => "delete",
             Self::Update { .. } => "update",
+            Self::Upsert { .. } => "upsert",
+            Self::AlterSchema { .. } => "alter_schema",
             Self::Compact { .. } => "compact",
             Self::Other => "other",
         }
@@ -309,6 +337,26 @@ impl Manifest {
                 self.schema.max_field_id(),
                 self.max_field_id
             ));
+        }
+        for id in &self.primary_key {
+            if !self.schema.fields.iter().any(|f| f.id == *id) {
+                return bad(format!(
+                    "primary key field id {id} is not a top-level field of the schema"
+                ));
+            }
+        }
+        for (used, feature) in [
+            (!self.primary_key.is_empty(), PRIMARY_KEY),
+            (self.schema.has_defaults(), COLUMN_DEFAULTS),
+        ] {
+            let listed = if feature == PRIMARY_KEY {
+                &self.writer_features
+            } else {
+                &self.reader_features
+            };
+            if used && !listed.contains(feature) {
+                return bad(format!("the version uses feature '{feature}' but does not list it"));
+            }
         }
         let mut paths = BTreeSet::new();
         for f in &self.data_files {

@@ -40,6 +40,10 @@ pub struct Field {
     /// User metadata carried from the Arrow field.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// The value of this field in rows of data files that lack it (files written before the
+    /// column was added); `None` means null. Top-level primitive fields only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_default: Option<serde_json::Value>,
 }
 
 /// Units of a timestamp.
@@ -163,6 +167,11 @@ impl Schema {
         Ok(Self { fields })
     }
 
+    /// Whether a field has an initial default (feature `column_defaults`).
+    pub fn has_defaults(&self) -> bool {
+        self.fields.iter().any(|f| f.initial_default.is_some())
+    }
+
     /// Checks the invariants of the spec: unique non-negative ids, unique top-level names.
     pub fn validate(&self) -> Result<()> {
         let mut ids = std::collections::BTreeSet::new();
@@ -257,6 +266,7 @@ impl Field {
             data_type,
             nullable: f.is_nullable(),
             metadata,
+            initial_default: None,
         })
     }
 
@@ -405,6 +415,7 @@ mod tests {
             data_type: DataType::Int32,
             nullable: true,
             metadata: BTreeMap::new(),
+            initial_default: None,
         };
         assert!(Schema {
             fields: vec![f(1, "a"), f(1, "b")]

@@ -18,6 +18,7 @@ fn field(id: i32, name: &str, data_type: DataType) -> Field {
         data_type,
         nullable: true,
         metadata: BTreeMap::new(),
+        initial_default: None,
     }
 }
 
@@ -67,16 +68,25 @@ fn full_manifest() -> Manifest {
             field(4, "half", half),
             field(6, "meta", nested),
             field(11, "day", DataType::Date32),
+            Field {
+                initial_default: Some(serde_json::json!(7)),
+                ..field(12, "score", DataType::Int32)
+            },
         ],
     };
     Manifest {
         format_version: FORMAT_VERSION,
-        reader_features: ["deletion_files".to_string(), "row_id_files".to_string()].into(),
-        writer_features: ["deletion_files".to_string()].into(),
+        reader_features: ["deletion_files", "row_id_files", "column_defaults"]
+            .map(String::from)
+            .into(),
+        writer_features: ["deletion_files", "primary_key", "column_defaults"]
+            .map(String::from)
+            .into(),
         version: 3,
         parent_version: Some(2),
         timestamp_ms: 1_700_000_000_123,
         max_field_id: 12,
+        primary_key: vec![1],
         schema,
         next_row_id: 30,
         data_files: vec![
@@ -173,6 +183,14 @@ fn every_operation_round_trips() {
         Operation::Compact {
             files_removed: 7,
             files_added: 1,
+        },
+        Operation::Upsert {
+            inserted: 1,
+            updated: 2,
+            deleted: 3,
+        },
+        Operation::AlterSchema {
+            changes: vec!["add column score".into()],
         },
     ] {
         let mut m = full_manifest();
@@ -275,6 +293,19 @@ fn inconsistent_manifests_are_corrupt() {
             "row-id file without its feature",
             Box::new(|m| {
                 m.reader_features.remove("row_id_files");
+            }),
+        ),
+        ("primary key not in the schema", Box::new(|m| m.primary_key = vec![3])),
+        (
+            "primary key without its feature",
+            Box::new(|m| {
+                m.writer_features.remove("primary_key");
+            }),
+        ),
+        (
+            "initial default without its feature",
+            Box::new(|m| {
+                m.reader_features.remove("column_defaults");
             }),
         ),
         (

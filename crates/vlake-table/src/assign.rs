@@ -88,6 +88,19 @@ impl Assignment {
 }
 
 impl ValueExpr {
+    /// Parses an SQL expression of literals, columns and `+ - * / %`, such as `price * 2`.
+    pub fn parse(sql: &str) -> Result<Self> {
+        let bad = |e: String| Error::invalid(format!("bad expression '{sql}': {e}"));
+        let mut parser = Parser::new(&GenericDialect {})
+            .try_with_sql(sql)
+            .map_err(|e| bad(e.to_string()))?;
+        let expr = parser.parse_expr().map_err(|e| bad(e.to_string()))?;
+        if parser.peek_token().token != sqlparser::tokenizer::Token::EOF {
+            return Err(bad(format!("unexpected '{}'", parser.peek_token().token)));
+        }
+        Self::from_sql(&expr).map_err(bad)
+    }
+
     fn from_sql(expr: &Expr) -> std::result::Result<Self, String> {
         Ok(match expr {
             Expr::Nested(e) => Self::from_sql(e)?,

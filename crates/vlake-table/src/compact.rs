@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
+use arrow_array::RecordBatch;
 use futures::{StreamExt, TryStreamExt};
 use roaring::RoaringTreemap;
 use serde::Serialize;
 use uuid::Uuid;
 use vlake_format::layout::row_id_file_path;
-use vlake_format::{DataFile, Error, FileFormat, Result, RowIdFile};
+use vlake_format::{DataFile, Error, FileFormat, Result, RowIdFile, Schema};
 
 use crate::rows::encode_bitmap;
 use crate::txn::{Action, CompactedGroup};
@@ -97,7 +98,8 @@ impl Table {
         let mut groups = Vec::new();
         let mut written = Vec::new();
         for sources in plan {
-            match self.rewrite(&sources, target as usize, &mut written).await {
+            let schema = self.table_schema();
+            match self.rewrite(&sources, target as usize, schema, Ok, &mut written).await {
                 Ok(outputs) => {
                     report.files_removed += sources.len();
                     report.files_added += outputs.len();
@@ -185,9 +187,17 @@ impl Table {
         groups
     }
 
-    /// Writes the live rows of `sources` (neighbours in row-id order) into new files that keep
-    /// their row ids; the paths written are added to `written`.
-    async fn rewrite(&self, sources: &[DataFile], max_rows: usize, written: &mut Vec<String>) -> Result<Vec<DataFile>> {
+    /// Writes the live rows of `sources` (neighbours in row-id order), passed through
+    /// `transform` into rows of `output`, into new files that keep their row ids; the paths
+    /// written are added to `written`.
+    pub(crate) async fn rewrite(
+        &self,
+        sources: &[DataFile],
+        max_rows: usize,
+        output: &Schema,
+        transform: impl Fn(RecordBatch) -> Result<RecordBatch> + Send + Sync + 'static,
+        written: &mut Vec<String>,
+    ) -> Result<Vec<DataFile>> {
         let schema = self.table_schema().clone();
         let ids: Arc<Mutex<Vec<u64>>> = Arc::default();
         let location = self.location().clone();
@@ -219,7 +229,7 @@ impl Table {
                     .ok_or_else(|| Error::Internal("scan lost _rowid".into()))?;
                 let mut guard = recorder.lock().unwrap_or_else(|e| e.into_inner());
                 guard.extend_from_slice(column.as_primitive::<UInt64Type>().values());
-                Ok(batch.project(&(0..width).collect::<Vec<_>>())?)
+                transform(batch.project(&(0..width).collect::<Vec<_>>())?)
             });
         let opts = WriteOptions {
             max_rows_per_file: max_rows,
@@ -227,8 +237,8 @@ impl Table {
         };
         let files = write_data_files(
             self.location(),
-            &schema,
-            BatchStream::new(self.schema().clone(), rows),
+            output,
+            BatchStream::new(Arc::new(output.to_arrow()), rows),
             &opts,
         )
         .await?;

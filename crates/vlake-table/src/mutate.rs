@@ -43,6 +43,7 @@ impl Table {
             changes,
             appended: vec![],
             written,
+            keys: None,
         })
         .await
     }
@@ -60,7 +61,13 @@ impl Table {
         self.manifest().check_writable()?;
         let schema = self.table_schema().clone();
         for (i, a) in assignments.iter().enumerate() {
-            schema.field(&a.column)?;
+            let field = schema.field(&a.column)?;
+            if self.manifest().primary_key.contains(&field.id) {
+                return Err(Error::invalid(format!(
+                    "column '{}' is part of the primary key and cannot be updated; upsert the rows with their new keys and delete the old ones",
+                    a.column
+                )));
+            }
             if assignments[..i].iter().any(|b| b.column == a.column) {
                 return Err(Error::invalid(format!("column '{}' is assigned twice", a.column)));
             }
@@ -112,6 +119,7 @@ impl Table {
             changes,
             appended: files,
             written,
+            keys: None,
         })
         .await
     }
@@ -155,7 +163,7 @@ impl Table {
     /// New deletion files for the matched positions: one change per file, which drops the file
     /// when all its rows are deleted. Returns the changes, the files written and the number of
     /// rows newly deleted.
-    async fn deletion_changes(
+    pub(crate) async fn deletion_changes(
         &self,
         matches: BTreeMap<String, RoaringTreemap>,
     ) -> Result<(Vec<FileChange>, Vec<String>, u64)> {

@@ -18,6 +18,7 @@ use vlake_format::schema::arrow_field_id;
 use vlake_format::{DataFile, Error, Field, Result, Schema};
 use vlake_io::TableLocation;
 
+use crate::evolve::default_array;
 use crate::rows::FileRows;
 use crate::{vector_codec, BatchStream, Predicate, Table};
 
@@ -508,7 +509,10 @@ impl Shaper {
             .zip(&self.needed_fields)
             .map(|((source, field), table_field)| -> Result<ArrayRef> {
                 let Some(i) = source else {
-                    return Ok(arrow_array::new_null_array(field.data_type(), rows));
+                    return match &table_field.initial_default {
+                        Some(value) => default_array(table_field, value, rows),
+                        None => Ok(arrow_array::new_null_array(field.data_type(), rows)),
+                    };
                 };
                 let c = vector_codec::decode(table_field, batch.column(*i), field.data_type())?;
                 if c.data_type() == field.data_type() {

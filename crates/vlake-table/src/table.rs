@@ -10,6 +10,7 @@ use vlake_format::layout::{tag_path, TAGS_DIR};
 use vlake_format::{Error, Manifest, Result, Schema, Tag};
 use vlake_io::{CommitStore, TableLocation};
 
+use crate::merge::{key_field_ids, write_keyed_files, MergeInsert};
 use crate::scan::Scanner;
 use crate::txn::{commit, Action, PendingCommit};
 use crate::write::{remove_files, write_data_files, WriteOptions};
@@ -101,6 +102,16 @@ impl Table {
         Ok(Self::from_manifest(store, manifest, TableConfig::default()))
     }
 
+    /// A handle on `manifest`, another version of this table, with this handle's settings.
+    pub(crate) fn with_manifest(&self, manifest: Arc<Manifest>) -> Self {
+        Self::from_manifest(self.store.clone(), manifest, self.config.clone())
+    }
+
+    /// The settings of this handle.
+    pub fn config(&self) -> &TableConfig {
+        &self.config
+    }
+
     /// This handle with other settings.
     pub fn with_config(mut self, config: TableConfig) -> Self {
         self.config = config;
@@ -138,11 +149,16 @@ impl Table {
             ))),
             (WriteMode::Create | WriteMode::Overwrite, None) => {
                 let schema = Schema::from_arrow(data.schema(), 1)?;
-                let files = write_data_files(store.location(), &schema, data, opts).await?;
+                let primary_key = key_field_ids(&schema, &opts.primary_key)?;
+                let files = write_keyed_files(store.location(), &schema, &primary_key, data, opts).await?;
                 let pending = PendingCommit {
                     id: Uuid::new_v4(),
                     read: None,
-                    action: Action::Create { schema, files },
+                    action: Action::Create {
+                        schema,
+                        primary_key,
+                        files,
+                    },
                 };
                 let config = TableConfig::default();
                 let manifest = commit_or_clean(&store, pending, config.max_commit_retries).await?;
@@ -160,11 +176,40 @@ impl Table {
         }
     }
 
-    /// Appends `data` as one commit and returns the new version.
+    /// Appends `data` as one commit and returns the new version. On a table with a primary
+    /// key this is an insert: a key already in the table (or twice in `data`) fails the append
+    /// with [`Error::AlreadyExists`], also when a concurrent writer inserted it first.
     pub async fn append(&self, data: BatchStream, opts: &WriteOptions) -> Result<Self> {
         self.manifest.check_writable()?;
+        if !self.manifest.primary_key.is_empty() {
+            let key = self.primary_key_names();
+            if !opts.primary_key.is_empty() && opts.primary_key != key {
+                return Err(Error::invalid(format!(
+                    "the table's primary key is ({}), not ({})",
+                    key.join(", "),
+                    opts.primary_key.join(", ")
+                )));
+            }
+            let (table, _) = self.merge_insert(data, &MergeInsert::insert_only(), opts).await?;
+            return Ok(table);
+        }
+        if !opts.primary_key.is_empty() {
+            return Err(Error::invalid(
+                "the table has no primary key; a key is declared when the table is created",
+            ));
+        }
         let files = write_data_files(self.store.location(), &self.manifest.schema, data, opts).await?;
         self.commit_action(Action::Append { files }).await
+    }
+
+    /// Names of the primary-key columns (empty when the table has no key).
+    pub fn primary_key_names(&self) -> Vec<String> {
+        self.manifest
+            .primary_key
+            .iter()
+            .filter_map(|id| self.manifest.schema.field_by_id(*id))
+            .map(|f| f.name.clone())
+            .collect()
     }
 
     /// Replaces all rows with `data` (whose schema becomes the table's) as one commit.
@@ -179,10 +224,17 @@ impl Table {
             proposed
         };
         let max_field_id = schema.max_field_id().max(self.manifest.max_field_id);
-        let files = write_data_files(self.store.location(), &schema, data, opts).await?;
+        // The key stays unless the write names another one; its columns must still be there.
+        let key = match opts.primary_key.is_empty() {
+            true => self.primary_key_names(),
+            false => opts.primary_key.clone(),
+        };
+        let primary_key = key_field_ids(&schema, &key)?;
+        let files = write_keyed_files(self.store.location(), &schema, &primary_key, data, opts).await?;
         self.commit_action(Action::Overwrite {
             schema,
             max_field_id,
+            primary_key,
             files,
         })
         .await
@@ -329,15 +381,22 @@ impl Table {
 
 async fn commit_or_clean(store: &CommitStore, pending: PendingCommit, retries: u32) -> Result<Arc<Manifest>> {
     let result = commit(store, &pending, retries).await;
-    // Remove the files only when the commit certainly did not happen: after a storage error or
-    // an unreadable manifest, it may have, and cleanup removes the files if it did not.
-    if let Err(
-        Error::CommitConflict { .. } | Error::AlreadyExists { .. } | Error::InvalidInput(_) | Error::Unsupported { .. },
-    ) = &result
-    {
-        remove_files(store.location(), pending.action.written_paths().into_iter()).await;
+    if let Err(e) = &result {
+        if certainly_failed(e) {
+            remove_files(store.location(), pending.action.written_paths().into_iter()).await;
+        }
     }
     result
+}
+
+/// Whether a commit that failed with `e` certainly did not happen, so that the files it wrote
+/// may be removed: after a storage error or an unreadable manifest it may have, and cleanup
+/// removes the files if it did not.
+pub(crate) fn certainly_failed(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::CommitConflict { .. } | Error::AlreadyExists { .. } | Error::InvalidInput(_) | Error::Unsupported { .. }
+    )
 }
 
 async fn load_tag(store: &CommitStore, name: &str) -> Result<Tag> {

@@ -11,25 +11,31 @@ use std::time::Duration;
 
 use rand::Rng;
 use uuid::Uuid;
-use vlake_format::manifest::{DELETION_FILES, ROW_ID_FILES};
+use vlake_format::manifest::{COLUMN_DEFAULTS, DELETION_FILES, PRIMARY_KEY, ROW_ID_FILES};
 use vlake_format::{
     DataFile, Error, FileFormat, IndexEntry, Manifest, Operation, Result, Schema, Transaction, FORMAT_VERSION,
 };
 use vlake_io::{CommitOutcome, CommitStore};
 
+use crate::merge::KeyCheck;
 use crate::write::WrittenFile;
 
 /// What a transaction changes.
 #[derive(Debug)]
 pub(crate) enum Action {
     /// Creates the table.
-    Create { schema: Schema, files: Vec<WrittenFile> },
+    Create {
+        schema: Schema,
+        primary_key: Vec<i32>,
+        files: Vec<WrittenFile>,
+    },
     /// Adds data files.
     Append { files: Vec<WrittenFile> },
     /// Replaces all data, possibly with a new schema.
     Overwrite {
         schema: Schema,
         max_field_id: i32,
+        primary_key: Vec<i32>,
         files: Vec<WrittenFile>,
     },
     /// Makes an older version the newest.
@@ -37,12 +43,22 @@ pub(crate) enum Action {
     /// Adds or replaces the index entry of the same name; `new_files` are the segment files
     /// this transaction wrote.
     PutIndex { entry: IndexEntry, new_files: Vec<String> },
-    /// A delete or an update: changes deletions of (or drops) files of the read version and
-    /// appends `appended` like an append; `written` are the data and deletion files written.
+    /// A delete, an update or an upsert: changes deletions of (or drops) files of the read
+    /// version and appends `appended` like an append; `written` are the data and deletion files
+    /// written. `keys`, when set, are checked against the rows of every concurrent commit.
     Mutate {
         operation: Operation,
         changes: Vec<FileChange>,
         appended: Vec<WrittenFile>,
+        written: Vec<String>,
+        keys: Option<KeyCheck>,
+    },
+    /// A schema change; `groups` are data files rewritten to backfill a column (keeping their
+    /// row ids), `written` the files written for them.
+    AlterSchema {
+        schema: Schema,
+        changes: Vec<String>,
+        groups: Vec<CompactedGroup>,
         written: Vec<String>,
     },
     /// A compaction: each group's sources are replaced by its outputs, which keep their row
@@ -76,6 +92,9 @@ impl Action {
         let rows = |files: &[WrittenFile]| files.iter().map(|f| f.num_rows).sum();
         match self {
             Self::Create { files, .. } => Operation::Create { rows: rows(files) },
+            Self::AlterSchema { changes, .. } => Operation::AlterSchema {
+                changes: changes.clone(),
+            },
             Self::Append { files } => Operation::Append { rows: rows(files) },
             Self::Overwrite { files, .. } => Operation::Overwrite { rows: rows(files) },
             Self::Restore { from } => Operation::Restore {
@@ -96,7 +115,9 @@ impl Action {
     fn touched_files(&self) -> Vec<&DataFile> {
         match self {
             Self::Mutate { changes, .. } => changes.iter().map(|c| &c.old).collect(),
-            Self::Compact { groups, .. } => groups.iter().flat_map(|g| &g.sources).collect(),
+            Self::Compact { groups, .. } | Self::AlterSchema { groups, .. } => {
+                groups.iter().flat_map(|g| &g.sources).collect()
+            }
             _ => vec![],
         }
     }
@@ -109,7 +130,7 @@ impl Action {
             }
             Self::Restore { .. } => vec![],
             Self::PutIndex { new_files, .. } => new_files.iter().map(String::as_str).collect(),
-            Self::Mutate { written, .. } | Self::Compact { written, .. } => {
+            Self::Mutate { written, .. } | Self::Compact { written, .. } | Self::AlterSchema { written, .. } => {
                 written.iter().map(String::as_str).collect()
             }
         }
@@ -140,7 +161,7 @@ fn new_files(files: &[WrittenFile], mut next_row_id: u64) -> (Vec<DataFile>, u64
                 size_bytes: f.size_bytes,
                 row_id_start: next_row_id,
                 stats: f.stats.clone(),
-                deletion: None,
+                deletion: f.deletion.clone(),
                 row_ids: None,
             };
             next_row_id += f.num_rows;
@@ -158,11 +179,16 @@ fn apply(base: Option<&Manifest>, pending: &PendingCommit) -> Result<Manifest> {
         operation: pending.action.operation(),
     };
     let Some(base) = base else {
-        let Action::Create { schema, files } = &pending.action else {
+        let Action::Create {
+            schema,
+            primary_key,
+            files,
+        } = &pending.action
+        else {
             return Err(Error::Internal("only a create commits without a base version".into()));
         };
         let (data_files, next_row_id) = new_files(files, 0);
-        return Ok(Manifest {
+        let mut first = Manifest {
             format_version: FORMAT_VERSION,
             reader_features: Default::default(),
             writer_features: Default::default(),
@@ -170,13 +196,16 @@ fn apply(base: Option<&Manifest>, pending: &PendingCommit) -> Result<Manifest> {
             parent_version: None,
             timestamp_ms: now_ms(),
             max_field_id: schema.max_field_id(),
+            primary_key: primary_key.clone(),
             schema: schema.clone(),
             next_row_id,
             data_files,
             indexes: vec![],
             properties: Default::default(),
             transaction,
-        });
+        };
+        add_features(&mut first);
+        return Ok(first);
     };
     let mut next = base.clone();
     next.version = base.version + 1;
@@ -193,10 +222,12 @@ fn apply(base: Option<&Manifest>, pending: &PendingCommit) -> Result<Manifest> {
         Action::Overwrite {
             schema,
             max_field_id,
+            primary_key,
             files,
         } => {
             let (data_files, next_row_id) = new_files(files, base.next_row_id);
             next.schema = schema.clone();
+            next.primary_key = primary_key.clone();
             next.max_field_id = (*max_field_id).max(base.max_field_id);
             next.data_files = data_files;
             next.next_row_id = next_row_id;
@@ -209,6 +240,7 @@ fn apply(base: Option<&Manifest>, pending: &PendingCommit) -> Result<Manifest> {
             next.properties = from.properties.clone();
             next.reader_features = from.reader_features.clone();
             next.writer_features = from.writer_features.clone();
+            next.primary_key = from.primary_key.clone();
         }
         Action::PutIndex { entry, .. } => {
             next.indexes.retain(|i| i.name != entry.name);
@@ -230,40 +262,52 @@ fn apply(base: Option<&Manifest>, pending: &PendingCommit) -> Result<Manifest> {
             let (added, next_row_id) = new_files(appended, base.next_row_id);
             next.data_files.extend(added);
             next.next_row_id = next_row_id;
-            add_features(&mut next);
+        }
+        Action::AlterSchema { schema, groups, .. } => {
+            next.schema = schema.clone();
+            next.max_field_id = next.max_field_id.max(schema.max_field_id());
+            // Indexes of dropped columns go with them.
+            next.indexes
+                .retain(|i| i.field_ids.iter().all(|id| schema.field_by_id(*id).is_some()));
+            replace_groups(&mut next, groups)?;
         }
         Action::Compact { groups, .. } => {
-            for group in groups {
-                let at = group
-                    .sources
-                    .iter()
-                    .map(|s| position(&next, &s.path))
-                    .collect::<Result<Vec<_>>>()?
-                    .into_iter()
-                    .min()
-                    .unwrap_or(next.data_files.len());
-                let is_source = |p: &str| group.sources.iter().any(|s| s.path == p);
-                next.data_files.retain(|f| !is_source(&f.path));
-                next.data_files.splice(at..at, group.outputs.iter().cloned());
-                // An index that covered every source covers the outputs (same rows, same ids);
-                // one that covered only some no longer covers them, and those rows are searched
-                // exactly.
-                for index in &mut next.indexes {
-                    let covered = group
-                        .sources
-                        .iter()
-                        .filter(|s| index.covered_files.contains(&s.path))
-                        .count();
-                    index.covered_files.retain(|p| !is_source(p));
-                    if covered == group.sources.len() {
-                        index.covered_files.extend(group.outputs.iter().map(|o| o.path.clone()));
-                    }
-                }
-            }
-            add_features(&mut next);
+            replace_groups(&mut next, groups)?;
         }
     }
+    add_features(&mut next);
     Ok(next)
+}
+
+/// Replaces each group's sources by its outputs, which hold the same rows with the same ids.
+fn replace_groups(next: &mut Manifest, groups: &[CompactedGroup]) -> Result<()> {
+    for group in groups {
+        let at = group
+            .sources
+            .iter()
+            .map(|s| position(next, &s.path))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .min()
+            .unwrap_or(next.data_files.len());
+        let is_source = |p: &str| group.sources.iter().any(|s| s.path == p);
+        next.data_files.retain(|f| !is_source(&f.path));
+        next.data_files.splice(at..at, group.outputs.iter().cloned());
+        // An index that covered every source covers the outputs (same rows, same ids); one that
+        // covered only some no longer covers them, and those rows are searched exactly.
+        for index in &mut next.indexes {
+            let covered = group
+                .sources
+                .iter()
+                .filter(|s| index.covered_files.contains(&s.path))
+                .count();
+            index.covered_files.retain(|p| !is_source(p));
+            if covered == group.sources.len() {
+                index.covered_files.extend(group.outputs.iter().map(|o| o.path.clone()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Where `path` is in `manifest.data_files`.
@@ -275,14 +319,26 @@ fn position(manifest: &Manifest, path: &str) -> Result<usize> {
         .ok_or_else(|| Error::Internal(format!("data file {path} vanished from version {}", manifest.version)))
 }
 
-/// Requires the reader and writer features that the data files of `manifest` use.
+/// Requires the reader and writer features that `manifest` uses.
 fn add_features(manifest: &mut Manifest) {
-    for (feature, used) in [
-        (DELETION_FILES, manifest.data_files.iter().any(|f| f.deletion.is_some())),
-        (ROW_ID_FILES, manifest.data_files.iter().any(|f| f.row_ids.is_some())),
+    for (feature, used, for_readers) in [
+        (
+            DELETION_FILES,
+            manifest.data_files.iter().any(|f| f.deletion.is_some()),
+            true,
+        ),
+        (
+            ROW_ID_FILES,
+            manifest.data_files.iter().any(|f| f.row_ids.is_some()),
+            true,
+        ),
+        (COLUMN_DEFAULTS, manifest.schema.has_defaults(), true),
+        (PRIMARY_KEY, !manifest.primary_key.is_empty(), false),
     ] {
         if used {
-            manifest.reader_features.insert(feature.to_string());
+            if for_readers {
+                manifest.reader_features.insert(feature.to_string());
+            }
             manifest.writer_features.insert(feature.to_string());
         }
     }
@@ -319,6 +375,7 @@ fn check_rebase(ours: &PendingCommit, theirs: &Manifest) -> Result<()> {
             | Operation::Create { .. }
             | Operation::Delete { .. }
             | Operation::Update { .. }
+            | Operation::Upsert { .. }
             | Operation::Compact { .. } => Ok(()),
             _ => conflict(format!("a concurrent {their_op} replaced the table contents"), true),
         },
@@ -348,7 +405,7 @@ fn check_rebase(ours: &PendingCommit, theirs: &Manifest) -> Result<()> {
                 Ok(())
             }
         }
-        Action::Mutate { .. } | Action::Compact { .. } => {
+        Action::Mutate { .. } | Action::Compact { .. } | Action::AlterSchema { .. } => {
             if theirs.transaction.operation == Operation::Other {
                 return conflict(
                     "a newer vlake committed an operation this one does not know".into(),
@@ -357,6 +414,17 @@ fn check_rebase(ours: &PendingCommit, theirs: &Manifest) -> Result<()> {
             }
             if read_schema != Some(&theirs.schema) {
                 return conflict(format!("a concurrent {their_op} changed the schema"), true);
+            }
+            if ours.read.as_ref().map(|m| &m.primary_key) != Some(&theirs.primary_key) {
+                return conflict(format!("a concurrent {their_op} changed the primary key"), true);
+            }
+            if let Action::AlterSchema { groups, .. } = &ours.action {
+                if !groups.is_empty() && adds_rows(&theirs.transaction.operation) {
+                    return conflict(
+                        format!("a concurrent {their_op} added rows that the backfill did not see"),
+                        true,
+                    );
+                }
             }
             // Rebase only when every file we change is still there as we read it.
             match ours
@@ -381,6 +449,37 @@ fn check_rebase(ours: &PendingCommit, theirs: &Manifest) -> Result<()> {
             false,
         ),
     }
+}
+
+/// Whether a commit of `operation` may have added rows with keys not seen before (compaction
+/// and schema backfills rewrite existing rows; deletes only remove rows).
+fn adds_rows(operation: &Operation) -> bool {
+    !matches!(
+        operation,
+        Operation::Compact { .. } | Operation::AlterSchema { .. } | Operation::Delete { .. } | Operation::Index { .. }
+    )
+}
+
+/// For a transaction with a key check, fails when `theirs` (committed on top of `prev`) added a
+/// row whose key the transaction also inserts.
+async fn check_keys(
+    store: &CommitStore,
+    pending: &PendingCommit,
+    prev: Option<&Manifest>,
+    theirs: &Manifest,
+) -> Result<()> {
+    let Action::Mutate { keys: Some(keys), .. } = &pending.action else {
+        return Ok(());
+    };
+    if !adds_rows(&theirs.transaction.operation) {
+        return Ok(());
+    }
+    let added: Vec<&DataFile> = theirs
+        .data_files
+        .iter()
+        .filter(|f| !prev.is_some_and(|p| p.data_files.iter().any(|o| o.path == f.path)))
+        .collect();
+    keys.check(store.location(), &added, theirs).await
 }
 
 /// Storage failures tolerated in one commit before giving up.
@@ -422,6 +521,7 @@ pub(crate) async fn commit(store: &CommitStore, pending: &PendingCommit, max_ret
                 }
                 check_rebase(pending, &theirs)?;
                 theirs.check_writable()?;
+                check_keys(store, pending, base.as_deref(), &theirs).await?;
                 // Catch up to the latest version before trying again.
                 let mut latest = Arc::new(theirs);
                 while let Ok(newer) = store.load_manifest(latest.version + 1).await {
@@ -430,6 +530,7 @@ pub(crate) async fn commit(store: &CommitStore, pending: &PendingCommit, max_ret
                     }
                     check_rebase(pending, &newer)?;
                     newer.check_writable()?;
+                    check_keys(store, pending, Some(&latest), &newer).await?;
                     latest = Arc::new(newer);
                 }
                 base = Some(latest);
@@ -444,7 +545,7 @@ pub(crate) async fn commit(store: &CommitStore, pending: &PendingCommit, max_ret
     })
 }
 
-async fn backoff(attempt: u32) {
+pub(crate) async fn backoff(attempt: u32) {
     let cap_ms = (5u64 << attempt.min(8)).min(1000);
     let ms = rand::rng().random_range(0..=cap_ms);
     tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -463,6 +564,7 @@ mod tests {
             parent_version: Some(1),
             timestamp_ms: 0,
             max_field_id: schema.max_field_id(),
+            primary_key: vec![],
             schema,
             next_row_id: 0,
             data_files: vec![],
@@ -489,6 +591,7 @@ mod tests {
         let overwrite = pending(Action::Overwrite {
             schema: schema.clone(),
             max_field_id: 0,
+            primary_key: vec![],
             files: vec![],
         });
         let restore = pending(Action::Restore { from: read.clone() });

@@ -13,7 +13,7 @@ use parquet::arrow::{ArrowSchemaConverter, ArrowWriter, AsyncArrowWriter};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use vlake_format::layout::data_file_path;
-use vlake_format::{ColumnStats, Error, Result, Schema};
+use vlake_format::{ColumnStats, DeletionFile, Error, Result, Schema};
 use vlake_io::TableLocation;
 
 use crate::stats::StatsCollector;
@@ -32,6 +32,9 @@ pub struct WriteOptions {
     pub target_row_group_bytes: usize,
     /// Reports progress in rows.
     pub progress: Option<ProgressFn>,
+    /// The primary-key columns of a table this write creates (or overwrites); empty for none.
+    /// Appends to a table with a key must name the same columns or none.
+    pub primary_key: Vec<String>,
 }
 
 impl Default for WriteOptions {
@@ -40,6 +43,7 @@ impl Default for WriteOptions {
             max_rows_per_file: 1 << 20,
             target_row_group_bytes: 64 << 20,
             progress: None,
+            primary_key: vec![],
         }
     }
 }
@@ -49,6 +53,7 @@ impl std::fmt::Debug for WriteOptions {
         f.debug_struct("WriteOptions")
             .field("max_rows_per_file", &self.max_rows_per_file)
             .field("target_row_group_bytes", &self.target_row_group_bytes)
+            .field("primary_key", &self.primary_key)
             .finish_non_exhaustive()
     }
 }
@@ -60,6 +65,8 @@ pub(crate) struct WrittenFile {
     pub num_rows: u64,
     pub size_bytes: u64,
     pub stats: Vec<ColumnStats>,
+    /// Rows of the new file deleted in the same commit (an upsert's skipped source rows).
+    pub deletion: Option<DeletionFile>,
 }
 
 /// Checks an input schema against the table schema and returns how to conform batches: for each
@@ -302,6 +309,7 @@ async fn write_inner(
                     num_rows: 0,
                     size_bytes: 0,
                     stats: vec![],
+                    deletion: None,
                 });
                 open.insert(OpenFile {
                     path,

@@ -1,0 +1,638 @@
+//! Upserts (merge-insert) keyed by the primary key, and the uniqueness of keys
+//! (format-spec/commit.md#upserts-and-primary-keys).
+//!
+//! The source rows are written to new data files first, streaming. Matching then reads only key
+//! columns: the keys of the new files are loaded into a hash table one hash partition at a time
+//! (at most [`MergeInsert::keys_per_pass`] keys per pass, so memory stays bounded however large
+//! the merge), and the keys of the table's live rows are probed against it. Matched target rows
+//! get deletion files; source rows that must not be inserted get deletion files in the new files.
+//! A concurrent commit that inserted one of the keys this merge inserts makes the commit fail
+//! with a retryable conflict, and the merge then matches again against the newer version, so no
+//! two live rows ever share a key.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
+use arrow_array::{Array, RecordBatch};
+use arrow_cast::display::{ArrayFormatter, FormatOptions};
+use arrow_row::{RowConverter, Rows, SortField};
+use futures::StreamExt;
+use roaring::RoaringTreemap;
+use uuid::Uuid;
+use vlake_format::layout::deletion_file_path;
+use vlake_format::{DataFile, DataType, DeletionFile, Error, Field, FileFormat, Manifest, Operation, Result, Schema};
+use vlake_io::TableLocation;
+
+use crate::rows::{encode_bitmap, FileRows};
+use crate::table::certainly_failed;
+use crate::txn::{backoff, commit, Action, PendingCommit};
+use crate::write::{remove_files, write_data_files, WriteOptions, WrittenFile};
+use crate::{BatchStream, Predicate, ScanTask, Table, VersionRef};
+
+/// What happens to a source row whose key matches a live row of the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenMatched {
+    /// The source row replaces the table row (it gets a new row id).
+    UpdateAll,
+    /// The table row stays; the source row is dropped.
+    DoNothing,
+    /// The merge fails with [`Error::AlreadyExists`] (an insert).
+    Fail,
+}
+
+/// What happens to a source row whose key is not in the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenNotMatched {
+    /// It is inserted.
+    InsertAll,
+    /// It is dropped.
+    DoNothing,
+}
+
+/// What happens to live table rows whose key is not in the source.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WhenNotMatchedBySource {
+    /// They stay.
+    Keep,
+    /// They are deleted (the table becomes the source, by key).
+    Delete,
+    /// Those matching the predicate are deleted.
+    DeleteIf(Predicate),
+}
+
+/// How a merge treats matched and unmatched rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MergeInsert {
+    /// The key columns; empty means the table's primary key. A table with a primary key merges
+    /// on it; other tables may merge on any key columns, without the uniqueness guarantee.
+    pub on: Vec<String>,
+    /// Source rows whose key is in the table.
+    pub when_matched: WhenMatched,
+    /// Source rows whose key is not in the table.
+    pub when_not_matched: WhenNotMatched,
+    /// Table rows whose key is not in the source.
+    pub when_not_matched_by_source: WhenNotMatchedBySource,
+    /// Source keys held in memory at once; larger merges match in several passes over hash
+    /// partitions of the keys.
+    pub keys_per_pass: usize,
+}
+
+impl Default for MergeInsert {
+    fn default() -> Self {
+        Self::upsert()
+    }
+}
+
+impl MergeInsert {
+    /// Update matched rows, insert the others.
+    pub fn upsert() -> Self {
+        Self {
+            on: vec![],
+            when_matched: WhenMatched::UpdateAll,
+            when_not_matched: WhenNotMatched::InsertAll,
+            when_not_matched_by_source: WhenNotMatchedBySource::Keep,
+            keys_per_pass: 1 << 21,
+        }
+    }
+
+    /// Insert every source row; fail when a key is already in the table.
+    pub fn insert_only() -> Self {
+        Self {
+            when_matched: WhenMatched::Fail,
+            ..Self::upsert()
+        }
+    }
+
+    fn is_insert(&self) -> bool {
+        self.when_matched == WhenMatched::Fail
+            && self.when_not_matched == WhenNotMatched::InsertAll
+            && self.when_not_matched_by_source == WhenNotMatchedBySource::Keep
+    }
+}
+
+/// What a merge did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MergeReport {
+    /// Source rows inserted.
+    pub inserted: u64,
+    /// Table rows replaced by source rows.
+    pub updated: u64,
+    /// Table rows deleted because the source did not match them.
+    pub deleted: u64,
+}
+
+impl Table {
+    /// Merges `data` into the table by key as one commit and returns the new version with what
+    /// it did. `data` must have the key columns, without nulls, and no key twice. Returns this
+    /// version, unchanged, when nothing changes.
+    pub async fn merge_insert(
+        &self,
+        data: BatchStream,
+        merge: &MergeInsert,
+        opts: &WriteOptions,
+    ) -> Result<(Table, MergeReport)> {
+        self.manifest().check_writable()?;
+        let key = self.merge_key(merge)?;
+        let names: Vec<String> = key.iter().map(|f| f.name.clone()).collect();
+        let schema = self.table_schema();
+        let files = write_data_files(self.location(), schema, require_keys(data, names), opts).await?;
+        let paths = || files.iter().map(|f| f.path.as_str());
+        match self.merge_files(&files, &key, merge).await {
+            Ok((table, report, dropped)) => {
+                remove_files(self.location(), dropped.iter().map(String::as_str)).await;
+                Ok((table, report))
+            }
+            Err(e) => {
+                if certainly_failed(&e) {
+                    remove_files(self.location(), paths()).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The key fields a merge uses.
+    fn merge_key(&self, merge: &MergeInsert) -> Result<Vec<Field>> {
+        let primary = self.primary_key_names();
+        let names = match (merge.on.is_empty(), primary.is_empty()) {
+            (true, true) => {
+                return Err(Error::invalid(
+                    "the table has no primary key: name the key columns to merge on",
+                ))
+            }
+            (true, false) => primary,
+            (false, true) => merge.on.clone(),
+            (false, false) if merge.on == primary => primary,
+            (false, false) => {
+                return Err(Error::invalid(format!(
+                    "the table's primary key is ({}); a merge on ({}) could create duplicate keys",
+                    primary.join(", "),
+                    merge.on.join(", ")
+                )))
+            }
+        };
+        let schema = self.table_schema();
+        let ids = key_field_ids(schema, &names)?;
+        Ok(ids.iter().filter_map(|id| schema.field_by_id(*id)).cloned().collect())
+    }
+
+    /// Matches the written source files against this version (or, after conflicts, newer ones)
+    /// and commits. Returns the new table, the report and the source files not committed.
+    async fn merge_files(
+        &self,
+        files: &[WrittenFile],
+        key: &[Field],
+        merge: &MergeInsert,
+    ) -> Result<(Table, MergeReport, Vec<String>)> {
+        let source: Vec<DataFile> = files.iter().map(uncommitted).collect();
+        let mut table = self.clone();
+        let retries = self.config().max_commit_retries;
+        for attempt in 0..=retries {
+            let plan = plan_merge(&table, &source, key, merge).await?;
+            let report = plan.report;
+            if plan.target.is_empty() && report.inserted + report.updated == 0 {
+                return Ok((table, report, files.iter().map(|f| f.path.clone()).collect()));
+            }
+            let (changes, mut written, _) = table.deletion_changes(plan.target).await?;
+            let mut appended = Vec::new();
+            let mut dropped = Vec::new();
+            for (file, skip) in files.iter().zip(plan.dropped) {
+                if skip.len() == file.num_rows {
+                    dropped.push(file.path.clone());
+                    continue;
+                }
+                let mut file = file.clone();
+                if !skip.is_empty() {
+                    let path = deletion_file_path(&Uuid::new_v4().simple().to_string());
+                    written.push(path.clone());
+                    table.location().put(&path, encode_bitmap(&skip)?).await?;
+                    file.deletion = Some(DeletionFile {
+                        path,
+                        num_deleted: skip.len(),
+                    });
+                }
+                appended.push(file);
+            }
+            let operation = match merge.is_insert() {
+                true => Operation::Append { rows: report.inserted },
+                false => Operation::Upsert {
+                    inserted: report.inserted,
+                    updated: report.updated,
+                    deleted: report.deleted,
+                },
+            };
+            let keys = KeyCheck {
+                fields: key.to_vec(),
+                files: appended.iter().map(uncommitted).collect(),
+                sees_every_row: merge.when_not_matched_by_source != WhenNotMatchedBySource::Keep,
+            };
+            let pending = PendingCommit {
+                id: Uuid::new_v4(),
+                read: Some(table.manifest().clone()),
+                action: Action::Mutate {
+                    operation,
+                    changes,
+                    appended,
+                    written: written.clone(),
+                    keys: Some(keys),
+                },
+            };
+            match commit(table.commit_store(), &pending, retries).await {
+                Ok(manifest) => return Ok((table.with_manifest(manifest), report, dropped)),
+                Err(Error::CommitConflict { retryable: true, .. }) if attempt < retries => {
+                    remove_files(table.location(), written.iter().map(String::as_str)).await;
+                    backoff(attempt).await;
+                    let latest = table.checkout(VersionRef::Latest).await?;
+                    if latest.table_schema() != self.table_schema() {
+                        return Err(Error::CommitConflict {
+                            version: latest.version(),
+                            reason: "a concurrent commit changed the schema; the rows were written for the old one"
+                                .into(),
+                            retryable: false,
+                        });
+                    }
+                    table = latest;
+                }
+                Err(e) => {
+                    if certainly_failed(&e) {
+                        remove_files(table.location(), written.iter().map(String::as_str)).await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Err(Error::CommitConflict {
+            version: table.version() + 1,
+            reason: format!("gave up after {retries} retries against concurrent writers"),
+            retryable: true,
+        })
+    }
+}
+
+/// A written file as a data file of its own (row ids are its positions).
+fn uncommitted(f: &WrittenFile) -> DataFile {
+    DataFile {
+        path: f.path.clone(),
+        format: FileFormat::Parquet,
+        num_rows: f.num_rows,
+        size_bytes: f.size_bytes,
+        row_id_start: 0,
+        stats: vec![],
+        deletion: f.deletion.clone(),
+        row_ids: None,
+    }
+}
+
+/// The field ids of the key columns `names`, checked: top-level, of a type with exact
+/// equality, none twice.
+pub(crate) fn key_field_ids(schema: &Schema, names: &[String]) -> Result<Vec<i32>> {
+    let mut ids = Vec::with_capacity(names.len());
+    for name in names {
+        let field = schema.field(name)?;
+        let keyable = matches!(
+            field.data_type,
+            DataType::Boolean
+                | DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::Uint8
+                | DataType::Uint16
+                | DataType::Uint32
+                | DataType::Uint64
+                | DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Binary
+                | DataType::LargeBinary
+                | DataType::Date32
+                | DataType::Timestamp { .. }
+                | DataType::Decimal128 { .. }
+        );
+        if !keyable {
+            return Err(Error::invalid(format!(
+                "column '{name}' cannot be a key column: keys are integers, strings, binaries, dates, timestamps, decimals or booleans"
+            )));
+        }
+        if ids.contains(&field.id) {
+            return Err(Error::invalid(format!("key column '{name}' is named twice")));
+        }
+        ids.push(field.id);
+    }
+    Ok(ids)
+}
+
+/// Writes `data` as new data files of a table whose primary key is `key` (field ids), failing
+/// on null or duplicate keys.
+pub(crate) async fn write_keyed_files(
+    location: &TableLocation,
+    schema: &Schema,
+    key: &[i32],
+    data: BatchStream,
+    opts: &WriteOptions,
+) -> Result<Vec<WrittenFile>> {
+    if key.is_empty() {
+        return write_data_files(location, schema, data, opts).await;
+    }
+    let fields: Vec<Field> = key.iter().filter_map(|id| schema.field_by_id(*id)).cloned().collect();
+    let names = fields.iter().map(|f| f.name.clone()).collect();
+    let files = write_data_files(location, schema, require_keys(data, names), opts).await?;
+    let source: Vec<DataFile> = files.iter().map(uncommitted).collect();
+    let passes = passes(&source, MergeInsert::default().keys_per_pass);
+    for pass in 0..passes {
+        if let Err(e) = load_source(location, &source, &fields, pass, passes).await {
+            remove_files(location, files.iter().map(|f| f.path.as_str())).await;
+            return Err(e);
+        }
+    }
+    Ok(files)
+}
+
+/// Fails batches that lack a key column or have null keys.
+fn require_keys(data: BatchStream, names: Vec<String>) -> BatchStream {
+    let schema = data.schema().clone();
+    BatchStream::new(
+        schema,
+        data.map(move |batch| {
+            let batch = batch?;
+            for name in &names {
+                let column = batch
+                    .column_by_name(name)
+                    .ok_or_else(|| Error::invalid(format!("the input lacks key column '{name}'")))?;
+                if column.null_count() > 0 {
+                    return Err(Error::invalid(format!(
+                        "key column '{name}' has {} null values; keys cannot be null",
+                        column.null_count()
+                    )));
+                }
+            }
+            Ok(batch)
+        }),
+    )
+}
+
+/// The outcome of matching.
+struct MergePlan {
+    /// Positions of table rows to delete, by data file path.
+    target: BTreeMap<String, RoaringTreemap>,
+    /// Positions of source rows not to insert, one bitmap per source file.
+    dropped: Vec<RoaringTreemap>,
+    report: MergeReport,
+}
+
+/// A source row in the hash table of one pass.
+struct SourceRow {
+    file: usize,
+    position: u64,
+    matched: bool,
+}
+
+type KeyHasher = BuildHasherDefault<DefaultHasher>;
+
+fn key_hash(key: &[u8]) -> u64 {
+    KeyHasher::default().hash_one(key)
+}
+
+/// The number of passes that keeps at most `keys_per_pass` source keys in memory.
+fn passes(source: &[DataFile], keys_per_pass: usize) -> u64 {
+    let rows: u64 = source.iter().map(|f| f.num_rows).sum();
+    rows.div_ceil(keys_per_pass.max(1) as u64).max(1)
+}
+
+/// Matches the source files' keys against the live rows of `table`.
+async fn plan_merge(table: &Table, source: &[DataFile], key: &[Field], merge: &MergeInsert) -> Result<MergePlan> {
+    let mut plan = MergePlan {
+        target: BTreeMap::new(),
+        dropped: vec![RoaringTreemap::new(); source.len()],
+        report: MergeReport::default(),
+    };
+    let filter = match &merge.when_not_matched_by_source {
+        WhenNotMatchedBySource::DeleteIf(p) => Some(p),
+        _ => None,
+    };
+    let mut extra = Vec::new();
+    for name in filter.map(|p| p.columns()).unwrap_or_default() {
+        let f = table.table_schema().field(name)?;
+        if !key.contains(f) && !extra.contains(f) {
+            extra.push(f.clone());
+        }
+    }
+    let location = table.location();
+    let passes = passes(source, merge.keys_per_pass);
+    for pass in 0..passes {
+        let mut rows = load_source(location, source, key, pass, passes).await?;
+        for file in &table.manifest().data_files {
+            let matched = plan.target.entry(file.path.clone()).or_default();
+            let mut on_keys = |batch: &RecordBatch, keys: &Rows, positions: &[u64]| -> Result<()> {
+                let delete_unmatched = match &merge.when_not_matched_by_source {
+                    WhenNotMatchedBySource::Keep => None,
+                    WhenNotMatchedBySource::Delete => Some(None),
+                    WhenNotMatchedBySource::DeleteIf(p) => Some(Some(p.evaluate(batch)?)),
+                };
+                for (j, position) in positions.iter().enumerate() {
+                    let k = keys.row(j);
+                    if key_hash(k.as_ref()) % passes != pass {
+                        continue;
+                    }
+                    match rows.get_mut(k.as_ref()) {
+                        Some(row) => {
+                            row.matched = true;
+                            match merge.when_matched {
+                                WhenMatched::UpdateAll => {
+                                    matched.insert(*position);
+                                }
+                                WhenMatched::DoNothing => {}
+                                WhenMatched::Fail => {
+                                    return Err(Error::AlreadyExists {
+                                        what: format!("key ({}) in the table", display_key(batch, key.len(), j)?),
+                                    })
+                                }
+                            }
+                        }
+                        None => {
+                            let delete = match &delete_unmatched {
+                                None => false,
+                                Some(None) => true,
+                                Some(Some(mask)) => mask.is_valid(j) && mask.value(j),
+                            };
+                            if delete {
+                                matched.insert(*position);
+                                plan.report.deleted += 1;
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            };
+            for_each_key(location, file, key, &extra, &mut on_keys).await?;
+        }
+        for row in rows.into_values() {
+            let keep = match (row.matched, merge.when_matched, merge.when_not_matched) {
+                (true, WhenMatched::UpdateAll, _) => {
+                    plan.report.updated += 1;
+                    true
+                }
+                (true, _, _) => false,
+                (false, _, WhenNotMatched::InsertAll) => {
+                    plan.report.inserted += 1;
+                    true
+                }
+                (false, _, WhenNotMatched::DoNothing) => false,
+            };
+            if !keep {
+                plan.dropped[row.file].insert(row.position);
+            }
+        }
+    }
+    plan.target.retain(|_, positions| !positions.is_empty());
+    Ok(plan)
+}
+
+/// The source keys of hash partition `pass` of `passes`; fails on a key given twice.
+async fn load_source(
+    location: &TableLocation,
+    source: &[DataFile],
+    key: &[Field],
+    pass: u64,
+    passes: u64,
+) -> Result<HashMap<Box<[u8]>, SourceRow>> {
+    let mut rows: HashMap<Box<[u8]>, SourceRow> = HashMap::new();
+    for (i, file) in source.iter().enumerate() {
+        let mut on_keys = |batch: &RecordBatch, keys: &Rows, positions: &[u64]| -> Result<()> {
+            for (j, position) in positions.iter().enumerate() {
+                let k = keys.row(j);
+                if key_hash(k.as_ref()) % passes != pass {
+                    continue;
+                }
+                let row = SourceRow {
+                    file: i,
+                    position: *position,
+                    matched: false,
+                };
+                if rows.insert(k.as_ref().into(), row).is_some() {
+                    return Err(Error::invalid(format!(
+                        "key ({}) is given twice in the input",
+                        display_key(batch, key.len(), j)?
+                    )));
+                }
+            }
+            Ok(())
+        };
+        for_each_key(location, file, key, &[], &mut on_keys).await?;
+    }
+    Ok(rows)
+}
+
+/// Reads the live rows of `file` with the `key` columns then the `extra` ones, calling `f` per
+/// batch with the batch, its encoded keys and the rows' positions in the file.
+async fn for_each_key(
+    location: &TableLocation,
+    file: &DataFile,
+    key: &[Field],
+    extra: &[Field],
+    f: &mut impl FnMut(&RecordBatch, &Rows, &[u64]) -> Result<()>,
+) -> Result<()> {
+    let converter = RowConverter::new(
+        key.iter()
+            .map(|k| SortField::new(k.to_arrow(false).data_type().clone()))
+            .collect(),
+    )?;
+    let task = ScanTask {
+        file: file.clone(),
+        columns: key.iter().chain(extra).cloned().collect(),
+        filter_columns: vec![],
+        filter: None,
+        with_row_id: true,
+        batch_size: 65536,
+        limit: None,
+        row_offsets: None,
+    };
+    let rows = FileRows::load(location, file).await?;
+    let mut batches = task.execute(location).await?;
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        let width = batch.num_columns() - 1;
+        let ids = batch.column(width).as_primitive::<UInt64Type>();
+        let positions = ids
+            .values()
+            .iter()
+            .map(|id| {
+                rows.position_of(*id)
+                    .ok_or_else(|| Error::Internal(format!("row {id} is not a row of {}", file.path)))
+            })
+            .collect::<Result<Vec<u64>>>()?;
+        let keys = converter.convert_columns(&batch.columns()[..key.len()])?;
+        let batch = batch.project(&(0..width).collect::<Vec<_>>())?;
+        f(&batch, &keys, &positions)?;
+    }
+    Ok(())
+}
+
+/// The key of row `row` (the first `width` columns of `batch`), for messages.
+fn display_key(batch: &RecordBatch, width: usize, row: usize) -> Result<String> {
+    let options = FormatOptions::default();
+    let parts = batch.columns()[..width]
+        .iter()
+        .map(|c| Ok(ArrayFormatter::try_new(c.as_ref(), &options)?.value(row).to_string()))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(parts.join(", "))
+}
+
+/// The keys a merge inserts, checked against concurrent commits before rebasing over them.
+#[derive(Debug)]
+pub(crate) struct KeyCheck {
+    fields: Vec<Field>,
+    /// The merge's new files (with the deletion files of the rows it does not insert).
+    files: Vec<DataFile>,
+    /// The merge deletes table rows it did not match, so it must see every row of the table.
+    sees_every_row: bool,
+}
+
+impl KeyCheck {
+    /// Fails with a retryable conflict when `added`, data files that the concurrent commit
+    /// `theirs` added, hold a key the merge inserts (or any row, when the merge must see every
+    /// row).
+    pub(crate) async fn check(&self, location: &TableLocation, added: &[&DataFile], theirs: &Manifest) -> Result<()> {
+        let conflict = |reason: String| {
+            Err(Error::CommitConflict {
+                version: theirs.version,
+                reason,
+                retryable: true,
+            })
+        };
+        let op = theirs.transaction.operation.name();
+        if added.is_empty() {
+            return Ok(());
+        }
+        if self.sees_every_row {
+            return conflict(format!(
+                "a concurrent {op} added rows, which the merge's delete of unmatched rows did not see"
+            ));
+        }
+        let mut their_keys: HashSet<Box<[u8]>> = HashSet::new();
+        for file in added {
+            let mut on_keys = |_: &RecordBatch, keys: &Rows, _: &[u64]| -> Result<()> {
+                their_keys.extend(keys.iter().map(|k| Box::<[u8]>::from(k.as_ref())));
+                Ok(())
+            };
+            for_each_key(location, file, &self.fields, &[], &mut on_keys).await?;
+        }
+        let mut clash = None;
+        for file in &self.files {
+            let mut on_keys = |batch: &RecordBatch, keys: &Rows, _: &[u64]| -> Result<()> {
+                if clash.is_none() {
+                    if let Some(j) = keys.iter().position(|k| their_keys.contains(k.as_ref())) {
+                        clash = Some(display_key(batch, self.fields.len(), j)?);
+                    }
+                }
+                Ok(())
+            };
+            for_each_key(location, file, &self.fields, &[], &mut on_keys).await?;
+        }
+        match clash {
+            Some(key) => conflict(format!("a concurrent {op} inserted key ({key})")),
+            None => Ok(()),
+        }
+    }
+}
