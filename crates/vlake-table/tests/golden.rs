@@ -8,7 +8,8 @@ mod common;
 use std::path::PathBuf;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int64Type, UInt64Type};
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, UInt64Type};
+use arrow_array::Array;
 use common::*;
 use vlake_table::{CompactOptions, Predicate, Table, TableLocation, VersionRef, WriteMode, WriteOptions};
 
@@ -137,4 +138,101 @@ async fn write_golden_v1_mutations() {
         .unwrap();
     let (t, _) = t.compact(&CompactOptions::default()).await.unwrap();
     t.delete(&Predicate::parse("id = 10").unwrap()).await.unwrap();
+}
+
+#[tokio::test]
+async fn format_v1_keyed_evolved_table_reads() {
+    let uri = golden("v1/evolution").display().to_string();
+    let table = Table::open(&uri).await.unwrap();
+    assert_eq!(table.version(), 3);
+    assert_eq!(table.primary_key_names(), ["id"]);
+    let m = table.manifest();
+    assert!(m.writer_features.contains("primary_key") && m.reader_features.contains("column_defaults"));
+    let names: Vec<&str> = table.table_schema().column_names();
+    assert_eq!(names, ["id", "label", "score", "vector", "level"]);
+    let batches = table
+        .scan()
+        .columns(&["id", "label", "score", "level"])
+        .collect()
+        .await
+        .unwrap();
+    let b = arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let mut rows: Vec<(i64, String, Option<f64>, i32)> = (0..b.num_rows())
+        .map(|i| {
+            let score = b.column(2).as_primitive::<Float64Type>();
+            (
+                b.column(0).as_primitive::<Int64Type>().value(i),
+                b.column(1).as_string::<i32>().value(i).to_string(),
+                score.is_valid(i).then(|| score.value(i)),
+                b.column(3).as_primitive::<Int32Type>().value(i),
+            )
+        })
+        .collect();
+    rows.sort_by_key(|r| r.0);
+    let want: Vec<(i64, String, Option<f64>, i32)> = (0..15)
+        .map(|i| {
+            let score = if i >= 5 {
+                Some(99.0)
+            } else {
+                (i % 5 != 0).then_some(i as f64 * 0.5)
+            };
+            (i, format!("row-{i:06}"), score, 3)
+        })
+        .collect();
+    assert_eq!(rows, want);
+    let versions: Vec<String> = table
+        .versions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.operation)
+        .collect();
+    assert_eq!(versions, ["create", "upsert", "alter_schema"]);
+}
+
+#[tokio::test]
+#[ignore = "writes the golden table; run only when adding a format version or feature"]
+async fn write_golden_v1_evolution() {
+    if std::env::var("VLAKE_WRITE_GOLDEN").is_err() {
+        return;
+    }
+    let path = golden("v1/evolution");
+    let _ = std::fs::remove_dir_all(&path);
+    let location = TableLocation::parse(&path.display().to_string()).unwrap();
+    let keyed = WriteOptions {
+        primary_key: vec!["id".into()],
+        ..Default::default()
+    };
+    let t = Table::write(location, stream(0..10), WriteMode::Create, &keyed)
+        .await
+        .unwrap();
+    let source: Vec<arrow_array::RecordBatch> = (5..15)
+        .map(|i| {
+            let b = batch(i..i + 1);
+            let mut columns = b.columns().to_vec();
+            columns[2] = std::sync::Arc::new(arrow_array::Float64Array::from(vec![99.0]));
+            arrow_array::RecordBatch::try_new(schema(), columns).unwrap()
+        })
+        .collect();
+    let (t, _) = t
+        .merge_insert(
+            vlake_table::BatchStream::from_batches(schema(), source),
+            &vlake_table::MergeInsert::upsert(),
+            &WriteOptions::default(),
+        )
+        .await
+        .unwrap();
+    t.alter_schema(&[
+        vlake_table::SchemaChange::AddColumn {
+            field: arrow_schema::Field::new("level", arrow_schema::DataType::Int32, false),
+            value: vlake_table::ColumnValue::Default(vlake_table::Literal::Int(3)),
+        },
+        vlake_table::SchemaChange::RenameColumn {
+            from: "name".into(),
+            to: "label".into(),
+        },
+        vlake_table::SchemaChange::DropColumn("half".into()),
+    ])
+    .await
+    .unwrap();
 }
