@@ -99,6 +99,90 @@ fn version_ref(version: Option<u64>, timestamp_ms: Option<i64>, tag: Option<Stri
     }
 }
 
+/// The batches of `stream`, an iterable of Arrow IPC streams of `schema`, read as they are
+/// needed.
+fn py_stream(py: Python<'_>, schema: SchemaRef, stream: Py<PyAny>) -> PyResult<BatchStream> {
+    let iter = stream.bind(py).try_iter()?.unbind();
+    let batches = futures::stream::unfold(Some(iter), |iter| async move {
+        let iter = iter?;
+        let next = Python::attach(|py| -> Option<Result<Vec<RecordBatch>, Error>> {
+            let mut it = iter.bind(py).clone();
+            match it.next()? {
+                Ok(item) => Some(
+                    // Decoded straight from the bytes object, without a copy into Rust.
+                    item.cast::<PyBytes>()
+                        .map_err(|e| Error::invalid(format!("expected Arrow IPC bytes: {e}")))
+                        .and_then(|b| from_ipc(b.as_bytes()).map(|(_, batches)| batches)),
+                ),
+                Err(e) => Some(Err(Error::invalid(format!("reading the input failed: {e}")))),
+            }
+        });
+        next.map(|n| (n, Some(iter)))
+    })
+    .flat_map(|item| match item {
+        Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok).collect::<Vec<_>>()),
+        Err(e) => futures::stream::iter(vec![Err(e)]),
+    });
+    Ok(BatchStream::new(schema, batches.boxed()))
+}
+
+/// Schema changes from their JSON form (see `RawTable::alter_schema`).
+fn schema_changes(json: &str, fields: &SchemaRef) -> Result<Vec<vlake_table::SchemaChange>, Error> {
+    use vlake_table::{ColumnValue, Literal, SchemaChange, ValueExpr};
+    let changes: Vec<serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| Error::invalid(format!("bad schema changes: {e}")))?;
+    let text = |c: &serde_json::Value, key: &str| -> Result<String, Error> {
+        c.get(key)
+            .and_then(|v| v.as_str())
+            .map(String::from)
+            .ok_or_else(|| Error::invalid(format!("schema change {c} lacks '{key}'")))
+    };
+    let field = |c: &serde_json::Value| -> Result<arrow::datatypes::Field, Error> {
+        c.get("field")
+            .and_then(|v| v.as_u64())
+            .and_then(|i| fields.fields().get(i as usize))
+            .map(|f| f.as_ref().clone())
+            .ok_or_else(|| Error::invalid(format!("schema change {c} names no field")))
+    };
+    changes
+        .iter()
+        .map(|c| {
+            Ok(match text(c, "op")?.as_str() {
+                "add" => {
+                    let value = match (c.get("default"), c.get("expression").and_then(|e| e.as_str())) {
+                        (_, Some(sql)) => ColumnValue::Expr(ValueExpr::parse(sql)?),
+                        (None | Some(serde_json::Value::Null), None) => ColumnValue::Null,
+                        (Some(v), None) => ColumnValue::Default(match v {
+                            serde_json::Value::Bool(b) => Literal::Bool(*b),
+                            serde_json::Value::String(s) => Literal::String(s.clone()),
+                            serde_json::Value::Number(n) => match n.as_i64() {
+                                Some(i) => Literal::Int(i),
+                                None => Literal::Float(n.as_f64().unwrap_or(f64::NAN)),
+                            },
+                            other => return Err(Error::invalid(format!("default {other} is not a scalar"))),
+                        }),
+                    };
+                    SchemaChange::AddColumn {
+                        field: field(c)?,
+                        value,
+                    }
+                }
+                "drop" => SchemaChange::DropColumn(text(c, "column")?),
+                "rename" => SchemaChange::RenameColumn {
+                    from: text(c, "from")?,
+                    to: text(c, "to")?,
+                },
+                "widen" => SchemaChange::WidenColumn {
+                    column: text(c, "column")?,
+                    to: field(c)?.data_type().clone(),
+                },
+                "nullable" => SchemaChange::MakeNullable(text(c, "column")?),
+                other => return Err(Error::invalid(format!("unknown schema change '{other}'"))),
+            })
+        })
+        .collect()
+}
+
 /// One version of a vlake table (the `vlake.Table` class wraps it).
 #[pyclass(module = "vlake._vlake", frozen)]
 struct RawTable {
@@ -155,7 +239,15 @@ impl RawTable {
     /// Writes the batches of `stream` (an iterable of Arrow IPC streams, schema `schema`) to
     /// `uri` as one commit: `create`, `append` or `overwrite`.
     #[staticmethod]
-    fn write(py: Python<'_>, uri: &str, mode: &str, schema: &[u8], stream: Py<PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (uri, mode, schema, stream, primary_key=None))]
+    fn write(
+        py: Python<'_>,
+        uri: &str,
+        mode: &str,
+        schema: &[u8],
+        stream: Py<PyAny>,
+        primary_key: Option<Vec<String>>,
+    ) -> PyResult<Self> {
         let mode = match mode {
             "create" => WriteMode::Create,
             "append" => WriteMode::Append,
@@ -168,29 +260,12 @@ impl RawTable {
         };
         let (schema, _) = from_ipc(schema).map_err(to_py)?;
         let location = TableLocation::parse(uri).map_err(to_py)?;
-        let iter = stream.bind(py).try_iter()?.unbind();
-        let batches = futures::stream::unfold(Some(iter), |iter| async move {
-            let iter = iter?;
-            let next = Python::attach(|py| -> Option<Result<Vec<RecordBatch>, Error>> {
-                let mut it = iter.bind(py).clone();
-                match it.next()? {
-                    Ok(item) => Some(
-                        // Decoded straight from the bytes object, without a copy into Rust.
-                        item.cast::<PyBytes>()
-                            .map_err(|e| Error::invalid(format!("expected Arrow IPC bytes: {e}")))
-                            .and_then(|b| from_ipc(b.as_bytes()).map(|(_, batches)| batches)),
-                    ),
-                    Err(e) => Some(Err(Error::invalid(format!("reading the input failed: {e}")))),
-                }
-            });
-            next.map(|n| (n, Some(iter)))
-        })
-        .flat_map(|item| match item {
-            Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok).collect::<Vec<_>>()),
-            Err(e) => futures::stream::iter(vec![Err(e)]),
-        });
-        let data = BatchStream::new(schema, batches.boxed());
-        let table = run(py, Table::write(location, data, mode, &WriteOptions::default()))?;
+        let data = py_stream(py, schema, stream)?;
+        let opts = WriteOptions {
+            primary_key: primary_key.unwrap_or_default(),
+            ..Default::default()
+        };
+        let table = run(py, Table::write(location, data, mode, &opts))?;
         Ok(Self::new(table, false))
     }
 
@@ -319,6 +394,69 @@ impl RawTable {
                 .await
         })?;
         Ok(Self::new(table, false))
+    }
+
+    /// Merges the rows of `stream` (IPC streams of `schema`) by key; returns the new version and
+    /// the report as JSON. `when_matched` is `update`, `nothing` or `fail`; `when_not_matched`
+    /// is `insert` or `nothing`; `when_not_matched_by_source` is `keep`, `delete` or an SQL
+    /// condition selecting the unmatched rows to delete.
+    #[pyo3(signature = (schema, stream, on=None, when_matched="update", when_not_matched="insert", when_not_matched_by_source="keep"))]
+    #[allow(clippy::too_many_arguments)]
+    fn merge_insert(
+        &self,
+        py: Python<'_>,
+        schema: &[u8],
+        stream: Py<PyAny>,
+        on: Option<Vec<String>>,
+        when_matched: &str,
+        when_not_matched: &str,
+        when_not_matched_by_source: &str,
+    ) -> PyResult<(Self, String)> {
+        use vlake_table::{MergeInsert, WhenMatched, WhenNotMatched, WhenNotMatchedBySource};
+        let bad = |what: &str, got: &str, allowed: &str| {
+            to_py(Error::invalid(format!("{what} must be {allowed}, not '{got}'")))
+        };
+        let merge = MergeInsert {
+            on: on.unwrap_or_default(),
+            when_matched: match when_matched {
+                "update" => WhenMatched::UpdateAll,
+                "nothing" => WhenMatched::DoNothing,
+                "fail" => WhenMatched::Fail,
+                other => return Err(bad("when_matched", other, "'update', 'nothing' or 'fail'")),
+            },
+            when_not_matched: match when_not_matched {
+                "insert" => WhenNotMatched::InsertAll,
+                "nothing" => WhenNotMatched::DoNothing,
+                other => return Err(bad("when_not_matched", other, "'insert' or 'nothing'")),
+            },
+            when_not_matched_by_source: match when_not_matched_by_source {
+                "keep" => WhenNotMatchedBySource::Keep,
+                "delete" => WhenNotMatchedBySource::Delete,
+                condition => WhenNotMatchedBySource::DeleteIf(vlake_table::Predicate::parse(condition).map_err(to_py)?),
+            },
+            ..MergeInsert::upsert()
+        };
+        let (schema, _) = from_ipc(schema).map_err(to_py)?;
+        let data = py_stream(py, schema, stream)?;
+        let (table, report) = run(py, self.table.merge_insert(data, &merge, &WriteOptions::default()))?;
+        let report = serde_json::to_string(&report).map_err(|e| to_py(Error::Internal(e.to_string())))?;
+        Ok((Self::new(table, false), report))
+    }
+
+    /// Applies schema changes, a JSON list of `{"op": "add", "field": i, "default": v}` (or
+    /// `"expression": sql`), `{"op": "drop", "column": c}`, `{"op": "rename", "from": a, "to":
+    /// b}`, `{"op": "widen", "column": c, "field": i}` and `{"op": "nullable", "column": c}`;
+    /// `fields` is an IPC schema holding the fields the changes refer to by position.
+    fn alter_schema(&self, py: Python<'_>, changes: &str, fields: &[u8]) -> PyResult<Self> {
+        let (fields, _) = from_ipc(fields).map_err(to_py)?;
+        let changes = schema_changes(changes, &fields).map_err(to_py)?;
+        Ok(Self::new(run(py, self.table.alter_schema(&changes))?, false))
+    }
+
+    /// Names of the primary-key columns.
+    #[getter]
+    fn primary_key(&self) -> Vec<String> {
+        self.table.primary_key_names()
     }
 
     /// Compacts small files and drops deleted rows; returns the new version and the report

@@ -141,12 +141,27 @@ def _reader(data: Any) -> pa.RecordBatchReader:
     return _vectorize(data).to_reader()
 
 
-def _write(uri: str, mode: str, reader: pa.RecordBatchReader) -> "_vlake.RawTable":
-    batches = (_ipc_bytes(b) for b in reader if b.num_rows > 0)
-    return _vlake.RawTable.write(str(uri), mode, _schema_bytes(reader.schema), batches)
+def _write(
+    uri: str, mode: str, reader: pa.RecordBatchReader, primary_key: Optional[Sequence[str]] = None
+) -> "_vlake.RawTable":
+    return _vlake.RawTable.write(
+        str(uri), mode, _schema_bytes(reader.schema), _batches(reader), _key_list(primary_key)
+    )
 
 
-def write_table(data: Any, uri: str, mode: str = "create") -> "Table":
+def _batches(reader: pa.RecordBatchReader) -> Iterator[bytes]:
+    return (_ipc_bytes(b) for b in reader if b.num_rows > 0)
+
+
+def _key_list(key: Union[str, Sequence[str], None]) -> Optional[List[str]]:
+    if key is None:
+        return None
+    return [key] if isinstance(key, str) else list(key)
+
+
+def write_table(
+    data: Any, uri: str, mode: str = "create", primary_key: Union[str, Sequence[str], None] = None
+) -> "Table":
     """Writes ``data`` to the table at ``uri`` as one commit and returns the new version.
 
     ``mode`` is ``"create"`` (fail if a table exists), ``"append"`` (add rows; the schema must
@@ -154,12 +169,15 @@ def write_table(data: Any, uri: str, mode: str = "create") -> "Table":
     is a pyarrow Table, RecordBatch or RecordBatchReader, a pandas DataFrame, a dict of columns,
     or anything with ``__arrow_c_stream__`` such as a polars DataFrame or a DuckDB result.
     Float list columns of one length become vector columns (fixed-size lists of float32).
+    ``primary_key`` (a column name or a list of them) declares the key of a table this write
+    creates or overwrites: keys are never null and never live twice, and appends of an existing
+    key fail with :class:`AlreadyExistsError`.
     """
     reader = _reader(data)
     if mode == "append":
         existing = open(uri)
         return existing.append(reader)
-    return Table(_write(uri, mode, reader))
+    return Table(_write(uri, mode, reader, primary_key))
 
 
 def open(uri: str, version: Version = None) -> "Table":  # noqa: A001 - mirrors builtins.open on purpose
@@ -267,7 +285,12 @@ class Table:
 
     # -- writes ---------------------------------------------------------------------------
     def append(self, data: Any) -> "Table":
-        """Appends rows as one commit (rebased over concurrent appends); returns the new version."""
+        """Appends rows as one commit (rebased over concurrent appends); returns the new version.
+        On a table with a primary key this is an insert: an existing key fails it."""
+        return Table(_write(self.uri, "append", self._conformed(data)))
+
+    def _conformed(self, data: Any) -> pa.RecordBatchReader:
+        """``data`` as a reader of this table's schema (columns selected and cast by name)."""
         reader = _reader(data)
         schema = self.schema
         if reader.schema != schema:
@@ -279,11 +302,99 @@ class Table:
                 raise InvalidInputError(
                     f"the data does not match the table's schema ({e}); table schema: {schema}"
                 ) from e
-        return Table(_write(self.uri, "append", reader))
+        return reader
 
     def overwrite(self, data: Any) -> "Table":
         """Replaces the rows (and schema) in one commit; older versions keep the old rows."""
         return Table(_write(self.uri, "overwrite", _reader(data)))
+
+    @property
+    def primary_key(self) -> List[str]:
+        """The primary-key columns (empty when the table has none)."""
+        return list(self._raw.primary_key)
+
+    def merge_insert(
+        self,
+        data: Any,
+        on: Union[str, Sequence[str], None] = None,
+        when_matched: str = "update",
+        when_not_matched: str = "insert",
+        when_not_matched_by_source: str = "keep",
+    ) -> "Table":
+        """Upserts ``data`` by key in one commit and returns the new version
+        (``merge_report`` holds the rows inserted, updated and deleted).
+
+        The key is the table's primary key, or ``on`` for a table without one.
+        ``when_matched``: ``"update"`` (replace the row), ``"nothing"`` or ``"fail"``;
+        ``when_not_matched``: ``"insert"`` or ``"nothing"``; ``when_not_matched_by_source``:
+        ``"keep"``, ``"delete"`` or an SQL condition choosing the unmatched rows to delete.
+        Concurrent upserts never leave two rows with one key: a conflicting commit is matched
+        again against the newer version."""
+        reader = self._conformed(data)
+        raw, report = self._raw.merge_insert(
+            _schema_bytes(reader.schema),
+            _batches(reader),
+            _key_list(on),
+            when_matched,
+            when_not_matched,
+            when_not_matched_by_source,
+        )
+        out = Table(raw)
+        out.merge_report = json.loads(report)
+        return out
+
+    def add_columns(
+        self,
+        fields: Union[pa.Field, pa.Schema, Sequence[pa.Field]],
+        defaults: Optional[Mapping[str, Any]] = None,
+        expressions: Optional[Mapping[str, str]] = None,
+    ) -> "Table":
+        """Adds columns in one commit. Existing rows get nulls, the constant ``defaults[name]``
+        (stored once in the schema; no data file is rewritten), or the value of the SQL
+        expression ``expressions[name]`` over existing columns (the files are rewritten,
+        keeping row ids and indexes)."""
+        fields = [fields] if isinstance(fields, pa.Field) else list(fields)
+        defaults, expressions = dict(defaults or {}), dict(expressions or {})
+        changes = []
+        for i, f in enumerate(fields):
+            change: Dict[str, Any] = {"op": "add", "field": i}
+            if f.name in expressions:
+                change["expression"] = expressions[f.name]
+            elif f.name in defaults:
+                value = defaults[f.name]
+                change["default"] = value.isoformat() if hasattr(value, "isoformat") else value
+            changes.append(change)
+        return self._alter(changes, fields)
+
+    def drop_columns(self, columns: Union[str, Sequence[str]]) -> "Table":
+        """Drops columns (metadata only; their field ids are never reused)."""
+        return self._alter([{"op": "drop", "column": c} for c in _key_list(columns) or []], [])
+
+    def alter_column(
+        self,
+        column: str,
+        rename: Optional[str] = None,
+        type: Optional[pa.DataType] = None,  # noqa: A002
+        nullable: Optional[bool] = None,
+    ) -> "Table":
+        """Renames a column, widens its type (e.g. int32 to int64) or makes it nullable, in
+        one commit, without rewriting data files."""
+        changes: List[Dict[str, Any]] = []
+        fields = []
+        if type is not None:
+            fields.append(pa.field(column, type))
+            changes.append({"op": "widen", "column": column, "field": 0})
+        if nullable:
+            changes.append({"op": "nullable", "column": column})
+        elif nullable is not None:
+            raise InvalidInputError("a column can be made nullable, not non-nullable")
+        if rename is not None:
+            changes.append({"op": "rename", "from": column, "to": rename})
+        return self._alter(changes, fields)
+
+    def _alter(self, changes: List[Dict[str, Any]], fields: Sequence[pa.Field]) -> "Table":
+        schema = pa.schema(list(fields))
+        return Table(self._raw.alter_schema(json.dumps(changes), _schema_bytes(schema)))
 
     def delete(self, where: str) -> "Table":
         """Deletes the rows matching the SQL condition ``where`` in one commit (deletion

@@ -77,24 +77,39 @@ pub fn open_source(
 }
 
 /// Imports `src` into the table at `uri` as one commit.
-pub async fn import(src: &str, uri: &str, mode: WriteMode, format: Option<SourceFormat>) -> Result<Table> {
+pub async fn import(
+    src: &str,
+    uri: &str,
+    mode: WriteMode,
+    format: Option<SourceFormat>,
+    primary_key: Vec<String>,
+) -> Result<Table> {
     let (reader, rows) = open_source(src, format)?;
-    let bar = progress_bar(rows);
-    let mut opts = WriteOptions::default();
-    if let Some(bar) = bar.clone() {
-        opts.progress = Some(Arc::new(move |n| bar.set_position(n)));
-    }
-    let result = Table::write(
+    let opts = WriteOptions {
+        primary_key,
+        ..progress_options(rows)
+    };
+    Table::write(
         TableLocation::parse(uri)?,
         BatchStream::from_reader(reader),
         mode,
         &opts,
     )
-    .await;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
+    .await
+}
+
+/// Write options reporting progress on a bar (on a terminal) of `rows` rows.
+pub fn progress_options(rows: Option<u64>) -> WriteOptions {
+    let mut opts = WriteOptions::default();
+    if let Some(bar) = progress_bar(rows) {
+        opts.progress = Some(Arc::new(move |n| {
+            bar.set_position(n);
+            if rows == Some(n) {
+                bar.finish_and_clear();
+            }
+        }));
     }
-    result
+    opts
 }
 
 /// A progress bar on stderr when it is a terminal.

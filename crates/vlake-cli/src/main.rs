@@ -39,6 +39,10 @@ enum Command {
         /// Source format, when the extension does not tell.
         #[arg(long, value_enum)]
         format: Option<import::SourceFormat>,
+        /// Primary-key columns of the table created or overwritten (comma-separated): keys
+        /// stay unique, and appends of an existing key fail.
+        #[arg(long, value_delimiter = ',')]
+        primary_key: Vec<String>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -117,6 +121,11 @@ enum Command {
     Sql(sql::SqlArgs),
     /// Delete the rows matching a filter (a new version; data files are not rewritten).
     Delete(mutate::DeleteArgs),
+    /// Merge rows from a file by key: update matched rows, insert new ones, optionally delete
+    /// the rows the file does not have (one commit; keys stay unique under concurrent writers).
+    Upsert(mutate::UpsertArgs),
+    /// Change the schema: add (null, default or computed), drop, rename, widen, make nullable.
+    Alter(mutate::AlterArgs),
     /// Set columns of the rows matching a filter (a new version).
     Update(mutate::UpdateArgs),
     /// Merge small files and drop deleted rows, keeping row ids and indexes (a new version).
@@ -220,6 +229,7 @@ async fn run(cli: Cli) -> Result<()> {
             uri,
             mode,
             format,
+            primary_key,
             json,
         } => {
             let mode = match mode {
@@ -227,7 +237,7 @@ async fn run(cli: Cli) -> Result<()> {
                 ModeArg::Append => WriteMode::Append,
                 ModeArg::Overwrite => WriteMode::Overwrite,
             };
-            let table = import::import(&src, &uri, mode, format).await?;
+            let table = import::import(&src, &uri, mode, format, primary_key).await?;
             let out = Output::new(json);
             out.doc(&json!({"version": table.version(), "rows": table.num_rows()}), || {
                 format!("{uri}: version {}, {} rows", table.version(), table.num_rows())
@@ -298,6 +308,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Search(args) => search::search(args).await,
         Command::Sql(args) => sql::run(args).await,
         Command::Delete(args) => mutate::delete(args).await,
+        Command::Upsert(args) => mutate::upsert(args).await,
+        Command::Alter(args) => mutate::alter(args).await,
         Command::Update(args) => mutate::update(args).await,
         Command::Compact(args) => mutate::compact(args).await,
         Command::Optimize(args) => mutate::optimize(args).await,

@@ -1,10 +1,14 @@
-//! `vlake delete`, `vlake update`, `vlake compact` and `vlake optimize`.
+//! `vlake delete`, `vlake update`, `vlake upsert`, `vlake alter`, `vlake compact` and
+//! `vlake optimize`.
 
 use std::time::Duration;
 
 use clap::Args;
 use serde_json::json;
-use vlake_table::{Assignment, CompactOptions, OptimizeOptions, Predicate, Result, Table, WriteOptions};
+use vlake_table::{
+    Assignment, BatchStream, ColumnValue, CompactOptions, Error, MergeInsert, OptimizeOptions, Predicate, Result,
+    SchemaChange, Table, ValueExpr, WhenMatched, WhenNotMatched, WhenNotMatchedBySource, WriteOptions,
+};
 
 use crate::parse_duration;
 use crate::render::Output;
@@ -134,5 +138,212 @@ pub async fn optimize(args: OptimizeArgs) -> Result<()> {
             report.cleanup.versions_removed,
             report.cleanup.files_removed
         )
+    })
+}
+
+/// What an upsert does with source rows whose key is in the table.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum MatchedArg {
+    /// Replace the table row.
+    Update,
+    /// Keep the table row.
+    Nothing,
+    /// Fail the upsert.
+    Fail,
+}
+
+/// What an upsert does with source rows whose key is not in the table.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum NotMatchedArg {
+    /// Insert them.
+    Insert,
+    /// Drop them.
+    Nothing,
+}
+
+/// Arguments of `vlake upsert`.
+#[derive(Args, Debug)]
+pub struct UpsertArgs {
+    /// Source file (Parquet, CSV or JSON lines).
+    src: String,
+    /// Table URI.
+    uri: String,
+    /// Key columns, for a table without a primary key (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    on: Vec<String>,
+    /// Source rows whose key is in the table.
+    #[arg(long, value_enum, default_value = "update")]
+    when_matched: MatchedArg,
+    /// Source rows whose key is not in the table.
+    #[arg(long, value_enum, default_value = "insert")]
+    when_not_matched: NotMatchedArg,
+    /// Delete table rows the source does not match ("" for all, or an SQL condition).
+    #[arg(long)]
+    delete_unmatched: Option<String>,
+    /// Source format (default: from the extension).
+    #[arg(long, value_enum)]
+    format: Option<crate::import::SourceFormat>,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn upsert(args: UpsertArgs) -> Result<()> {
+    let table = Table::open(&args.uri).await?;
+    let merge = MergeInsert {
+        on: args.on,
+        when_matched: match args.when_matched {
+            MatchedArg::Update => WhenMatched::UpdateAll,
+            MatchedArg::Nothing => WhenMatched::DoNothing,
+            MatchedArg::Fail => WhenMatched::Fail,
+        },
+        when_not_matched: match args.when_not_matched {
+            NotMatchedArg::Insert => WhenNotMatched::InsertAll,
+            NotMatchedArg::Nothing => WhenNotMatched::DoNothing,
+        },
+        when_not_matched_by_source: match args.delete_unmatched.as_deref().map(str::trim) {
+            None => WhenNotMatchedBySource::Keep,
+            Some("") => WhenNotMatchedBySource::Delete,
+            Some(condition) => WhenNotMatchedBySource::DeleteIf(Predicate::parse(condition)?),
+        },
+        ..MergeInsert::upsert()
+    };
+    let (reader, rows) = crate::import::open_source(&args.src, args.format)?;
+    let opts = crate::import::progress_options(rows);
+    let (after, report) = table
+        .merge_insert(BatchStream::from_reader(reader), &merge, &opts)
+        .await?;
+    Output::new(args.json).doc(
+        &json!({"version": after.version(), "merge": report, "rows": after.num_rows()}),
+        || {
+            format!(
+                "version {}: inserted {}, updated {}, deleted {} rows; {} rows",
+                after.version(),
+                report.inserted,
+                report.updated,
+                report.deleted,
+                after.num_rows()
+            )
+        },
+    )
+}
+
+/// Arguments of `vlake alter`: schema changes, applied in the order add, drop, rename, widen,
+/// nullable, as one commit.
+#[derive(Args, Debug)]
+pub struct AlterArgs {
+    /// Table URI.
+    uri: String,
+    /// Add a nullable column, `name:type` (types: bool, int8..int64, uint8..uint64, float16,
+    /// float32, float64, string, large_string, binary, date32, or an Arrow type name); existing
+    /// rows are null unless --default or --compute gives a value.
+    #[arg(long)]
+    add: Vec<String>,
+    /// The value of an added column in existing rows, `name=literal` (no rewrite).
+    #[arg(long)]
+    default: Vec<String>,
+    /// An added column computed from existing ones, `name=expression` (rewrites the files,
+    /// keeping row ids).
+    #[arg(long)]
+    compute: Vec<String>,
+    /// Drop a column.
+    #[arg(long)]
+    drop: Vec<String>,
+    /// Rename a column, `old:new`.
+    #[arg(long)]
+    rename: Vec<String>,
+    /// Widen a column's type, `name:type`.
+    #[arg(long)]
+    widen: Vec<String>,
+    /// Make a column nullable.
+    #[arg(long)]
+    nullable: Vec<String>,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn alter(args: AlterArgs) -> Result<()> {
+    let table = Table::open(&args.uri).await?;
+    let pair = |s: &str, sep: char, what: &str| -> Result<(String, String)> {
+        s.split_once(sep)
+            .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+            .ok_or_else(|| Error::invalid(format!("{what} '{s}' must look like a{sep}b")))
+    };
+    let mut values = std::collections::HashMap::new();
+    for d in &args.default {
+        let (name, literal) = pair(d, '=', "--default")?;
+        let ValueExpr::Literal(value) = ValueExpr::parse(&literal)? else {
+            return Err(Error::invalid(format!(
+                "--default {d}: '{literal}' is not a literal such as 3, 0.5, true or 'text'"
+            )));
+        };
+        values.insert(name, ColumnValue::Default(value));
+    }
+    for c in &args.compute {
+        let (name, expr) = pair(c, '=', "--compute")?;
+        values.insert(name, ColumnValue::Expr(ValueExpr::parse(&expr)?));
+    }
+    let mut changes = Vec::new();
+    for a in &args.add {
+        let (name, ty) = pair(a, ':', "--add")?;
+        let value = values.remove(&name).unwrap_or(ColumnValue::Null);
+        let field = arrow::datatypes::Field::new(&name, parse_type(&ty)?, true);
+        changes.push(SchemaChange::AddColumn { field, value });
+    }
+    if let Some(name) = values.keys().next() {
+        return Err(Error::invalid(format!(
+            "--default or --compute names '{name}', which --add does not add"
+        )));
+    }
+    changes.extend(args.drop.iter().map(|c| SchemaChange::DropColumn(c.clone())));
+    for r in &args.rename {
+        let (from, to) = pair(r, ':', "--rename")?;
+        changes.push(SchemaChange::RenameColumn { from, to });
+    }
+    for w in &args.widen {
+        let (column, ty) = pair(w, ':', "--widen")?;
+        changes.push(SchemaChange::WidenColumn {
+            column,
+            to: parse_type(&ty)?,
+        });
+    }
+    changes.extend(args.nullable.iter().map(|c| SchemaChange::MakeNullable(c.clone())));
+    let after = table.alter_schema(&changes).await?;
+    let columns: Vec<String> = after
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect();
+    Output::new(args.json).doc(&json!({"version": after.version(), "columns": columns}), || {
+        format!("version {}: {}", after.version(), columns.join(", "))
+    })
+}
+
+/// An Arrow type from a short name (`int64`, `string`, ...) or Arrow's own type syntax.
+fn parse_type(name: &str) -> Result<arrow::datatypes::DataType> {
+    use arrow::datatypes::DataType as T;
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "bool" | "boolean" => T::Boolean,
+        "int8" => T::Int8,
+        "int16" => T::Int16,
+        "int32" | "int" => T::Int32,
+        "int64" | "bigint" => T::Int64,
+        "uint8" => T::UInt8,
+        "uint16" => T::UInt16,
+        "uint32" => T::UInt32,
+        "uint64" => T::UInt64,
+        "float16" => T::Float16,
+        "float32" | "float" => T::Float32,
+        "float64" | "double" => T::Float64,
+        "string" | "utf8" => T::Utf8,
+        "large_string" | "large_utf8" => T::LargeUtf8,
+        "binary" => T::Binary,
+        "large_binary" => T::LargeBinary,
+        "date32" | "date" => T::Date32,
+        _ => name
+            .parse()
+            .map_err(|e| Error::invalid(format!("unknown type '{name}': {e}")))?,
     })
 }

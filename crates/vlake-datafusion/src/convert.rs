@@ -85,7 +85,13 @@ pub fn to_predicate(expr: &Expr) -> Option<Predicate> {
             _ => return None,
         },
         Expr::Like(like) if like.escape_char.is_none() => match (like.expr.as_ref(), like.pattern.as_ref()) {
-            (Expr::Column(c), Expr::Literal(ScalarValue::Utf8(Some(p)), _)) => Predicate::Like {
+            (
+                Expr::Column(c),
+                Expr::Literal(
+                    ScalarValue::Utf8(Some(p)) | ScalarValue::Utf8View(Some(p)) | ScalarValue::LargeUtf8(Some(p)),
+                    _,
+                ),
+            ) => Predicate::Like {
                 column: c.name.clone(),
                 pattern: p.clone(),
                 negated: like.negated,
@@ -117,6 +123,14 @@ fn flip(op: CmpOp) -> CmpOp {
         CmpOp::Gt => CmpOp::Lt,
         CmpOp::GtEq => CmpOp::LtEq,
         other => other,
+    }
+}
+
+/// A literal of a vlake expression: [`literal`]'s, or null.
+pub(crate) fn literal_or_null(v: &ScalarValue) -> Option<Literal> {
+    match v.is_null() {
+        true => Some(Literal::Null),
+        false => literal(v),
     }
 }
 

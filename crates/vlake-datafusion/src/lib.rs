@@ -19,6 +19,7 @@
 //! ```
 
 mod convert;
+mod dml;
 mod functions;
 mod provider;
 mod rule;
@@ -31,6 +32,7 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use convert::{from_df, to_predicate};
+pub use dml::VlakeDmlExec;
 pub use functions::{distance_udfs, DistanceKind, DistanceUdf};
 pub use provider::{VlakeTable, VlakeTableFactory};
 pub use rule::{KnnRewrite, VlakeOptions};

@@ -21,6 +21,7 @@ use vlake_format::StatValue;
 use vlake_table::{BatchStream, Predicate, Table, TableLocation, VersionRef, WriteOptions};
 
 use crate::convert::{df_err, to_predicate};
+use crate::dml::{Dml, VlakeDmlExec};
 use crate::scan::VlakeScanExec;
 
 /// A vlake table as a DataFusion table.
@@ -57,6 +58,18 @@ impl VlakeTable {
     /// The table version queries read now.
     pub fn table(&self) -> Table {
         self.table.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Fails unless the provider may `what` (it is not pinned to an old version).
+    fn writable(&self, what: &str) -> Result<()> {
+        if self.pinned {
+            return plan_err!(
+                "table {} is opened at version {}, which is read-only; open it at the latest version to {what} it",
+                self.table().uri(),
+                self.table().version()
+            );
+        }
+        Ok(())
     }
 
     /// The columns the scan of `projection` returns, by name.
@@ -142,13 +155,7 @@ impl TableProvider for VlakeTable {
         input: Arc<dyn ExecutionPlan>,
         insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if self.pinned {
-            return plan_err!(
-                "table {} is opened at version {}, which is read-only; open it at the latest version to insert",
-                self.table().uri(),
-                self.table().version()
-            );
-        }
+        self.writable("insert into")?;
         if insert_op == InsertOp::Replace {
             return plan_err!("INSERT OR REPLACE is not supported on vlake tables; use INSERT OVERWRITE");
         }
@@ -158,6 +165,22 @@ impl TableProvider for VlakeTable {
             overwrite: insert_op == InsertOp::Overwrite,
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+
+    async fn delete_from(&self, _state: &dyn Session, filters: Vec<Expr>) -> Result<Arc<dyn ExecutionPlan>> {
+        self.writable("delete from")?;
+        Ok(Arc::new(VlakeDmlExec::new(self.table.clone(), Dml::delete(&filters)?)))
+    }
+
+    async fn update(
+        &self,
+        _state: &dyn Session,
+        assignments: Vec<(String, Expr)>,
+        filters: Vec<Expr>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.writable("update")?;
+        let dml = Dml::update(&assignments, &filters)?;
+        Ok(Arc::new(VlakeDmlExec::new(self.table.clone(), dml)))
     }
 }
 
@@ -311,7 +334,15 @@ impl TableProviderFactory for VlakeTableFactory {
                     && e.downcast_ref::<vlake_table::Error>()
                         .is_some_and(|e| matches!(e, vlake_table::Error::NotFound { .. })) =>
             {
-                let table = Table::create(&cmd.location, declared).await.map_err(df_err)?;
+                let opts = WriteOptions {
+                    primary_key: primary_key(cmd, &declared),
+                    ..Default::default()
+                };
+                let location = TableLocation::parse(&cmd.location).map_err(df_err)?;
+                let empty = BatchStream::from_batches(declared, vec![]);
+                let table = Table::write(location, empty, vlake_table::WriteMode::Create, &opts)
+                    .await
+                    .map_err(df_err)?;
                 Ok(Arc::new(VlakeTable::new(table, false)))
             }
             Err(e) => Err(e),
@@ -347,6 +378,32 @@ fn storable(schema: &datafusion::arrow::datatypes::Schema) -> SchemaRef {
         })
         .collect();
     Arc::new(datafusion::arrow::datatypes::Schema::new(fields))
+}
+
+/// The primary key a new table declares: `PRIMARY KEY (a, b)` or `OPTIONS ('primary_key' 'a, b')`.
+fn primary_key(cmd: &CreateExternalTable, schema: &SchemaRef) -> Vec<String> {
+    use datafusion::common::Constraint;
+    let from_constraint = cmd.constraints.iter().find_map(|c| match c {
+        Constraint::PrimaryKey(columns) => Some(
+            columns
+                .iter()
+                .filter_map(|i| schema.fields().get(*i).map(|f| f.name().clone()))
+                .collect::<Vec<_>>(),
+        ),
+        Constraint::Unique(_) => None,
+    });
+    let option = || {
+        cmd.options
+            .get("primary_key")
+            .or_else(|| cmd.options.get("format.primary_key"))
+            .map(|v| {
+                v.split(',')
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .collect()
+            })
+    };
+    from_constraint.or_else(option).unwrap_or_default()
 }
 
 /// The version an external table's options ask for.
