@@ -221,11 +221,13 @@ impl Table {
                         if let Some((_, expr)) = computed.iter().find(|(f, _)| f.id == field.id) {
                             return expr.evaluate(&batch, arrow.data_type(), arrow.name());
                         }
-                        let i = current
-                            .fields
-                            .iter()
-                            .position(|f| f.id == field.id)
-                            .ok_or_else(|| Error::Internal(format!("field {} vanished", field.name)))?;
+                        // A column added by the same change without an expression.
+                        let Some(i) = current.fields.iter().position(|f| f.id == field.id) else {
+                            return match &field.initial_default {
+                                Some(value) => default_array(field, value, batch.num_rows()),
+                                None => Ok(arrow_array::new_null_array(arrow.data_type(), batch.num_rows())),
+                            };
+                        };
                         let column = batch.column(i);
                         match column.data_type() == arrow.data_type() {
                             true => Ok(column.clone()),

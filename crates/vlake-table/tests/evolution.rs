@@ -150,18 +150,23 @@ async fn computed_columns_are_backfilled_keeping_row_ids_and_indexes() {
     let before = vec![t.search("vector", &query).limit(5).execute().await.unwrap()];
     let ids_before: BTreeMap<i64, u64> = row_ids(&all(&t).await);
     let t2 = t
-        .alter_schema(&[add(
-            "double",
-            DataType::Float64,
-            true,
-            ColumnValue::Expr(ValueExpr::parse("score * 2 + 1").unwrap()),
-        )])
+        .alter_schema(&[
+            add("tier", DataType::Int32, false, ColumnValue::Default(Literal::Int(2))),
+            add(
+                "double",
+                DataType::Float64,
+                true,
+                ColumnValue::Expr(ValueExpr::parse("score * 2 + 1").unwrap()),
+            ),
+        ])
         .await
         .unwrap();
     let b = all(&t2).await;
     assert_eq!(row_ids(&b), ids_before, "every row keeps its row id");
     let score = b.column_by_name("score").unwrap().as_primitive::<Float64Type>();
     let double = b.column_by_name("double").unwrap().as_primitive::<Float64Type>();
+    let tier = b.column_by_name("tier").unwrap().as_primitive::<Int32Type>();
+    assert!(tier.null_count() == 0 && tier.values().iter().all(|v| *v == 2));
     for i in 0..b.num_rows() {
         assert_eq!(score.is_null(i), double.is_null(i));
         if score.is_valid(i) {
