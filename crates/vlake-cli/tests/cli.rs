@@ -658,3 +658,92 @@ fn sql_prompt_reads_statements_until_quit() {
     let history = std::fs::read_to_string(dir.path().join(".vlake_history")).unwrap();
     assert!(history.contains("max(id)"), "{history}");
 }
+
+#[test]
+fn keyed_import_upsert_and_alter() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    let first = dir.path().join("first.parquet");
+    let changes = dir.path().join("changes.parquet");
+    write_parquet(&first, 0..20, 4);
+    write_parquet(&changes, 15..30, 4);
+    let src = first.to_str().unwrap();
+    ok_json(&["import", src, &uri, "--primary-key", "id", "--json"]);
+    // The key is kept unique: importing the same rows again fails.
+    fails(&["import", src, &uri, "--mode", "append"], "key (0) in the table");
+    let merged = ok_json(&["upsert", changes.to_str().unwrap(), &uri, "--json"]);
+    assert_eq!(
+        merged["merge"],
+        serde_json::json!({"inserted": 10, "updated": 5, "deleted": 0})
+    );
+    assert_eq!(table_ids(&uri).1, (0..30).collect::<Vec<_>>());
+    let replaced = ok_json(&[
+        "upsert",
+        src,
+        &uri,
+        "--when-matched",
+        "nothing",
+        "--delete-unmatched",
+        "id >= 25",
+        "--json",
+    ]);
+    assert_eq!(replaced["merge"]["deleted"], 5);
+    assert_eq!(table_ids(&uri).1, (0..25).collect::<Vec<_>>());
+
+    let altered = ok_json(&[
+        "alter",
+        &uri,
+        "--add",
+        "level:int32",
+        "--default",
+        "level=3",
+        "--add",
+        "twice:int64",
+        "--compute",
+        "twice=id * 2",
+        "--rename",
+        "pos:kind",
+        "--json",
+    ]);
+    let columns: Vec<&str> = altered["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "id: Int64",
+            "kind: Utf8",
+            "vector: FixedSizeList(4 x Float32)",
+            "level: Int32",
+            "twice: Int64"
+        ]
+    );
+    let rows = ok_json(&[
+        "head",
+        &uri,
+        "--filter",
+        "twice = 8 AND level = 3",
+        "--columns",
+        "id",
+        "--json",
+    ]);
+    assert_eq!(rows, serde_json::json!([{"id": 4}]));
+    ok_json(&[
+        "alter",
+        &uri,
+        "--widen",
+        "level:int64",
+        "--drop",
+        "twice",
+        "--nullable",
+        "vector",
+        "--json",
+    ]);
+    fails(&["alter", &uri, "--drop", "id"], "primary key");
+    fails(&["alter", &uri, "--widen", "level:int8"], "only widening");
+    fails(&["alter", &uri, "--add", "x:nonsense"], "unknown type");
+    fails(&["alter", &uri, "--default", "y=1"], "which --add does not add");
+}
