@@ -332,3 +332,71 @@ async fn racing_inserts_of_one_key_leave_one_row() {
     assert_eq!(s[&11], Some(8.0));
     assert_eq!(s.len(), 8);
 }
+
+/// Conflict-matrix lines of upsert and schema changes: each pair of writers read the same
+/// version; the second commit rebases, retries itself or fails as format-spec/commit.md says.
+#[tokio::test]
+async fn upserts_and_schema_changes_race_as_the_matrix_says() {
+    use vlake_table::{ColumnValue, CompactOptions, SchemaChange, ValueExpr};
+    let dir = tempdir();
+    let u = uri(&dir, "t");
+    let base = keyed_table(&u, 0..10).await;
+    // Theirs: a delete of a row in the file ours updates. Ours (an upsert) re-matches and lands.
+    base.delete(&filter("id = 3")).await.unwrap();
+    let (t, r) = base
+        .merge_insert(scored([3, 4], 1.0), &MergeInsert::upsert(), &WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.inserted, r.updated),
+        (1, 1),
+        "3 was deleted first, so it is inserted"
+    );
+    // Theirs: a compaction of the files ours touches; ours re-matches against the outputs.
+    let (_, report) = t.compact(&CompactOptions::default()).await.unwrap();
+    assert!(report.files_removed > 0);
+    let (t, r) = t
+        .merge_insert(scored([4, 50], 2.0), &MergeInsert::upsert(), &WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((r.inserted, r.updated), (1, 1));
+    assert_eq!(scores(&t).await.len(), 11);
+    // Theirs: an upsert; ours: a schema change without backfill, read before it: rebases.
+    let read = t.clone();
+    t.merge_insert(scored([60], 3.0), &MergeInsert::upsert(), &WriteOptions::default())
+        .await
+        .unwrap();
+    let add = |name: &str, value| SchemaChange::AddColumn {
+        field: arrow_schema::Field::new(name, arrow_schema::DataType::Float64, true),
+        value,
+    };
+    let altered = read.alter_schema(&[add("a", ColumnValue::Null)]).await.unwrap();
+    assert_eq!(
+        altered.num_rows(),
+        12,
+        "the schema change kept the concurrent upsert's row"
+    );
+    // Theirs: an append; ours: a backfill read before it: conflict, retryable.
+    let read = altered.clone();
+    altered.append(stream(70..71), &WriteOptions::default()).await.unwrap();
+    let expr = ValueExpr::parse("score + 1").unwrap();
+    let err = read
+        .alter_schema(&[add("b", ColumnValue::Expr(expr))])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::CommitConflict { retryable: true, .. }), "{err}");
+    // Theirs: a schema change; ours: an upsert of rows written for the old schema: fails.
+    let latest = Table::open(&u).await.unwrap();
+    latest
+        .alter_schema(&[SchemaChange::DropColumn("half".into())])
+        .await
+        .unwrap();
+    let err = latest
+        .merge_insert(scored([1], 4.0), &MergeInsert::upsert(), &WriteOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::CommitConflict { retryable: false, .. }), "{err}");
+    // Nothing was duplicated along the way.
+    let t = Table::open(&u).await.unwrap();
+    assert_eq!(scores(&t).await.len() as u64, t.num_rows());
+}
