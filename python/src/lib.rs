@@ -686,8 +686,7 @@ fn sql(py: Python<'_>, query: &str, tables: Vec<(String, PyRef<'_, RawTable>)>) 
     let (schema, batches) = run(py, async move {
         let mut last = None;
         for statement in statements {
-            let plan = ctx.state().statement_to_plan(statement).await.map_err(from_df)?;
-            let df = ctx.execute_logical_plan(plan).await.map_err(from_df)?;
+            let df = vlake_datafusion::sql(&ctx, statement).await.map_err(from_df)?;
             let schema: SchemaRef = df.schema().inner().clone();
             let batches = df.collect().await.map_err(from_df)?;
             last = Some((schema, batches));

@@ -90,8 +90,7 @@ impl Session {
             .ok_or_else(|| Error::invalid(format!("unsupported SQL dialect {}", name.as_ref())))?;
         let statements = DFParser::parse_sql_with_dialect(sql, dialect.as_ref()).map_err(from_df)?;
         for statement in statements {
-            let plan = self.ctx.state().statement_to_plan(statement).await.map_err(from_df)?;
-            let df = self.ctx.execute_logical_plan(plan).await.map_err(from_df)?;
+            let df = vlake_datafusion::sql(&self.ctx, statement).await.map_err(from_df)?;
             let schema: SchemaRef = df.schema().inner().clone();
             let batches = df.collect().await.map_err(from_df)?;
             if !schema.fields().is_empty() {

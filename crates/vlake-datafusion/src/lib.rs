@@ -21,6 +21,7 @@
 mod convert;
 mod dml;
 mod functions;
+mod merge;
 mod provider;
 mod rule;
 mod scan;
@@ -34,6 +35,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 pub use convert::{from_df, to_predicate};
 pub use dml::VlakeDmlExec;
 pub use functions::{distance_udfs, DistanceKind, DistanceUdf};
+pub use merge::sql;
 pub use provider::{VlakeTable, VlakeTableFactory};
 pub use rule::{KnnRewrite, VlakeOptions};
 pub use scan::VlakeScanExec;

@@ -61,7 +61,7 @@ impl VlakeTable {
     }
 
     /// Fails unless the provider may `what` (it is not pinned to an old version).
-    fn writable(&self, what: &str) -> Result<()> {
+    pub(crate) fn writable(&self, what: &str) -> Result<()> {
         if self.pinned {
             return plan_err!(
                 "table {} is opened at version {}, which is read-only; open it at the latest version to {what} it",
@@ -70,6 +70,11 @@ impl VlakeTable {
             );
         }
         Ok(())
+    }
+
+    /// Moves the provider to `table`, a newer version this session committed.
+    pub(crate) fn replace(&self, table: Table) {
+        *self.table.write().unwrap_or_else(|e| e.into_inner()) = table;
     }
 
     /// The columns the scan of `projection` returns, by name.

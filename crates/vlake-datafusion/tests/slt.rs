@@ -44,7 +44,12 @@ impl sqllogictest::AsyncDB for Db {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DataFusionError> {
-        let df = self.ctx.sql(sql).await?;
+        let mut statements = datafusion::sql::parser::DFParser::parse_sql(sql)?;
+        let statement = match (statements.pop_front(), statements.is_empty()) {
+            (Some(s), true) => s,
+            _ => return Err(DataFusionError::Plan("one statement per record".into())),
+        };
+        let df = vlake_datafusion::sql(&self.ctx, statement).await?;
         let schema = df.schema().inner().clone();
         let batches = df.collect().await?;
         if schema.fields().is_empty() {
