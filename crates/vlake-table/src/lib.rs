@@ -1,6 +1,6 @@
 //! The engine-neutral vlake table: create, append, overwrite, delete and update by predicate,
 //! compaction, scan with projection, filters and limits, time travel, tags, restore and cleanup,
-//! over any object store.
+//! vector, full-text and hybrid search, over any object store.
 //!
 //! ```no_run
 //! # async fn demo() -> vlake_format::Result<()> {
@@ -14,6 +14,7 @@
 mod assign;
 mod cleanup;
 mod compact;
+mod hybrid;
 mod index;
 mod mutate;
 mod predicate;
@@ -24,6 +25,7 @@ mod stats;
 mod stream;
 mod table;
 mod take;
+mod text;
 mod txn;
 mod vector_codec;
 mod vectors;
@@ -32,15 +34,18 @@ mod write;
 pub use assign::{ArithOp, Assignment, ValueExpr};
 pub use cleanup::CleanupReport;
 pub use compact::{CompactOptions, CompactReport, OptimizeOptions, OptimizeReport};
+pub use hybrid::{fuse, Fusion, HybridSearch};
 pub use index::{IndexOptions, IndexType};
 pub use predicate::{CmpOp, Literal, Predicate};
 pub use scan::{ScanPlan, ScanTask, Scanner, ROW_ID};
 pub use search::{VectorSearch, DISTANCE, MAX_K};
 pub use stream::BatchStream;
 pub use table::{Table, TableConfig, VersionInfo, VersionRef, WriteMode};
+pub use text::{TextSearch, SCORE, SNIPPET};
 pub use vlake_format::{Error, Result};
 pub use vlake_index::hnsw::HnswParams;
 pub use vlake_index::ivf::IvfParams;
 pub use vlake_index::{Metric, Neighbor};
 pub use vlake_io::TableLocation;
+pub use vlake_text::{Analyzer, AnalyzerConfig, Hit, SnippetOptions, TokenizerKind};
 pub use write::{ProgressFn, WriteOptions};
