@@ -165,7 +165,7 @@ pub async fn text_table(dir: &Path) -> Table {
     .unwrap();
     table
         .append(
-            BatchStream::from_batches(schema, vec![batch(8..10)]),
+            BatchStream::from_batches(schema.clone(), vec![batch(8..10)]),
             &WriteOptions::default(),
         )
         .await
