@@ -12,7 +12,7 @@ use crate::render::{self, Output};
 #[derive(Subcommand, Debug)]
 pub enum IndexCommand {
     /// Build an index (vector, or full-text with --type fts) over every data file (a new version).
-    Create(CreateIndex),
+    Create(Box<CreateIndex>),
     /// List the indexes of a version.
     List {
         /// Table URI.

@@ -31,7 +31,7 @@ pub enum TableSearch {
     /// Full-text search, with `_score` and `_snippet`.
     Text(TextSearch),
     /// Vector and full-text search fused, with `_score`.
-    Hybrid(HybridSearch),
+    Hybrid(Box<HybridSearch>),
 }
 
 impl From<VectorSearch> for TableSearch {
@@ -74,7 +74,7 @@ impl TableSearch {
         match self {
             Self::Vector(s) => Self::Vector(s.clone().columns(columns)),
             Self::Text(s) => Self::Text(s.clone().columns(columns).snippet(snippet)),
-            Self::Hybrid(s) => Self::Hybrid(s.clone().columns(columns)),
+            Self::Hybrid(s) => Self::Hybrid(Box::new(s.as_ref().clone().columns(columns))),
         }
     }
 
@@ -520,7 +520,7 @@ impl TableFunctionImpl for SearchFunction {
                 if let Some(filter) = &filter {
                     s = s.filter_sql(filter).map_err(df_err)?;
                 }
-                TableSearch::Hybrid(s)
+                TableSearch::Hybrid(Box::new(s))
             }
         };
         // Errors in the query (dimension, values, k, syntax) surface now, not at execution.

@@ -119,13 +119,6 @@ impl StoredParams {
         serde_json::from_value(value)
             .map_err(|e| Error::corrupt(format!("index '{}'", entry.name), format!("bad parameters: {e}")))
     }
-
-    fn to_map(&self) -> Result<std::collections::BTreeMap<String, serde_json::Value>> {
-        match serde_json::to_value(self).map_err(|e| Error::Internal(e.to_string()))? {
-            serde_json::Value::Object(m) => Ok(m.into_iter().collect()),
-            _ => Err(Error::Internal("index parameters are not an object".into())),
-        }
-    }
 }
 
 /// The vector field named `column` and its dimension, or a clear error.
@@ -228,13 +221,33 @@ impl Table {
             }
         })
         .await?;
+        self.commit_new_index(id, name, opts.index_type, field.id, &params, &files, bytes)
+            .await
+    }
+
+    /// Writes the first segment of a new index `id` over `files` and commits its entry.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn commit_new_index(
+        &self,
+        id: Uuid,
+        name: String,
+        index_type: IndexType,
+        field_id: i32,
+        params: &impl Serialize,
+        files: &[&DataFile],
+        bytes: Vec<u8>,
+    ) -> Result<Table> {
+        let params = match serde_json::to_value(params).map_err(|e| Error::Internal(e.to_string()))? {
+            serde_json::Value::Object(m) => m.into_iter().collect(),
+            _ => return Err(Error::Internal("index parameters are not an object".into())),
+        };
         let path = write_segment(self.location(), id, bytes).await?;
         let entry = IndexEntry {
             id,
             name,
-            index_type: opts.index_type.name().to_string(),
-            field_ids: vec![field.id],
-            params: params.to_map()?,
+            index_type: index_type.name().to_string(),
+            field_ids: vec![field_id],
+            params,
             built_at_version: self.version(),
             covered_files: files.iter().map(|f| f.path.clone()).collect(),
             files: vec![path.clone()],
@@ -242,6 +255,30 @@ impl Table {
         self.commit_action(Action::PutIndex {
             entry,
             new_files: vec![path],
+        })
+        .await
+    }
+
+    /// Commits `entry` updated to cover `files` too, with a new segment of `bytes` (none when
+    /// the files hold nothing to index).
+    pub(crate) async fn commit_index_update(
+        &self,
+        entry: &IndexEntry,
+        files: &[&DataFile],
+        bytes: Option<Vec<u8>>,
+    ) -> Result<Table> {
+        let mut updated = entry.clone();
+        let mut new_files = vec![];
+        if let Some(bytes) = bytes {
+            let path = write_segment(self.location(), entry.id, bytes).await?;
+            updated.files.push(path.clone());
+            new_files.push(path);
+        }
+        updated.covered_files.extend(files.iter().map(|f| f.path.clone()));
+        updated.built_at_version = self.version();
+        self.commit_action(Action::PutIndex {
+            entry: updated,
+            new_files,
         })
         .await
     }
@@ -324,20 +361,7 @@ impl Table {
                 .await?,
             )
         };
-        let mut updated = entry.clone();
-        let mut new_files = vec![];
-        if let Some(bytes) = bytes {
-            let path = write_segment(self.location(), entry.id, bytes).await?;
-            updated.files.push(path.clone());
-            new_files.push(path);
-        }
-        updated.covered_files.extend(files.iter().map(|f| f.path.clone()));
-        updated.built_at_version = self.version();
-        self.commit_action(Action::PutIndex {
-            entry: updated,
-            new_files,
-        })
-        .await
+        self.commit_index_update(&entry, &files, bytes).await
     }
 }
 

@@ -22,9 +22,8 @@ use vlake_text::{
     snippet, Analyzer, AnalyzerConfig, Bm25, Hit, Part, Query, Resolved, Searcher, SnippetOptions, TextSegment,
 };
 
-use crate::index::{load_segment, run_blocking, write_segment, IndexOptions, Segment};
+use crate::index::{load_segment, run_blocking, IndexOptions, IndexType, Segment};
 use crate::search::{append_columns, covered_live_rows, default_columns, matching_rows, MAX_K};
-use crate::txn::Action;
 use crate::{Predicate, ScanTask, Table};
 
 /// Name of the score column of full-text and hybrid search results.
@@ -62,16 +61,7 @@ fn text_field(table: &Table, column: &str) -> Result<Field> {
 
 /// The non-null texts of the live rows of `file`, with their row ids.
 async fn file_texts(location: &TableLocation, file: &DataFile, field: &Field) -> Result<Vec<(u64, String)>> {
-    let task = ScanTask {
-        file: file.clone(),
-        columns: vec![field.clone()],
-        filter_columns: vec![],
-        filter: None,
-        with_row_id: true,
-        batch_size: 8192,
-        limit: None,
-        row_offsets: None,
-    };
+    let task = ScanTask::whole_file(file, vec![field.clone()]);
     let mut out = Vec::new();
     let mut stream = task.execute(location).await?;
     while let Some(batch) = stream.try_next().await? {
@@ -143,30 +133,11 @@ impl Table {
         let analyzer = Analyzer::new(&opts.analyzer)?;
         let files: Vec<&DataFile> = self.manifest().data_files.iter().collect();
         let bytes = build_segment(self.location(), &files, &field, &analyzer).await?;
-        let id = Uuid::new_v4();
-        let path = write_segment(self.location(), id, bytes).await?;
         let params = TextParams {
             analyzer: opts.analyzer.clone(),
         };
-        let params = match serde_json::to_value(params).map_err(|e| Error::Internal(e.to_string()))? {
-            serde_json::Value::Object(m) => m.into_iter().collect(),
-            _ => return Err(Error::Internal("index parameters are not an object".into())),
-        };
-        let entry = IndexEntry {
-            id,
-            name,
-            index_type: FTS.to_string(),
-            field_ids: vec![field.id],
-            params,
-            built_at_version: self.version(),
-            covered_files: files.iter().map(|f| f.path.clone()).collect(),
-            files: vec![path.clone()],
-        };
-        self.commit_action(Action::PutIndex {
-            entry,
-            new_files: vec![path],
-        })
-        .await
+        self.commit_new_index(Uuid::new_v4(), name, IndexType::Fts, field.id, &params, &files, bytes)
+            .await
     }
 
     /// Adds a segment over the files `entry` does not cover (called by `update_index`).
@@ -184,16 +155,7 @@ impl Table {
             return Ok(self.clone());
         }
         let bytes = build_segment(self.location(), &files, field, &analyzer).await?;
-        let path = write_segment(self.location(), entry.id, bytes).await?;
-        let mut updated = entry.clone();
-        updated.files.push(path.clone());
-        updated.covered_files.extend(files.iter().map(|f| f.path.clone()));
-        updated.built_at_version = self.version();
-        self.commit_action(Action::PutIndex {
-            entry: updated,
-            new_files: vec![path],
-        })
-        .await
+        self.commit_index_update(entry, &files, Some(bytes)).await
     }
 
     /// Starts a full-text search of `column` (a string column) for `query`, in the query syntax
@@ -236,7 +198,6 @@ pub struct TextSearch {
 struct Corpus {
     analyzer: Analyzer,
     searcher: Searcher,
-    description: String,
 }
 
 impl TextSearch {
@@ -392,19 +353,9 @@ impl TextSearch {
                 true
             }));
         }
-        let description = match entry {
-            Some(e) => format!(
-                "index {} (fts, {} segment(s)) + {} uncovered file(s) analyzed at query time",
-                e.name,
-                e.files.len(),
-                uncovered.len()
-            ),
-            None => format!("no index: {} file(s) analyzed at query time", uncovered.len()),
-        };
         let corpus = Arc::new(Corpus {
             analyzer,
             searcher: Searcher::new(parts),
-            description,
         });
         let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
         if guard.len() >= 16 {
@@ -453,18 +404,6 @@ impl TextSearch {
             out.push_str(&format!(", prefilter={f}"));
         }
         Ok(out)
-    }
-
-    /// What was read, once the corpus is loaded (segments and uncovered files).
-    pub async fn explain(&self) -> Result<String> {
-        let (field, _) = self.validate()?;
-        let corpus = self.corpus(&field).await?;
-        Ok(format!(
-            "{}; {} live documents, average length {:.2}",
-            corpus.description,
-            corpus.searcher.num_docs(),
-            corpus.searcher.avg_len()
-        ))
     }
 
     /// Runs the search: the requested columns of the best rows, highest score first, with
