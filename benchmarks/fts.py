@@ -161,6 +161,7 @@ def main():
             "tantivy": throughput(lambda q: tantivy_top(tv, tv_searcher, q), queries),
             "rank_bm25": throughput(lambda q: top_ids(reference.get_scores(vlake.analyze(q)), ids), queries[:100]),
         }
+        floor = throughput(lambda q: table.full_text_search("zzqqxxj", column="gloss", k=10, columns=["id"]), queries)
         lines += [
             "# Full-text and hybrid search on the dev dataset",
             "",
@@ -183,7 +184,9 @@ def main():
             "vlake: `Table.create_index(type='fts')` (one thread; includes reading the column and writing the"
             " segment) and `Table.full_text_search` through Python. tantivy: one writer thread, its own analyzer"
             " configured like vlake's (simple tokenizer, lowercase, the same stop words, Snowball English)."
-            " rank_bm25: exhaustive scoring of every document per query (100 queries).",
+            " rank_bm25: exhaustive scoring of every document per query (100 queries). A vlake query that"
+            f" matches nothing runs at {floor:.0f} queries/s: most of a vlake query's time is fetching the rows"
+            " it found from Parquet by row id (tantivy reads its own document store).",
             "",
         ]
         # 2. Agreement on the same tokens.
@@ -205,17 +208,20 @@ def main():
             compared += 1
             exact_rank += [i for _, i in got] == [i for _, i in want]
             exact_score += all(abs(a - b) <= 1e-5 * b for (a, _), (b, _) in zip(got, want)) and len(got) == len(want)
-            t2 = tantivy_top(tv2, tv2_searcher, " ".join(tokens))
-            tv_same += set(i for _, i in got) == set(i for _, i in t2)
-            for (a, _), (b, _) in zip(got, t2):
-                max_rel = max(max_rel, abs(a - b) / b)
+            t2 = dict((i, s) for s, i in tantivy_top(tv2, tv2_searcher, " ".join(tokens)))
+            tv_same += set(i for _, i in got) == set(t2)
+            for a, i in got:
+                # tantivy's parser counts a repeated query term once, vlake and rank_bm25 twice.
+                if i in t2 and len(set(tokens)) == len(tokens):
+                    max_rel = max(max_rel, abs(a - t2[i]) / t2[i])
         lines += [
             "## BM25 agreement (same tokens)",
             "",
             f"Over {compared} queries: vlake's top 10 equals rank_bm25's (Lucene IDF, k1 1.2, b 0.75) in"
             f" {exact_rank}/{compared} rankings (ids in order, ties by id) and {exact_score}/{compared} score lists"
             f" (relative difference at most 1e-5); it holds the same ids as tantivy's searcher in {tv_same}/{compared}"
-            f" queries, scores within {max_rel:.4f} relative (tantivy stores document lengths lossily).",
+            f" queries, scores of the same ids within {max_rel:.4f} relative (queries without a repeated term) (tantivy stores document lengths"
+            " lossily, exactly only up to 40 tokens).",
             "",
         ]
         # 3. Hybrid evaluation.
