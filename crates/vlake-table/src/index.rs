@@ -304,13 +304,7 @@ impl Table {
             return self.update_text_index(&entry, &field).await;
         }
         let (_, dim) = vector_field(self, &field.name)?;
-        let covered: HashSet<&str> = entry.covered_files.iter().map(String::as_str).collect();
-        let files: Vec<&DataFile> = self
-            .manifest()
-            .data_files
-            .iter()
-            .filter(|f| !covered.contains(f.path.as_str()))
-            .collect();
+        let files = self.uncovered_files(&entry.covered_files);
         if files.is_empty() {
             return Ok(self.clone());
         }
@@ -362,6 +356,18 @@ impl Table {
             )
         };
         self.commit_index_update(&entry, &files, bytes).await
+    }
+}
+
+impl Table {
+    /// The data files of this version not in `covered`.
+    pub(crate) fn uncovered_files(&self, covered: &[String]) -> Vec<&DataFile> {
+        let covered: HashSet<&str> = covered.iter().map(String::as_str).collect();
+        self.manifest()
+            .data_files
+            .iter()
+            .filter(|f| !covered.contains(f.path.as_str()))
+            .collect()
     }
 }
 

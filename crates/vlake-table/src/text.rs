@@ -6,7 +6,7 @@
 //! their text, all with one set of BM25 statistics, so results equal those of one index over
 //! every live row.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow_array::cast::AsArray;
@@ -144,13 +144,7 @@ impl Table {
     pub(crate) async fn update_text_index(&self, entry: &IndexEntry, field: &Field) -> Result<Table> {
         let params = TextParams::from_entry(entry)?;
         let analyzer = Analyzer::new(&params.analyzer)?;
-        let covered: HashSet<&str> = entry.covered_files.iter().map(String::as_str).collect();
-        let files: Vec<&DataFile> = self
-            .manifest()
-            .data_files
-            .iter()
-            .filter(|f| !covered.contains(f.path.as_str()))
-            .collect();
+        let files = self.uncovered_files(&entry.covered_files);
         if files.is_empty() {
             return Ok(self.clone());
         }
@@ -325,7 +319,6 @@ impl TextSearch {
         };
         let analyzer = Analyzer::new(&config)?;
         let mut parts = Vec::new();
-        let mut covered: HashSet<&str> = HashSet::new();
         let location = self.table.location();
         if let Some(entry) = entry {
             let live = covered_live_rows(&self.table, entry).await?;
@@ -341,14 +334,8 @@ impl TextSearch {
                 }
                 parts.push(Part::new(segment, |id| live.contains(id)));
             }
-            covered.extend(entry.covered_files.iter().map(String::as_str));
         }
-        let uncovered: Vec<&DataFile> = m
-            .data_files
-            .iter()
-            .filter(|f| !covered.contains(f.path.as_str()))
-            .collect();
-        for file in &uncovered {
+        for file in self.table.uncovered_files(entry.map_or(&[], |e| &e.covered_files)) {
             parts.push(Part::new(file_segment(location, file, field, &analyzer).await?, |_| {
                 true
             }));
