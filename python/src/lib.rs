@@ -15,8 +15,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use vlake_datafusion::{from_df, VlakeTable};
 use vlake_table::{
-    BatchStream, Error, HnswParams, IndexOptions, IndexType, IvfParams, Metric, ScanTask, Table, TableLocation,
-    VersionRef, WriteMode, WriteOptions,
+    AnalyzerConfig, BatchStream, Error, Fusion, HnswParams, HybridSearch, IndexOptions, IndexType, IvfParams, Metric,
+    ScanTask, Table, TableLocation, VersionRef, WriteMode, WriteOptions,
 };
 
 /// The runtime every call blocks on (with the GIL released).
@@ -527,9 +527,10 @@ impl RawTable {
             .collect()
     }
 
-    /// Builds a vector index; returns the new version.
+    /// Builds an index (vector, or `fts` with `analyzer` as a JSON AnalyzerConfig); returns the
+    /// new version.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (column, index_type, metric, name=None, partitions=None, subvectors=None, m=16, ef_construction=100))]
+    #[pyo3(signature = (column, index_type, metric, name=None, partitions=None, subvectors=None, m=16, ef_construction=100, analyzer=None))]
     fn create_index(
         &self,
         py: Python<'_>,
@@ -541,6 +542,7 @@ impl RawTable {
         subvectors: Option<usize>,
         m: usize,
         ef_construction: usize,
+        analyzer: Option<&str>,
     ) -> PyResult<Self> {
         let mut opts = IndexOptions::new(column, index_type.parse::<IndexType>().map_err(to_py)?);
         opts.metric = metric.parse::<Metric>().map_err(to_py)?;
@@ -551,6 +553,9 @@ impl RawTable {
             ..Default::default()
         };
         opts.hnsw = HnswParams { m, ef_construction };
+        if let Some(a) = analyzer {
+            opts.analyzer = analyzer_config(a)?;
+        }
         Ok(Self::new(run(py, self.table.create_index(&opts))?, false))
     }
 
@@ -610,6 +615,115 @@ impl RawTable {
         let found = run(py, async move { search.execute().await })?;
         ipc(py, &found.schema(), &[found])
     }
+
+    /// A full-text search; the rows as one Arrow IPC stream, best first, with `_score` (and
+    /// `_snippet`).
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (column, query, k=10, filter=None, columns=None, snippet=false, k1=1.2, b=0.75, max_expansions=50, index=None))]
+    fn full_text_search(
+        &self,
+        py: Python<'_>,
+        column: &str,
+        query: &str,
+        k: usize,
+        filter: Option<&str>,
+        columns: Option<Vec<String>>,
+        snippet: bool,
+        k1: f64,
+        b: f64,
+        max_expansions: usize,
+        index: Option<&str>,
+    ) -> PyResult<Py<PyBytes>> {
+        let mut search = self
+            .table
+            .full_text_search(column, query)
+            .limit(k)
+            .snippet(snippet)
+            .bm25(k1, b)
+            .max_expansions(max_expansions);
+        if let Some(f) = filter {
+            search = search.filter_sql(f).map_err(to_py)?;
+        }
+        if let Some(c) = &columns {
+            search = search.columns(c);
+        }
+        if let Some(i) = index {
+            search = search.index(i);
+        }
+        let found = run(py, async move { search.execute().await })?;
+        ipc(py, &found.schema(), &[found])
+    }
+
+    /// A hybrid search; the rows as one Arrow IPC stream, best first, with `_score`.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (vector_column, vector, text_column, text, k=10, filter=None, columns=None, fusion="rrf", rrf_k=60.0, vector_weight=0.5, candidates=None, metric=None, nprobes=None, ef=None, exact=false))]
+    fn hybrid_search(
+        &self,
+        py: Python<'_>,
+        vector_column: &str,
+        vector: Vec<f32>,
+        text_column: &str,
+        text: &str,
+        k: usize,
+        filter: Option<&str>,
+        columns: Option<Vec<String>>,
+        fusion: &str,
+        rrf_k: f32,
+        vector_weight: f32,
+        candidates: Option<usize>,
+        metric: Option<&str>,
+        nprobes: Option<usize>,
+        ef: Option<usize>,
+        exact: bool,
+    ) -> PyResult<Py<PyBytes>> {
+        let mut v = self.table.search(vector_column, &vector).exact(exact);
+        if let Some(m) = metric {
+            v = v.metric(m.parse::<Metric>().map_err(to_py)?);
+        }
+        if let Some(n) = nprobes {
+            v = v.nprobes(n);
+        }
+        if let Some(n) = ef {
+            v = v.ef(n);
+        }
+        let fusion = match fusion {
+            "rrf" => Fusion::Rrf { k: rrf_k },
+            "weighted" => Fusion::Weighted { vector_weight },
+            other => {
+                return Err(to_py(Error::invalid(format!(
+                    "fusion must be rrf or weighted, not '{other}'"
+                ))))
+            }
+        };
+        let mut search = HybridSearch::new(v, self.table.full_text_search(text_column, text))
+            .limit(k)
+            .fusion(fusion);
+        if let Some(n) = candidates {
+            search = search.candidates(n);
+        }
+        if let Some(f) = filter {
+            search = search.filter_sql(f).map_err(to_py)?;
+        }
+        if let Some(c) = &columns {
+            search = search.columns(c);
+        }
+        let found = run(py, async move { search.execute().await })?;
+        ipc(py, &found.schema(), &[found])
+    }
+}
+
+/// An AnalyzerConfig from its JSON text.
+fn analyzer_config(json: &str) -> PyResult<AnalyzerConfig> {
+    serde_json::from_str(json).map_err(|e| to_py(Error::invalid(format!("bad analyzer options: {e}"))))
+}
+
+/// The terms `text` analyzes to (default analyzer, or `analyzer` as a JSON AnalyzerConfig).
+#[pyfunction]
+#[pyo3(signature = (text, analyzer=None))]
+fn analyze(text: &str, analyzer: Option<&str>) -> PyResult<Vec<String>> {
+    let config = analyzer.map(analyzer_config).transpose()?.unwrap_or_default();
+    let analyzer = vlake_table::Analyzer::new(&config).map_err(to_py)?;
+    Ok(analyzer.analyze(text).into_iter().map(|t| t.text).collect())
 }
 
 /// Batches of a running scan, one Arrow IPC stream each.
@@ -703,5 +817,6 @@ fn _vlake(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<BatchIter>()?;
     m.add_function(wrap_pyfunction!(run_task, m)?)?;
     m.add_function(wrap_pyfunction!(sql, m)?)?;
+    m.add_function(wrap_pyfunction!(analyze, m)?)?;
     Ok(())
 }

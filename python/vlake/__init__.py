@@ -8,6 +8,9 @@ SQL runs through DataFusion::
     t = vlake.write_table(pa_table, "/data/words")            # or pandas, polars, a reader
     t = t.create_index("vector", type="hnsw", metric="cosine")
     hits = t.search(query).where("pos = 'n'").limit(10).to_pandas()
+    t = t.create_index("gloss", type="fts")                    # full-text (BM25)
+    found = t.full_text_search('"domestic dog" OR cat*', column="gloss", snippet=True)
+    both = t.hybrid_search(query, "small dog", text_column="gloss")
     counts = vlake.sql("SELECT pos, count(*) FROM w GROUP BY pos", tables={"w": t})
     old = vlake.open("/data/words", version=1)
 
@@ -40,6 +43,7 @@ __all__ = [
     "open",
     "write_table",
     "sql",
+    "analyze",
     "VlakeError",
     "ConflictError",
     "NotFoundError",
@@ -513,14 +517,27 @@ class Table:
         subvectors: Optional[int] = None,
         m: int = 16,
         ef_construction: int = 100,
+        analyzer: Optional[Mapping[str, Any]] = None,
     ) -> "Table":
-        """Builds a vector index on ``column`` and returns the new version.
+        """Builds an index on ``column`` and returns the new version.
 
-        ``type`` is ``"hnsw"`` (``m``, ``ef_construction``), ``"ivf_pq"`` (``partitions``,
-        ``subvectors``) or ``"ivf_flat"`` (``partitions``); ``metric`` is ``"cosine"``, ``"l2"``
-        or ``"dot"``.
+        Vector indexes: ``type`` is ``"hnsw"`` (``m``, ``ef_construction``), ``"ivf_pq"``
+        (``partitions``, ``subvectors``) or ``"ivf_flat"`` (``partitions``); ``metric`` is
+        ``"cosine"``, ``"l2"`` or ``"dot"``. Full-text: ``type="fts"`` on a string column, with
+        ``analyzer`` options (``tokenizer``: ``"unicode"`` or ``"whitespace"``, ``lowercase``,
+        ``stop_words`` and ``stemmer``: a language or None, ``max_token_length``).
         """
-        raw = self._raw.create_index(column, type, metric, name, partitions, subvectors, m, ef_construction)
+        raw = self._raw.create_index(
+            column,
+            type,
+            metric,
+            name,
+            partitions,
+            subvectors,
+            m,
+            ef_construction,
+            None if analyzer is None else json.dumps(dict(analyzer)),
+        )
         return Table(raw)
 
     def update_index(self, name: str) -> "Table":
@@ -531,6 +548,90 @@ class Table:
         """Starts a nearest-neighbour search for ``vector`` (a list, numpy array or pyarrow
         array) in ``column`` (default: the table's only vector column)."""
         return Search(self, vector, column)
+
+    def full_text_search(
+        self,
+        query: str,
+        column: Optional[str] = None,
+        k: int = 10,
+        *,
+        filter: Optional[str] = None,
+        columns: Optional[Sequence[str]] = None,
+        snippet: bool = False,
+        k1: float = 1.2,
+        b: float = 0.75,
+        max_expansions: int = 50,
+        index: Optional[str] = None,
+    ) -> pa.Table:
+        """The ``k`` rows whose string ``column`` (default: the table's only string column) best
+        match ``query`` by BM25, best first, with ``_score`` (and ``_snippet``, the text with
+        matches in ``<b>`` tags, when ``snippet``). The query syntax: terms, ``"phrases"``,
+        ``prefix*``, ``"phrase prefix*"``, ``fuzzy~1``, ``AND``, ``OR``, ``NOT``, ``+``/``-``,
+        parentheses. Rows no index covers are analyzed at query time."""
+        column = column or _only_column(self.schema, pa.types.is_string, "string")
+        return _read_ipc(
+            self._raw.full_text_search(column, query, k, filter, columns, snippet, k1, b, max_expansions, index)
+        )
+
+    def hybrid_search(
+        self,
+        vector: Any,
+        text: str,
+        *,
+        vector_column: Optional[str] = None,
+        text_column: Optional[str] = None,
+        k: int = 10,
+        filter: Optional[str] = None,
+        columns: Optional[Sequence[str]] = None,
+        fusion: str = "rrf",
+        rrf_k: float = 60.0,
+        vector_weight: float = 0.5,
+        candidates: Optional[int] = None,
+        metric: Optional[str] = None,
+        nprobes: Optional[int] = None,
+        ef: Optional[int] = None,
+        exact: bool = False,
+    ) -> pa.Table:
+        """Vector search for ``vector`` and full-text search for ``text`` fused into the ``k``
+        best rows, with ``_score``: ``fusion="rrf"`` (reciprocal rank fusion, ``rrf_k``) or
+        ``"weighted"`` (min-max normalised scores, ``vector_weight`` for the vector side).
+        ``filter`` applies to both searches; each contributes ``candidates`` rows (default
+        max(50, k))."""
+        vector_column = vector_column or _only_column(self.schema, pa.types.is_fixed_size_list, "vector")
+        text_column = text_column or _only_column(self.schema, pa.types.is_string, "string")
+        return _read_ipc(
+            self._raw.hybrid_search(
+                vector_column,
+                _as_floats(vector),
+                text_column,
+                text,
+                k,
+                filter,
+                columns,
+                fusion,
+                rrf_k,
+                vector_weight,
+                candidates,
+                metric,
+                nprobes,
+                ef,
+                exact,
+            )
+        )
+
+
+def _only_column(schema: pa.Schema, is_kind: Any, kind: str) -> str:
+    names = [f.name for f in schema if is_kind(f.type) or (kind == "string" and pa.types.is_large_string(f.type))]
+    if len(names) != 1:
+        raise InvalidInputError(f"the table has {len(names)} {kind} columns ({names}): name the column to search")
+    return names[0]
+
+
+def analyze(text: str, analyzer: Optional[Mapping[str, Any]] = None) -> List[str]:
+    """The index terms vlake's analyzer makes of ``text`` (default analyzer: Unicode words,
+    lowercased, English stop words dropped, English Snowball stems), e.g. to compare BM25
+    scores with another implementation on the same tokens."""
+    return _vlake.analyze(text, None if analyzer is None else json.dumps(dict(analyzer)))
 
 
 def _vector_columns(schema: pa.Schema) -> List[str]:

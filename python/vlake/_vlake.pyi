@@ -75,6 +75,7 @@ class RawTable:
         subvectors: Optional[int] = None,
         m: int = 16,
         ef_construction: int = 100,
+        analyzer: Optional[str] = None,
     ) -> "RawTable": ...
     def update_index(self, name: str) -> "RawTable": ...
     def search(
@@ -93,6 +94,38 @@ class RawTable:
         fallback_to_exact: bool = False,
         max_distance: Optional[float] = None,
     ) -> bytes: ...
+    def full_text_search(
+        self,
+        column: str,
+        query: str,
+        k: int = 10,
+        filter: Optional[str] = None,
+        columns: Optional[Sequence[str]] = None,
+        snippet: bool = False,
+        k1: float = 1.2,
+        b: float = 0.75,
+        max_expansions: int = 50,
+        index: Optional[str] = None,
+    ) -> bytes: ...
+    def hybrid_search(
+        self,
+        vector_column: str,
+        vector: Sequence[float],
+        text_column: str,
+        text: str,
+        k: int = 10,
+        filter: Optional[str] = None,
+        columns: Optional[Sequence[str]] = None,
+        fusion: str = "rrf",
+        rrf_k: float = 60.0,
+        vector_weight: float = 0.5,
+        candidates: Optional[int] = None,
+        metric: Optional[str] = None,
+        nprobes: Optional[int] = None,
+        ef: Optional[int] = None,
+        exact: bool = False,
+    ) -> bytes: ...
 
 def run_task(uri: str, task: str) -> BatchIter: ...
 def sql(query: str, tables: Sequence[Tuple[str, RawTable]]) -> bytes: ...
+def analyze(text: str, analyzer: Optional[str] = None) -> List[str]: ...

@@ -1,11 +1,11 @@
 //! Index build options on the command line, shared by `vlake index create` and `vlake-bench build`.
 
-use vlake_table::{HnswParams, IndexOptions, IndexType, IvfParams, Result};
+use vlake_table::{AnalyzerConfig, Error, HnswParams, IndexOptions, IndexType, IvfParams, Result, TokenizerKind};
 
-/// How to build a vector index.
+/// How to build an index.
 #[derive(clap::Args, Debug)]
 pub struct IndexArgs {
-    /// ivf_pq, hnsw or ivf_flat.
+    /// ivf_pq, hnsw or ivf_flat (vector columns), or fts (full-text, string columns).
     #[arg(long = "type")]
     pub index_type: String,
     /// l2, cosine or dot.
@@ -26,6 +26,18 @@ pub struct IndexArgs {
     /// HNSW candidate list size while building.
     #[arg(long, default_value_t = 100)]
     pub ef_construction: usize,
+    /// fts: unicode (UAX #29 words, CJK bigrams) or whitespace.
+    #[arg(long, default_value = "unicode")]
+    pub tokenizer: String,
+    /// fts: Snowball stemmer language, or none.
+    #[arg(long, default_value = "english")]
+    pub stemmer: String,
+    /// fts: stop-word language, or none.
+    #[arg(long, default_value = "english")]
+    pub stop_words: String,
+    /// fts: keep case (no lowercasing).
+    #[arg(long)]
+    pub keep_case: bool,
 }
 
 impl IndexArgs {
@@ -42,6 +54,22 @@ impl IndexArgs {
         opts.hnsw = HnswParams {
             m: self.m,
             ef_construction: self.ef_construction,
+        };
+        let language = |v: &str| (v != "none").then(|| v.to_string());
+        opts.analyzer = AnalyzerConfig {
+            tokenizer: match self.tokenizer.as_str() {
+                "unicode" => TokenizerKind::Unicode,
+                "whitespace" => TokenizerKind::Whitespace,
+                other => {
+                    return Err(Error::invalid(format!(
+                        "unknown tokenizer '{other}': use unicode or whitespace"
+                    )))
+                }
+            },
+            lowercase: !self.keep_case,
+            stop_words: language(&self.stop_words),
+            stemmer: language(&self.stemmer),
+            ..AnalyzerConfig::default()
         };
         Ok(opts)
     }

@@ -110,12 +110,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Create, list or update vector indexes.
+    /// Create, list or update indexes (vector, full-text).
     Index {
         #[command(subcommand)]
         action: search::IndexCommand,
     },
-    /// Find the rows nearest a query vector.
+    /// Search: the rows nearest a vector (--vector), matching a full-text query (--text), or both fused.
     Search(search::SearchArgs),
     /// Run SQL (DataFusion) over vlake tables: `-c` statements, or an interactive prompt.
     Sql(sql::SqlArgs),

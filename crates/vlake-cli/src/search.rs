@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use vlake_table::{Error, Result, Table};
+use vlake_table::{Error, Fusion, HybridSearch, Result, Table, VectorSearch};
 
 use crate::index_args::IndexArgs;
 
@@ -11,8 +11,8 @@ use crate::render::{self, Output};
 /// Index commands.
 #[derive(Subcommand, Debug)]
 pub enum IndexCommand {
-    /// Build a vector index over every data file (a new version).
-    Create(CreateIndex),
+    /// Build an index (vector, or full-text with --type fts) over every data file (a new version).
+    Create(Box<CreateIndex>),
     /// List the indexes of a version.
     List {
         /// Table URI.
@@ -35,7 +35,7 @@ pub enum IndexCommand {
 pub struct CreateIndex {
     /// Table URI.
     uri: String,
-    /// The vector column.
+    /// The vector column (a string column for --type fts).
     #[arg(long)]
     column: String,
     #[command(flatten)]
@@ -45,17 +45,33 @@ pub struct CreateIndex {
     json: bool,
 }
 
-/// `vlake search`.
+/// `vlake search`: vector search (--vector), full-text search (--text) or both fused (--vector
+/// and --text, with --text-column).
 #[derive(Args, Debug)]
 pub struct SearchArgs {
     /// Table URI.
     uri: String,
-    /// The vector column.
+    /// The vector column, or the string column of a full-text search.
     #[arg(long)]
     column: String,
-    /// The query, as a JSON list of numbers.
+    /// The query vector, as a JSON list of numbers.
     #[arg(long)]
-    vector: String,
+    vector: Option<String>,
+    /// A full-text query: terms, "phrases", prefix*, fuzzy~1, AND, OR, NOT, parentheses.
+    #[arg(long)]
+    text: Option<String>,
+    /// The string column of a hybrid search (--column is then the vector column).
+    #[arg(long)]
+    text_column: Option<String>,
+    /// Full-text: add a `_snippet` column with the matches highlighted.
+    #[arg(long)]
+    snippet: bool,
+    /// Hybrid: rrf (reciprocal rank fusion) or weighted.
+    #[arg(long, default_value = "rrf")]
+    fusion: String,
+    /// Hybrid, weighted fusion: the vector search's weight (0 to 1).
+    #[arg(long, default_value_t = 0.5)]
+    vector_weight: f32,
     /// Number of results.
     #[arg(short = 'k', long, default_value_t = 10)]
     k: usize,
@@ -142,9 +158,52 @@ pub async fn index(command: IndexCommand) -> Result<()> {
 
 pub async fn search(a: SearchArgs) -> Result<()> {
     let table = Table::open(&a.uri).await?;
-    let query = parse_vector(&a.vector)?;
+    let output = Output::new(a.json);
+    let batch = match (&a.vector, &a.text) {
+        (None, None) => return Err(Error::invalid("give --vector, --text or both")),
+        (Some(v), None) => vector_search(&table, &a, &parse_vector(v)?)?.execute().await?,
+        (None, Some(q)) => {
+            let mut s = table.full_text_search(&a.column, q).limit(a.k).snippet(a.snippet);
+            if let Some(c) = &a.columns {
+                s = s.columns(c);
+            }
+            if let Some(f) = &a.filter {
+                s = s.filter_sql(f)?;
+            }
+            s.execute().await?
+        }
+        (Some(v), Some(q)) => {
+            let text_column = a
+                .text_column
+                .as_deref()
+                .ok_or_else(|| Error::invalid("a hybrid search (--vector and --text) needs --text-column"))?;
+            let fusion = match a.fusion.as_str() {
+                "rrf" => Fusion::default(),
+                "weighted" => Fusion::Weighted {
+                    vector_weight: a.vector_weight,
+                },
+                other => return Err(Error::invalid(format!("unknown fusion '{other}': use rrf or weighted"))),
+            };
+            let vector = vector_search(&table, &a, &parse_vector(v)?)?;
+            let mut s = HybridSearch::new(vector, table.full_text_search(text_column, q))
+                .limit(a.k)
+                .fusion(fusion);
+            if let Some(c) = &a.columns {
+                s = s.columns(c);
+            }
+            if let Some(f) = &a.filter {
+                s = s.filter_sql(f)?;
+            }
+            s.execute().await?
+        }
+    };
+    render::batches(&batch.schema(), &[batch], output)
+}
+
+/// The vector search the arguments ask for.
+fn vector_search(table: &Table, a: &SearchArgs, query: &[f32]) -> Result<VectorSearch> {
     let mut s = table
-        .search(&a.column, &query)
+        .search(&a.column, query)
         .limit(a.k)
         .exact(a.exact)
         .prefilter(!a.postfilter);
@@ -166,6 +225,5 @@ pub async fn search(a: SearchArgs) -> Result<()> {
     if let Some(f) = &a.filter {
         s = s.filter_sql(f)?;
     }
-    let batch = s.execute().await?;
-    render::batches(&batch.schema(), &[batch], Output::new(a.json))
+    Ok(s)
 }

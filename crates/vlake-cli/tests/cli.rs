@@ -660,6 +660,101 @@ fn sql_prompt_reads_statements_until_quit() {
 }
 
 #[test]
+fn full_text_index_search_and_hybrid_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts = [
+        "The quick brown fox",
+        "A lazy dog sleeps",
+        "Brown bears eat honey",
+        "Honey bees make honey",
+    ];
+    let item = Arc::new(Field::new("item", DataType::Float32, true));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("text", DataType::Utf8, true),
+        Field::new("vector", DataType::FixedSizeList(item.clone(), 2), true),
+    ]));
+    let values = Float32Array::from_iter_values((0..4).flat_map(|i| [1.0, i as f32]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..4)),
+            Arc::new(StringArray::from_iter_values(texts)),
+            Arc::new(FixedSizeListArray::new(item, 2, Arc::new(values), None)),
+        ],
+    )
+    .unwrap();
+    let src = dir.path().join("texts.parquet");
+    let mut writer = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&src).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    ok_json(&["import", src.to_str().unwrap(), &uri, "--json"]);
+    let built = ok_json(&["index", "create", &uri, "--column", "text", "--type", "fts", "--json"]);
+    assert_eq!(built["version"], 2);
+    assert_eq!(ok_json(&["index", "list", &uri, "--json"])[0]["type"], "fts");
+    let got = ok_json(&[
+        "search",
+        &uri,
+        "--column",
+        "text",
+        "--text",
+        "honey -bee*",
+        "--snippet",
+        "--json",
+    ]);
+    let rows = got.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{got}");
+    assert_eq!(rows[0]["id"], 2);
+    assert_eq!(rows[0]["_snippet"], "Brown bears eat <b>honey</b>");
+    assert!(rows[0]["_score"].as_f64().unwrap() > 0.0);
+    let hybrid = ok_json(&[
+        "search",
+        &uri,
+        "--column",
+        "vector",
+        "--vector",
+        "[1.0, 3.0]",
+        "--text-column",
+        "text",
+        "--text",
+        "brown",
+        "-k",
+        "2",
+        "--json",
+    ]);
+    // Vector ranks 3, 2, 1, 0; text ranks 0, 2. RRF: row 2 (2nd, 2nd) then row 0 (4th, 1st).
+    let ids: Vec<i64> = hybrid
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [2, 0], "{hybrid}");
+    fails(
+        &["search", &uri, "--column", "text", "--text", "(honey"],
+        "unclosed '('",
+    );
+    fails(
+        &[
+            "search",
+            &uri,
+            "--column",
+            "vector",
+            "--vector",
+            "[1.0, 0.0]",
+            "--text",
+            "x",
+        ],
+        "needs --text-column",
+    );
+    fails(
+        &["index", "create", &uri, "--column", "id", "--type", "fts"],
+        "not a string column",
+    );
+}
+
+#[test]
 fn keyed_import_upsert_and_alter() {
     let dir = tempfile::tempdir().unwrap();
     let uri = dir.path().join("t").display().to_string();

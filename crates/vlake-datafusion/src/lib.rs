@@ -4,7 +4,10 @@
 //!   time travel and `INSERT INTO`; [`VlakeTableFactory`] serves
 //!   `CREATE EXTERNAL TABLE t STORED AS VLAKE LOCATION '...' [OPTIONS ('version' '3')]`.
 //! - `l2_distance`, `cosine_distance` and `inner_product` scalar functions ([`distance_udfs`]).
-//! - The `vector_search(table, column, query, k [, filter [, options]])` table function.
+//! - The `vector_search(table, column, query, k [, filter [, options]])`,
+//!   `full_text_search(table, column, query, k [, filter [, options]])` and
+//!   `hybrid_search(table, vector_column, query_vector, text_column, query_text, k [, ...])`
+//!   table functions ([`SearchKind`]).
 //! - [`KnnRewrite`]: `ORDER BY <distance>(vec, [..]) LIMIT k` runs as an index search.
 //!
 //! ```no_run
@@ -39,7 +42,7 @@ pub use merge::sql;
 pub use provider::{VlakeTable, VlakeTableFactory};
 pub use rule::{KnnRewrite, VlakeOptions};
 pub use scan::VlakeScanExec;
-pub use search::{SearchTable, VectorSearchExec, VectorSearchFunction};
+pub use search::{SearchExec, SearchFunction, SearchKind, SearchTable, TableSearch};
 
 /// The file type name of vlake tables in `CREATE EXTERNAL TABLE ... STORED AS VLAKE`.
 pub const FILE_TYPE: &str = "VLAKE";
@@ -72,7 +75,9 @@ pub fn register(ctx: &SessionContext) {
         ctx.register_udf(udf);
     }
     let catalogs = ctx.state().catalog_list().clone();
-    ctx.register_udtf("vector_search", Arc::new(VectorSearchFunction::new(catalogs)));
+    for kind in [SearchKind::Vector, SearchKind::FullText, SearchKind::Hybrid] {
+        ctx.register_udtf(kind.name(), Arc::new(SearchFunction::new(catalogs.clone(), kind)));
+    }
     ctx.add_optimizer_rule(Arc::new(KnnRewrite));
 }
 

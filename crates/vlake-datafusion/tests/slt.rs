@@ -2,7 +2,8 @@
 //! vlake DataFusion session. Each file gets a fresh session and an empty directory `$TMP`
 //! (shown as `<TMP>` in results, the fixtures' directory as `<FIXTURES>`); `$DEV` is the
 //! dev dataset as a table with a cosine HNSW index, `$Q` the first dev query as a vector literal,
-//! `$SMALL` a 2,000-row table with a 4-d `vec` column and an L2 HNSW index.
+//! `$SMALL` a 2,000-row table with a 4-d `vec` column and an L2 HNSW index, `$TEXT` ten short
+//! texts with a full-text index over the first eight.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
@@ -101,8 +102,10 @@ async fn sql_logic_tests() {
     let dir = tempfile::tempdir().unwrap();
     common::dev_table(dir.path()).await;
     common::small_table(dir.path()).await;
+    common::text_table(dir.path()).await;
     let dev_uri = dir.path().join("dev").display().to_string();
     let small_uri = dir.path().join("small").display().to_string();
+    let text_uri = dir.path().join("text").display().to_string();
     let query = common::literal(&common::queries()[0].vector);
     let slt_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&slt_dir)
@@ -131,6 +134,7 @@ async fn sql_logic_tests() {
         runner.set_var("DEV".into(), dev_uri.clone());
         runner.set_var("Q".into(), query.clone());
         runner.set_var("SMALL".into(), small_uri.clone());
+        runner.set_var("TEXT".into(), text_uri.clone());
         if let Err(e) = runner.run_file_async(file).await {
             failures.push(format!("{}: {e}", file.display()));
         }

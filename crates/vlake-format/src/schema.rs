@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// Column names vlake adds to results (row ids, distances, scores); tables cannot use them.
-pub const RESERVED_COLUMN_NAMES: &[&str] = &["_rowid", "_distance", "_score"];
+pub const RESERVED_COLUMN_NAMES: &[&str] = &["_rowid", "_distance", "_score", "_snippet"];
 
 /// The Arrow field-metadata key under which Parquet stores a column's field id.
 pub const PARQUET_FIELD_ID_KEY: &str = "PARQUET:field_id";

@@ -203,16 +203,7 @@ impl Table {
         let location = self.location().clone();
         let tasks: Vec<ScanTask> = sources
             .iter()
-            .map(|file| ScanTask {
-                file: file.clone(),
-                columns: schema.fields.clone(),
-                filter_columns: vec![],
-                filter: None,
-                with_row_id: true,
-                batch_size: 8192,
-                limit: None,
-                row_offsets: None,
-            })
+            .map(|file| ScanTask::whole_file(file, schema.fields.clone()))
             .collect();
         let recorder = ids.clone();
         let width = schema.fields.len();

@@ -1,4 +1,5 @@
-//! Building, updating and loading sidecar vector indexes (format-spec/indexes.md).
+//! Building, updating and loading sidecar indexes: vector indexes (format-spec/indexes.md)
+//! and full-text indexes (format-spec/fts.md, built in `text.rs`).
 //!
 //! An index is a list of *segments*: files under `_indexes/<index id>/`, each covering some
 //! data files. Building writes one segment over every data file; an update adds a segment over
@@ -18,12 +19,13 @@ use vlake_index::ivf::{self, IvfMeta, IvfModel, IvfParams, Partition};
 use vlake_index::segment::{header_len, parse_header, SegmentHeader, PREFIX_LEN};
 use vlake_index::Metric;
 use vlake_io::TableLocation;
+use vlake_text::{AnalyzerConfig, TextSegment};
 
 use crate::txn::Action;
 use crate::vectors::{file_vectors, FileVectors};
 use crate::Table;
 
-/// The kinds of vector index.
+/// The kinds of index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IndexType {
@@ -33,6 +35,8 @@ pub enum IndexType {
     IvfPq,
     /// Hierarchical navigable small world graph.
     Hnsw,
+    /// Full-text inverted index over a string column (format-spec/fts.md).
+    Fts,
 }
 
 impl IndexType {
@@ -42,6 +46,7 @@ impl IndexType {
             Self::IvfFlat => "ivf_flat",
             Self::IvfPq => "ivf_pq",
             Self::Hnsw => "hnsw",
+            Self::Fts => "fts",
         }
     }
 }
@@ -54,8 +59,9 @@ impl std::str::FromStr for IndexType {
             "ivf_flat" => Ok(Self::IvfFlat),
             "ivf_pq" => Ok(Self::IvfPq),
             "hnsw" => Ok(Self::Hnsw),
+            "fts" => Ok(Self::Fts),
             other => Err(Error::invalid(format!(
-                "unknown index type '{other}': use ivf_pq, hnsw or ivf_flat"
+                "unknown index type '{other}': use ivf_pq, hnsw or ivf_flat (vectors) or fts (text)"
             ))),
         }
     }
@@ -64,7 +70,7 @@ impl std::str::FromStr for IndexType {
 /// What to build.
 #[derive(Clone, Debug)]
 pub struct IndexOptions {
-    /// The vector column.
+    /// The vector column (or string column, for `fts`).
     pub column: String,
     /// The kind of index.
     pub index_type: IndexType,
@@ -76,10 +82,12 @@ pub struct IndexOptions {
     pub ivf: IvfParams,
     /// HNSW parameters.
     pub hnsw: HnswParams,
+    /// How text is analyzed (`fts`).
+    pub analyzer: AnalyzerConfig,
 }
 
 impl IndexOptions {
-    /// Defaults for `column` and `index_type`: cosine, about `sqrt(rows)` partitions, as many PQ
+    /// Defaults for `column` and `index_type`: the default analyzer (format-spec/fts.md), cosine, about `sqrt(rows)` partitions, as many PQ
     /// sub-vectors as the largest divisor of the dimension up to `dim / 8`, HNSW `m = 16`,
     /// `ef_construction = 100`.
     pub fn new(column: &str, index_type: IndexType) -> Self {
@@ -90,6 +98,7 @@ impl IndexOptions {
             name: None,
             ivf: IvfParams::default(),
             hnsw: HnswParams::default(),
+            analyzer: AnalyzerConfig::default(),
         }
     }
 }
@@ -109,13 +118,6 @@ impl StoredParams {
         let value = serde_json::Value::Object(entry.params.clone().into_iter().collect());
         serde_json::from_value(value)
             .map_err(|e| Error::corrupt(format!("index '{}'", entry.name), format!("bad parameters: {e}")))
-    }
-
-    fn to_map(&self) -> Result<std::collections::BTreeMap<String, serde_json::Value>> {
-        match serde_json::to_value(self).map_err(|e| Error::Internal(e.to_string()))? {
-            serde_json::Value::Object(m) => Ok(m.into_iter().collect()),
-            _ => Err(Error::Internal("index parameters are not an object".into())),
-        }
     }
 }
 
@@ -157,19 +159,22 @@ async fn gather(location: &TableLocation, files: &[&DataFile], field: &Field, di
     Ok(all)
 }
 
-async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Internal(format!("index build task failed: {e}")))?
 }
 
 impl Table {
-    /// Builds a vector index over every data file and commits it as a new version.
+    /// Builds an index over every data file and commits it as a new version.
     pub async fn create_index(&self, opts: &IndexOptions) -> Result<Table> {
-        let (field, dim) = vector_field(self, &opts.column)?;
         let name = opts.name.clone().unwrap_or_else(|| format!("{}_idx", opts.column));
         vlake_format::Tag::validate_name(&name)
             .map_err(|_| Error::invalid(format!("index name '{name}' is invalid")))?;
+        if opts.index_type == IndexType::Fts {
+            return self.create_text_index(opts, name).await;
+        }
+        let (field, dim) = vector_field(self, &opts.column)?;
         if opts.index_type == IndexType::IvfPq {
             let m = opts.ivf.pq_subvectors.unwrap_or_else(|| default_subvectors(dim));
             if m == 0 || !dim.is_multiple_of(m) {
@@ -204,6 +209,7 @@ impl Table {
             ivf::prepare(metric, &mut values, dim);
             match kind {
                 IndexType::Hnsw => Hnsw::build(metric, dim, ids, values, &hnsw)?.write_segment(),
+                IndexType::Fts => Err(Error::Internal("a full-text index reached the vector build".into())),
                 IndexType::IvfFlat | IndexType::IvfPq => {
                     let model = train_ivf(metric, dim, &values, &ivf_params)?;
                     {
@@ -215,14 +221,33 @@ impl Table {
             }
         })
         .await?;
-        let path = format!("{INDEXES_DIR}/{id}/{}.idx", Uuid::new_v4().simple());
-        self.location().put(&path, bytes).await?;
+        self.commit_new_index(id, name, opts.index_type, field.id, &params, &files, bytes)
+            .await
+    }
+
+    /// Writes the first segment of a new index `id` over `files` and commits its entry.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn commit_new_index(
+        &self,
+        id: Uuid,
+        name: String,
+        index_type: IndexType,
+        field_id: i32,
+        params: &impl Serialize,
+        files: &[&DataFile],
+        bytes: Vec<u8>,
+    ) -> Result<Table> {
+        let params = match serde_json::to_value(params).map_err(|e| Error::Internal(e.to_string()))? {
+            serde_json::Value::Object(m) => m.into_iter().collect(),
+            _ => return Err(Error::Internal("index parameters are not an object".into())),
+        };
+        let path = write_segment(self.location(), id, bytes).await?;
         let entry = IndexEntry {
             id,
             name,
-            index_type: opts.index_type.name().to_string(),
-            field_ids: vec![field.id],
-            params: params.to_map()?,
+            index_type: index_type.name().to_string(),
+            field_ids: vec![field_id],
+            params,
             built_at_version: self.version(),
             covered_files: files.iter().map(|f| f.path.clone()).collect(),
             files: vec![path.clone()],
@@ -230,6 +255,30 @@ impl Table {
         self.commit_action(Action::PutIndex {
             entry,
             new_files: vec![path],
+        })
+        .await
+    }
+
+    /// Commits `entry` updated to cover `files` too, with a new segment of `bytes` (none when
+    /// the files hold nothing to index).
+    pub(crate) async fn commit_index_update(
+        &self,
+        entry: &IndexEntry,
+        files: &[&DataFile],
+        bytes: Option<Vec<u8>>,
+    ) -> Result<Table> {
+        let mut updated = entry.clone();
+        let mut new_files = vec![];
+        if let Some(bytes) = bytes {
+            let path = write_segment(self.location(), entry.id, bytes).await?;
+            updated.files.push(path.clone());
+            new_files.push(path);
+        }
+        updated.covered_files.extend(files.iter().map(|f| f.path.clone()));
+        updated.built_at_version = self.version();
+        self.commit_action(Action::PutIndex {
+            entry: updated,
+            new_files,
         })
         .await
     }
@@ -251,14 +300,11 @@ impl Table {
             .find(|f| entry.field_ids.first() == Some(&f.id))
             .ok_or_else(|| Error::corrupt(format!("index '{name}'"), "its column no longer exists"))?
             .clone();
+        if entry.index_type == IndexType::Fts.name() {
+            return self.update_text_index(&entry, &field).await;
+        }
         let (_, dim) = vector_field(self, &field.name)?;
-        let covered: HashSet<&str> = entry.covered_files.iter().map(String::as_str).collect();
-        let files: Vec<&DataFile> = self
-            .manifest()
-            .data_files
-            .iter()
-            .filter(|f| !covered.contains(f.path.as_str()))
-            .collect();
+        let files = self.uncovered_files(&entry.covered_files);
         if files.is_empty() {
             return Ok(self.clone());
         }
@@ -292,7 +338,9 @@ impl Table {
                         ),
                     ))
                 }
-                Segment::Hnsw(_) => return Err(Error::corrupt(first, "an IVF index holds an HNSW segment")),
+                Segment::Hnsw(_) | Segment::Text(_) => {
+                    return Err(Error::corrupt(first, "an IVF index holds another kind of segment"))
+                }
             };
             Some(
                 run_blocking(move || {
@@ -307,22 +355,28 @@ impl Table {
                 .await?,
             )
         };
-        let mut updated = entry.clone();
-        let mut new_files = vec![];
-        if let Some(bytes) = bytes {
-            let path = format!("{INDEXES_DIR}/{}/{}.idx", entry.id, Uuid::new_v4().simple());
-            self.location().put(&path, bytes).await?;
-            updated.files.push(path.clone());
-            new_files.push(path);
-        }
-        updated.covered_files.extend(files.iter().map(|f| f.path.clone()));
-        updated.built_at_version = self.version();
-        self.commit_action(Action::PutIndex {
-            entry: updated,
-            new_files,
-        })
-        .await
+        self.commit_index_update(&entry, &files, bytes).await
     }
+}
+
+impl Table {
+    /// The data files of this version not in `covered`.
+    pub(crate) fn uncovered_files(&self, covered: &[String]) -> Vec<&DataFile> {
+        let covered: HashSet<&str> = covered.iter().map(String::as_str).collect();
+        self.manifest()
+            .data_files
+            .iter()
+            .filter(|f| !covered.contains(f.path.as_str()))
+            .collect()
+    }
+}
+
+/// Writes a new segment file of index `id` (a plain put, before the commit) and returns its
+/// path, `_indexes/<id>/<random uuid>.idx`.
+pub(crate) async fn write_segment(location: &TableLocation, id: Uuid, bytes: Vec<u8>) -> Result<String> {
+    let path = format!("{INDEXES_DIR}/{id}/{}.idx", Uuid::new_v4().simple());
+    location.put(&path, bytes).await?;
+    Ok(path)
 }
 
 fn train_ivf(metric: Metric, dim: usize, values: &[f32], params: &IvfParams) -> Result<IvfModel> {
@@ -396,6 +450,7 @@ impl IvfSegment {
 pub(crate) enum Segment {
     Ivf(Arc<IvfSegment>),
     Hnsw(Arc<Hnsw>),
+    Text(Arc<TextSegment>),
 }
 
 async fn get_ranges(location: &TableLocation, path: &str, ranges: &[Range<u64>]) -> Result<Vec<bytes::Bytes>> {
@@ -460,15 +515,25 @@ pub(crate) async fn load_segment(location: &TableLocation, path: &str) -> Result
         return Ok(hit.clone());
     }
     let header = read_header(location, path).await?;
+    let whole = || async {
+        location.get(path).await.map_err(|e| match e {
+            Error::NotFound { .. } => Error::not_found(format!("index file {path} of table {}", location.uri())),
+            other => other,
+        })
+    };
     let segment = match header.kind.as_str() {
         "hnsw" => {
-            let bytes = location.get(path).await.map_err(|e| match e {
-                Error::NotFound { .. } => Error::not_found(format!("index file {path} of table {}", location.uri())),
-                other => other,
-            })?;
+            let bytes = whole().await?;
             let path_owned = path.to_string();
             Segment::Hnsw(Arc::new(
                 run_blocking(move || Hnsw::read_segment(&bytes, &header, &path_owned)).await?,
+            ))
+        }
+        vlake_text::KIND => {
+            let bytes = whole().await?;
+            let path_owned = path.to_string();
+            Segment::Text(Arc::new(
+                run_blocking(move || TextSegment::read(&bytes, &header, &path_owned)).await?,
             ))
         }
         "ivf" => {

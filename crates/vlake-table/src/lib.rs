@@ -1,6 +1,6 @@
 //! The engine-neutral vlake table: create, append, overwrite, delete and update by predicate,
 //! compaction, scan with projection, filters and limits, time travel, tags, restore and cleanup,
-//! over any object store.
+//! vector, full-text and hybrid search, over any object store.
 //!
 //! ```no_run
 //! # async fn demo() -> vlake_format::Result<()> {
@@ -15,6 +15,7 @@ mod assign;
 mod cleanup;
 mod compact;
 mod evolve;
+mod hybrid;
 mod index;
 mod merge;
 mod mutate;
@@ -26,6 +27,7 @@ mod stats;
 mod stream;
 mod table;
 mod take;
+mod text;
 mod txn;
 mod vector_codec;
 mod vectors;
@@ -35,6 +37,7 @@ pub use assign::{ArithOp, Assignment, ValueExpr};
 pub use cleanup::CleanupReport;
 pub use compact::{CompactOptions, CompactReport, OptimizeOptions, OptimizeReport};
 pub use evolve::{ColumnValue, SchemaChange};
+pub use hybrid::{fuse, Fusion, HybridSearch};
 pub use index::{IndexOptions, IndexType};
 pub use merge::{MergeInsert, MergeReport, WhenMatched, WhenNotMatched, WhenNotMatchedBySource};
 pub use predicate::{CmpOp, Literal, Predicate};
@@ -42,9 +45,11 @@ pub use scan::{ScanPlan, ScanTask, Scanner, ROW_ID};
 pub use search::{VectorSearch, DISTANCE, MAX_K};
 pub use stream::BatchStream;
 pub use table::{Table, TableConfig, VersionInfo, VersionRef, WriteMode};
+pub use text::{TextSearch, SCORE, SNIPPET};
 pub use vlake_format::{Error, Result};
 pub use vlake_index::hnsw::HnswParams;
 pub use vlake_index::ivf::IvfParams;
 pub use vlake_index::{Metric, Neighbor};
 pub use vlake_io::TableLocation;
+pub use vlake_text::{Analyzer, AnalyzerConfig, Hit, SnippetOptions, TokenizerKind};
 pub use write::{ProgressFn, WriteOptions};

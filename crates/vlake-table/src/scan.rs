@@ -249,6 +249,20 @@ fn limit_stream(
 }
 
 impl ScanTask {
+    /// Every live row of `file` with `columns` and row ids, in batches of 8,192 rows.
+    pub(crate) fn whole_file(file: &DataFile, columns: Vec<Field>) -> Self {
+        Self {
+            file: file.clone(),
+            columns,
+            filter_columns: vec![],
+            filter: None,
+            with_row_id: true,
+            batch_size: 8192,
+            limit: None,
+            row_offsets: None,
+        }
+    }
+
     /// The schema of the batches this task produces.
     pub fn output_schema(&self) -> SchemaRef {
         output_schema(&self.columns, self.with_row_id)

@@ -72,6 +72,11 @@ impl Table {
 }
 
 impl VectorSearch {
+    /// The table searched.
+    pub(crate) fn table(&self) -> &Table {
+        &self.table
+    }
+
     /// Number of results (default 10).
     pub fn limit(mut self, k: usize) -> Self {
         self.k = k;
@@ -183,13 +188,9 @@ impl VectorSearch {
     fn column_indexes(&self) -> Result<impl Iterator<Item = &IndexEntry>> {
         let id = self.table.table_schema().field(&self.column)?.id;
         let name = self.index_name.as_deref();
-        Ok(self
-            .table
-            .manifest()
-            .indexes
-            .iter()
-            .rev()
-            .filter(move |i| i.field_ids.first() == Some(&id) && name.is_none_or(|n| n == i.name)))
+        Ok(self.table.manifest().indexes.iter().rev().filter(move |i| {
+            i.index_type != crate::text::FTS && i.field_ids.first() == Some(&id) && name.is_none_or(|n| n == i.name)
+        }))
     }
 
     /// The index that serves this search, if any.
@@ -231,51 +232,12 @@ impl VectorSearch {
         }
     }
 
-    /// Row ids matching the filter. Versions never change, so the set is cached per table,
-    /// version and filter (a few dozen recent filters).
-    async fn matching_rows(&self, filter: &Predicate) -> Result<Arc<HashSet<u64>>> {
-        type Key = (String, u64, uuid::Uuid, String);
-        static CACHE: OnceLock<Mutex<HashMap<Key, Arc<HashSet<u64>>>>> = OnceLock::new();
-        let cache = CACHE.get_or_init(Default::default);
-        // The commit's transaction id tells apart two tables created at one URI.
-        let m = self.table.manifest();
-        let key = (
-            self.table.uri().to_string(),
-            m.version,
-            m.transaction.id,
-            format!("{filter:?}"),
-        );
-        if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-            return Ok(hit.clone());
-        }
-        let scan = self
-            .table
-            .scan()
-            .filter(filter.clone())
-            .with_row_id(true)
-            .columns(&filter.columns());
-        let mut out = HashSet::new();
-        for batch in scan.collect().await? {
-            let ids = batch
-                .column_by_name(ROW_ID)
-                .ok_or_else(|| Error::Internal("scan lost _rowid".into()))?;
-            out.extend(ids.as_primitive::<UInt64Type>().values().iter().copied());
-        }
-        let out = Arc::new(out);
-        let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.len() >= 32 {
-            guard.clear();
-        }
-        guard.insert(key, out.clone());
-        Ok(out)
-    }
-
     /// The nearest rows: row ids and distances, closest first.
     pub async fn nearest(&self) -> Result<Vec<Neighbor>> {
         let dim = self.validate()?;
         let metric = self.default_metric()?;
         let allow_set = match (&self.filter, self.prefilter) {
-            (Some(f), true) => Some(self.matching_rows(f).await?),
+            (Some(f), true) => Some(matching_rows(&self.table, f).await?),
             _ => None,
         };
         let k = self.k;
@@ -285,7 +247,7 @@ impl VectorSearch {
         let mut covered: HashSet<&str> = HashSet::new();
         let mut top = TopK::new(k);
         if let Some((entry, params)) = self.serving_index(metric)? {
-            let live = self.covered_live_rows(entry).await?;
+            let live = covered_live_rows(&self.table, entry).await?;
             match self
                 .search_index(entry, &params, metric, dim, allow_set.clone(), &live)
                 .await
@@ -347,18 +309,6 @@ impl VectorSearch {
         Ok(top)
     }
 
-    /// The live row ids of the data files `entry` covers: a segment may hold rows deleted since
-    /// it was written, or rows of files it no longer covers, and those are skipped.
-    async fn covered_live_rows(&self, entry: &IndexEntry) -> Result<RoaringTreemap> {
-        let mut live = RoaringTreemap::new();
-        for file in &self.table.manifest().data_files {
-            if entry.covered_files.contains(&file.path) {
-                live |= FileRows::load(self.table.location(), file).await?.live_ids();
-            }
-        }
-        Ok(live)
-    }
-
     async fn search_index(
         &self,
         entry: &IndexEntry,
@@ -377,6 +327,7 @@ impl VectorSearch {
             let (seg_metric, seg_dim) = match &segment {
                 Segment::Hnsw(g) => (g.metric(), g.dim()),
                 Segment::Ivf(s) => (s.meta.metric, s.meta.dim),
+                Segment::Text(_) => return Err(Error::corrupt(path, "a vector index holds a full-text segment")),
             };
             if seg_metric != params.metric || seg_dim != dim {
                 return Err(Error::corrupt(
@@ -394,6 +345,7 @@ impl VectorSearch {
                         top.push(report(metric, n.distance), n.id);
                     }
                 }
+                Segment::Text(_) => {}
                 Segment::Ivf(segment) => {
                     let model = &segment.model;
                     let probes = model.probe(&query, self.nprobes);
@@ -468,16 +420,7 @@ impl VectorSearch {
     /// `_distance` (and `_rowid` when asked).
     pub async fn execute(&self) -> Result<RecordBatch> {
         let neighbors = self.nearest().await?;
-        let schema = self.table.table_schema();
-        let mut columns: Vec<String> = match &self.columns {
-            Some(c) => c.clone(),
-            None => schema
-                .fields
-                .iter()
-                .filter(|f| f.vector_dim().is_none())
-                .map(|f| f.name.clone())
-                .collect(),
-        };
+        let columns = self.columns.clone().unwrap_or_else(|| default_columns(&self.table));
         let postfilter = self.filter.as_ref().filter(|_| !self.prefilter);
         let mut fetch = columns.clone();
         if let Some(f) = postfilter {
@@ -490,27 +433,110 @@ impl VectorSearch {
         }
         let ids: Vec<u64> = neighbors.iter().map(|n| n.id).collect();
         let rows = self.table.take_rows(&ids, &fetch).await?;
-        let mut fields: Vec<ArrowField> = rows.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-        let mut arrays: Vec<ArrayRef> = rows.columns().to_vec();
-        fields.push(ArrowField::new(DISTANCE, ArrowType::Float32, false));
-        arrays.push(Arc::new(Float32Array::from_iter_values(
-            neighbors.iter().map(|n| n.distance),
-        )));
-        if self.with_row_id {
-            fields.push(ArrowField::new(ROW_ID, ArrowType::UInt64, false));
-            arrays.push(Arc::new(UInt64Array::from(ids)));
-            columns.push(ROW_ID.to_string());
-        }
-        columns.push(DISTANCE.to_string());
-        let mut batch = RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays)?;
+        let distances: ArrayRef = Arc::new(Float32Array::from_iter_values(neighbors.iter().map(|n| n.distance)));
+        let mut batch = append_columns(
+            rows,
+            vec![(ArrowField::new(DISTANCE, ArrowType::Float32, false), distances)],
+            self.with_row_id.then_some(&ids[..]),
+        )?;
         if let Some(f) = postfilter {
             let mask = f.evaluate(&batch)?;
             batch = arrow_select::filter::filter_record_batch(&batch, &mask)?;
         }
-        let indices: Vec<usize> = columns
+        let mut keep = columns;
+        if self.with_row_id {
+            keep.push(ROW_ID.to_string());
+        }
+        keep.push(DISTANCE.to_string());
+        let indices: Vec<usize> = keep
             .iter()
             .map(|c| batch.schema().index_of(c))
             .collect::<std::result::Result<_, _>>()?;
         Ok(batch.project(&indices)?)
     }
+}
+
+/// The columns a search returns by default: every top-level column that is not a vector.
+pub(crate) fn default_columns(table: &Table) -> Vec<String> {
+    table
+        .table_schema()
+        .fields
+        .iter()
+        .filter(|f| f.vector_dim().is_none())
+        .map(|f| f.name.clone())
+        .collect()
+}
+
+/// `rows`, then `_rowid` (when `row_ids` are given), then the `extra` columns.
+pub(crate) fn append_columns(
+    rows: RecordBatch,
+    extra: Vec<(ArrowField, ArrayRef)>,
+    row_ids: Option<&[u64]>,
+) -> Result<RecordBatch> {
+    let mut fields: Vec<ArrowField> = rows.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut arrays: Vec<ArrayRef> = rows.columns().to_vec();
+    if let Some(ids) = row_ids {
+        fields.push(ArrowField::new(ROW_ID, ArrowType::UInt64, false));
+        arrays.push(Arc::new(UInt64Array::from(ids.to_vec())));
+    }
+    for (field, array) in extra {
+        fields.push(field);
+        arrays.push(array);
+    }
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(rows.num_rows()));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(ArrowSchema::new(fields)),
+        arrays,
+        &options,
+    )?)
+}
+
+/// Row ids matching the filter. Versions never change, so the set is cached per table,
+/// version and filter (a few dozen recent filters).
+pub(crate) async fn matching_rows(table: &Table, filter: &Predicate) -> Result<Arc<HashSet<u64>>> {
+    type Key = (String, u64, uuid::Uuid, String);
+    static CACHE: OnceLock<Mutex<HashMap<Key, Arc<HashSet<u64>>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    // The commit's transaction id tells apart two tables created at one URI.
+    let m = table.manifest();
+    let key = (
+        table.uri().to_string(),
+        m.version,
+        m.transaction.id,
+        format!("{filter:?}"),
+    );
+    if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(hit.clone());
+    }
+    let scan = table
+        .scan()
+        .filter(filter.clone())
+        .with_row_id(true)
+        .columns(&filter.columns());
+    let mut out = HashSet::new();
+    for batch in scan.collect().await? {
+        let ids = batch
+            .column_by_name(ROW_ID)
+            .ok_or_else(|| Error::Internal("scan lost _rowid".into()))?;
+        out.extend(ids.as_primitive::<UInt64Type>().values().iter().copied());
+    }
+    let out = Arc::new(out);
+    let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if guard.len() >= 32 {
+        guard.clear();
+    }
+    guard.insert(key, out.clone());
+    Ok(out)
+}
+
+/// The live row ids of the data files `entry` covers: a segment may hold rows deleted since
+/// it was written, or rows of files it no longer covers, and those are skipped.
+pub(crate) async fn covered_live_rows(table: &Table, entry: &IndexEntry) -> Result<RoaringTreemap> {
+    let mut live = RoaringTreemap::new();
+    for file in &table.manifest().data_files {
+        if entry.covered_files.contains(&file.path) {
+            live |= FileRows::load(table.location(), file).await?.live_ids();
+        }
+    }
+    Ok(live)
 }

@@ -109,3 +109,65 @@ pub async fn small_table(dir: &Path) -> Table {
     opts.metric = Metric::L2;
     table.create_index(&opts).await.unwrap()
 }
+
+/// A table at `dir/text` of `id`, `text` and a 2-d `vec`: eight short texts in a file covered
+/// by a full-text index on `text`, then two appended texts it does not cover.
+pub async fn text_table(dir: &Path) -> Table {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{FixedSizeListArray, Float32Array, Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    const TEXTS: [&str; 10] = [
+        "The quick brown fox jumps over the lazy dog",
+        "A quick brown dog outpaces a quick red fox",
+        "Lazy dogs sleep all day",
+        "The brown bear eats honey",
+        "Foxes are quick and clever",
+        "A dog is a loyal companion",
+        "Quickly, the fox ran to the brownstone building",
+        "Honey bees make honey",
+        "The red fox hunts at dusk",
+        "Brown bread with honey",
+    ];
+    let item = Arc::new(Field::new("item", DataType::Float32, true));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("text", DataType::Utf8, true),
+        Field::new("vec", DataType::FixedSizeList(item.clone(), 2), true),
+    ]));
+    let batch = |rows: std::ops::Range<i64>| {
+        let values = Float32Array::from_iter_values(rows.clone().flat_map(|i| {
+            let a = i as f32 * 0.3;
+            [a.cos(), a.sin()]
+        }));
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(rows.clone())),
+                Arc::new(StringArray::from_iter_values(rows.map(|i| TEXTS[i as usize]))),
+                Arc::new(FixedSizeListArray::new(item.clone(), 2, Arc::new(values), None)),
+            ],
+        )
+        .unwrap()
+    };
+    let uri = dir.join("text").display().to_string();
+    let table = Table::write(
+        TableLocation::parse(&uri).unwrap(),
+        BatchStream::from_batches(schema.clone(), vec![batch(0..8)]),
+        WriteMode::Create,
+        &WriteOptions::default(),
+    )
+    .await
+    .unwrap()
+    .create_index(&IndexOptions::new("text", IndexType::Fts))
+    .await
+    .unwrap();
+    table
+        .append(
+            BatchStream::from_batches(schema.clone(), vec![batch(8..10)]),
+            &WriteOptions::default(),
+        )
+        .await
+        .unwrap()
+}
