@@ -30,40 +30,30 @@ async fn metadata_only_changes_rewrite_nothing() {
     let dir = tempdir();
     let t = three_files(&uri(&dir, "t")).await;
     let files: Vec<String> = t.manifest().data_files.iter().map(|f| f.path.clone()).collect();
-    let t2 = t
-        .alter_schema(&[
-            add("note", DataType::Utf8, true, ColumnValue::Null),
-            add("level", DataType::Int32, false, ColumnValue::Default(Literal::Int(3))),
-            SchemaChange::RenameColumn {
-                from: "name".into(),
-                to: "label".into(),
-            },
-            SchemaChange::DropColumn("half".into()),
-            SchemaChange::WidenColumn {
-                column: "score".into(),
-                to: DataType::Float64,
-            },
-            SchemaChange::MakeNullable("id".into()),
-        ])
-        .await;
-    // float64 is not wider than float64.
-    assert!(t2
-        .unwrap_err()
-        .to_string()
-        .contains("cannot change from Float64 to Float64"));
-    let t2 = t
-        .alter_schema(&[
-            add("note", DataType::Utf8, true, ColumnValue::Null),
-            add("level", DataType::Int32, false, ColumnValue::Default(Literal::Int(3))),
-            SchemaChange::RenameColumn {
-                from: "name".into(),
-                to: "label".into(),
-            },
-            SchemaChange::DropColumn("half".into()),
-            SchemaChange::MakeNullable("id".into()),
-        ])
+    let changes = vec![
+        add("note", DataType::Utf8, true, ColumnValue::Null),
+        add("level", DataType::Int32, false, ColumnValue::Default(Literal::Int(3))),
+        SchemaChange::RenameColumn {
+            from: "name".into(),
+            to: "label".into(),
+        },
+        SchemaChange::DropColumn("half".into()),
+        SchemaChange::MakeNullable("id".into()),
+    ];
+    // float64 is not wider than float64, and the whole change fails.
+    let not_wider = SchemaChange::WidenColumn {
+        column: "score".into(),
+        to: DataType::Float64,
+    };
+    let err = t
+        .alter_schema(&[changes.clone(), vec![not_wider]].concat())
         .await
-        .unwrap();
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("cannot change from Float64 to Float64"),
+        "{err}"
+    );
+    let t2 = t.alter_schema(&changes).await.unwrap();
     assert_eq!(t2.manifest().transaction.operation.name(), "alter_schema");
     let after: Vec<String> = t2.manifest().data_files.iter().map(|f| f.path.clone()).collect();
     assert_eq!(files, after, "no data file was rewritten");
