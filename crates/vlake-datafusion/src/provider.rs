@@ -18,7 +18,7 @@ use datafusion::logical_expr::{CreateExternalTable, Expr, TableProviderFilterPus
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 use futures::{StreamExt, TryStreamExt};
 use vlake_format::StatValue;
-use vlake_table::{BatchStream, Predicate, Table, TableLocation, VersionRef, WriteOptions};
+use vlake_table::{BatchStream, BlobMode, Predicate, Table, TableLocation, VersionRef, WriteOptions};
 
 use crate::convert::{df_err, to_predicate};
 use crate::scan::VlakeScanExec;
@@ -33,16 +33,26 @@ pub struct VlakeTable {
     table: Arc<RwLock<Table>>,
     schema: SchemaRef,
     pinned: bool,
+    blobs: BlobMode,
 }
 
 impl VlakeTable {
-    /// A provider over `table`, pinned (read-only) when `pinned`.
+    /// A provider over `table`, pinned (read-only) when `pinned`. BLOB columns are descriptors.
     pub fn new(table: Table, pinned: bool) -> Self {
         Self {
             schema: table.schema().clone(),
             table: Arc::new(RwLock::new(table)),
             pinned,
+            blobs: BlobMode::Descriptors,
         }
+    }
+
+    /// This provider with BLOB columns returned as `mode` says (`Bytes`: as `LargeBinary`
+    /// values, which `INSERT INTO` then takes too).
+    pub fn with_blobs(mut self, mode: BlobMode) -> Result<Self> {
+        self.schema = self.table().scan().blobs(mode).output_schema().map_err(df_err)?;
+        self.blobs = mode;
+        Ok(self)
     }
 
     /// Opens the table at `uri` at a version (`VersionRef::Latest` for the newest, writable).
@@ -101,7 +111,7 @@ impl TableProvider for VlakeTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let table = self.table();
-        let mut scanner = table.scan().columns(&self.column_names(projection));
+        let mut scanner = table.scan().columns(&self.column_names(projection)).blobs(self.blobs);
         if let Some(p) = pushed_predicate(filters) {
             scanner = scanner.filter(p);
         }
@@ -303,6 +313,10 @@ pub struct VlakeTableFactory;
 impl TableProviderFactory for VlakeTableFactory {
     async fn create(&self, _state: &dyn Session, cmd: &CreateExternalTable) -> Result<Arc<dyn TableProvider>> {
         let at = version_option(cmd)?;
+        let blobs: BlobMode = match option(cmd, "blobs") {
+            Some(mode) => mode.parse().map_err(df_err)?,
+            None => BlobMode::Descriptors,
+        };
         let declared = storable(cmd.schema.as_arrow());
         match VlakeTable::open(&cmd.location, at.clone()).await {
             Err(DataFusionError::External(e))
@@ -312,7 +326,7 @@ impl TableProviderFactory for VlakeTableFactory {
                         .is_some_and(|e| matches!(e, vlake_table::Error::NotFound { .. })) =>
             {
                 let table = Table::create(&cmd.location, declared).await.map_err(df_err)?;
-                Ok(Arc::new(VlakeTable::new(table, false)))
+                Ok(Arc::new(VlakeTable::new(table, false).with_blobs(blobs)?))
             }
             Err(e) => Err(e),
             Ok(t) => {
@@ -324,7 +338,7 @@ impl TableProviderFactory for VlakeTableFactory {
                         t.schema.fields().len()
                     );
                 }
-                Ok(Arc::new(t))
+                Ok(Arc::new(t.with_blobs(blobs)?))
             }
         }
     }
@@ -350,8 +364,15 @@ fn storable(schema: &datafusion::arrow::datatypes::Schema) -> SchemaRef {
 }
 
 /// The version an external table's options ask for.
+/// The external table option `key` (DataFusion may prefix it with `format.`).
+fn option<'a>(cmd: &'a CreateExternalTable, key: &str) -> Option<&'a String> {
+    cmd.options
+        .get(key)
+        .or_else(|| cmd.options.get(&format!("format.{key}")))
+}
+
 fn version_option(cmd: &CreateExternalTable) -> Result<VersionRef> {
-    let get = |k: &str| cmd.options.get(k).or_else(|| cmd.options.get(&format!("format.{k}")));
+    let get = |k: &str| option(cmd, k);
     let chosen: Vec<VersionRef> = [
         get("version").map(|v| {
             v.parse()

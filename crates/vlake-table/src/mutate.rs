@@ -19,7 +19,7 @@ use vlake_format::{DataFile, DeletionFile, Error, Operation, Result};
 
 use crate::rows::{encode_bitmap, FileRows};
 use crate::txn::{Action, FileChange};
-use crate::write::{remove_files, write_data_files, WriteOptions};
+use crate::write::{remove_files, write_with_blobs, WriteOptions};
 use crate::{Assignment, BatchStream, Predicate, Table, ROW_ID};
 
 /// Matched positions, by data file path.
@@ -60,7 +60,12 @@ impl Table {
         self.manifest().check_writable()?;
         let schema = self.table_schema().clone();
         for (i, a) in assignments.iter().enumerate() {
-            schema.field(&a.column)?;
+            if schema.field(&a.column)?.is_blob() {
+                return Err(Error::unsupported(format!(
+                    "assigning BLOB column '{}' in an update (append the new values instead)",
+                    a.column
+                )));
+            }
             if assignments[..i].iter().any(|b| b.column == a.column) {
                 return Err(Error::invalid(format!("column '{}' is assigned twice", a.column)));
             }
@@ -92,8 +97,15 @@ impl Table {
                 .collect::<Result<Vec<ArrayRef>>>()?;
             Ok(RecordBatch::try_new(out_schema.clone(), columns)?)
         });
-        let files = write_data_files(self.location(), &schema, BatchStream::new(arrow_schema, updated), opts).await?;
-        let data_paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+        // Rewritten rows keep pointing at the blobs they had.
+        let blobs = self.blob_writer();
+        let updated = BatchStream::new(arrow_schema, updated);
+        let files = write_with_blobs(self.location(), &schema, updated, opts, blobs).await?;
+        let data_paths: Vec<String> = files
+            .iter()
+            .flat_map(|f| std::iter::once(&f.path).chain(&f.new_blobs))
+            .cloned()
+            .collect();
         let matches = take(&matches);
         if matches.is_empty() {
             remove_files(self.location(), data_paths.iter().map(String::as_str)).await;

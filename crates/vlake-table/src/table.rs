@@ -10,9 +10,10 @@ use vlake_format::layout::{tag_path, TAGS_DIR};
 use vlake_format::{Error, Manifest, Result, Schema, Tag};
 use vlake_io::{CommitStore, TableLocation};
 
+use crate::blob::BlobWriter;
 use crate::scan::Scanner;
 use crate::txn::{commit, Action, PendingCommit};
-use crate::write::{remove_files, write_data_files, WriteOptions};
+use crate::write::{remove_files, write_data_files, write_with_blobs, WriteOptions};
 use crate::BatchStream;
 
 /// Which version of a table to open.
@@ -79,7 +80,7 @@ pub struct Table {
 
 impl Table {
     fn from_manifest(store: CommitStore, manifest: Arc<Manifest>, config: TableConfig) -> Self {
-        let arrow_schema = Arc::new(manifest.schema.to_arrow());
+        let arrow_schema = Arc::new(manifest.schema.to_arrow_read());
         Self {
             store,
             manifest,
@@ -163,7 +164,7 @@ impl Table {
     /// Appends `data` as one commit and returns the new version.
     pub async fn append(&self, data: BatchStream, opts: &WriteOptions) -> Result<Self> {
         self.manifest.check_writable()?;
-        let files = write_data_files(self.store.location(), &self.manifest.schema, data, opts).await?;
+        let files = write_with_blobs(self.location(), &self.manifest.schema, data, opts, self.blob_writer()).await?;
         self.commit_action(Action::Append { files }).await
     }
 
@@ -179,7 +180,7 @@ impl Table {
             proposed
         };
         let max_field_id = schema.max_field_id().max(self.manifest.max_field_id);
-        let files = write_data_files(self.store.location(), &schema, data, opts).await?;
+        let files = write_with_blobs(self.location(), &schema, data, opts, self.blob_writer()).await?;
         self.commit_action(Action::Overwrite {
             schema,
             max_field_id,
@@ -228,7 +229,7 @@ impl Table {
         &self.manifest
     }
 
-    /// The Arrow schema of this version.
+    /// The Arrow schema of this version, as scans return it (BLOB columns as descriptors).
     pub fn schema(&self) -> &SchemaRef {
         &self.arrow_schema
     }
@@ -321,9 +322,21 @@ impl Table {
         Ok(tags)
     }
 
+    /// A blob writer for a write on top of this version: input descriptors may point into
+    /// this version's blob files.
+    pub(crate) fn blob_writer(&self) -> BlobWriter {
+        let known = self
+            .manifest
+            .blob_files()
+            .into_iter()
+            .map(|(p, s)| (p.to_string(), s))
+            .collect();
+        BlobWriter::new(self.location(), known)
+    }
+
     /// The Arrow schema a scan of `columns` produces.
     pub fn project_schema(&self, columns: &[String]) -> Result<ArrowSchema> {
-        Ok(self.manifest.schema.project(columns)?.to_arrow())
+        Ok(self.manifest.schema.project(columns)?.to_arrow_read())
     }
 }
 

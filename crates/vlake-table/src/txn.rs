@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use uuid::Uuid;
-use vlake_format::manifest::{DELETION_FILES, ROW_ID_FILES};
+use vlake_format::manifest::{BLOB_FILES, DELETION_FILES, ROW_ID_FILES};
 use vlake_format::{
     DataFile, Error, FileFormat, IndexEntry, Manifest, Operation, Result, Schema, Transaction, FORMAT_VERSION,
 };
@@ -104,9 +104,11 @@ impl Action {
     /// Paths of the files this action wrote (removed again when it fails).
     pub(crate) fn written_paths(&self) -> Vec<&str> {
         match self {
-            Self::Create { files, .. } | Self::Append { files } | Self::Overwrite { files, .. } => {
-                files.iter().map(|f| f.path.as_str()).collect()
-            }
+            Self::Create { files, .. } | Self::Append { files } | Self::Overwrite { files, .. } => files
+                .iter()
+                .flat_map(|f| std::iter::once(&f.path).chain(&f.new_blobs))
+                .map(String::as_str)
+                .collect(),
             Self::Restore { .. } => vec![],
             Self::PutIndex { new_files, .. } => new_files.iter().map(String::as_str).collect(),
             Self::Mutate { written, .. } | Self::Compact { written, .. } => {
@@ -142,6 +144,7 @@ fn new_files(files: &[WrittenFile], mut next_row_id: u64) -> (Vec<DataFile>, u64
                 stats: f.stats.clone(),
                 deletion: None,
                 row_ids: None,
+                blob_files: f.blob_files.clone(),
             };
             next_row_id += f.num_rows;
             file
@@ -162,7 +165,7 @@ fn apply(base: Option<&Manifest>, pending: &PendingCommit) -> Result<Manifest> {
             return Err(Error::Internal("only a create commits without a base version".into()));
         };
         let (data_files, next_row_id) = new_files(files, 0);
-        return Ok(Manifest {
+        let mut first = Manifest {
             format_version: FORMAT_VERSION,
             reader_features: Default::default(),
             writer_features: Default::default(),
@@ -176,7 +179,9 @@ fn apply(base: Option<&Manifest>, pending: &PendingCommit) -> Result<Manifest> {
             indexes: vec![],
             properties: Default::default(),
             transaction,
-        });
+        };
+        add_features(&mut first);
+        return Ok(first);
     };
     let mut next = base.clone();
     next.version = base.version + 1;
@@ -189,6 +194,7 @@ fn apply(base: Option<&Manifest>, pending: &PendingCommit) -> Result<Manifest> {
             let (added, next_row_id) = new_files(files, base.next_row_id);
             next.data_files.extend(added);
             next.next_row_id = next_row_id;
+            add_features(&mut next);
         }
         Action::Overwrite {
             schema,
@@ -201,6 +207,7 @@ fn apply(base: Option<&Manifest>, pending: &PendingCommit) -> Result<Manifest> {
             next.data_files = data_files;
             next.next_row_id = next_row_id;
             next.indexes.clear();
+            add_features(&mut next);
         }
         Action::Restore { from } => {
             next.schema = from.schema.clone();
@@ -275,11 +282,15 @@ fn position(manifest: &Manifest, path: &str) -> Result<usize> {
         .ok_or_else(|| Error::Internal(format!("data file {path} vanished from version {}", manifest.version)))
 }
 
-/// Requires the reader and writer features that the data files of `manifest` use.
+/// Requires the reader and writer features that the data files and the schema of `manifest` use.
 fn add_features(manifest: &mut Manifest) {
     for (feature, used) in [
         (DELETION_FILES, manifest.data_files.iter().any(|f| f.deletion.is_some())),
         (ROW_ID_FILES, manifest.data_files.iter().any(|f| f.row_ids.is_some())),
+        (
+            BLOB_FILES,
+            manifest.schema.has_blobs() || manifest.data_files.iter().any(|f| !f.blob_files.is_empty()),
+        ),
     ] {
         if used {
             manifest.reader_features.insert(feature.to_string());

@@ -75,16 +75,7 @@ pub(crate) fn append_vectors(batch: &RecordBatch, dim: usize, out: &mut FileVect
 
 /// Reads the vectors of `file` from storage.
 async fn read(location: &TableLocation, file: &DataFile, field: &Field, dim: usize) -> Result<FileVectors> {
-    let task = ScanTask {
-        file: file.clone(),
-        columns: vec![field.clone()],
-        filter_columns: vec![],
-        filter: None,
-        with_row_id: true,
-        batch_size: 8192,
-        limit: None,
-        row_offsets: None,
-    };
+    let task = ScanTask::of_file(file, vec![field.clone()], true);
     let mut out = FileVectors::default();
     let mut stream = task.execute(location).await?;
     while let Some(batch) = stream.try_next().await? {
