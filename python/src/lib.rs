@@ -323,11 +323,19 @@ impl RawTable {
 
     /// Compacts small files and drops deleted rows; returns the new version and the report
     /// as JSON.
-    #[pyo3(signature = (target_rows_per_file=None))]
-    fn compact(&self, py: Python<'_>, target_rows_per_file: Option<usize>) -> PyResult<(Self, String)> {
+    #[pyo3(signature = (target_rows_per_file=None, blob_garbage_ratio=None))]
+    fn compact(
+        &self,
+        py: Python<'_>,
+        target_rows_per_file: Option<usize>,
+        blob_garbage_ratio: Option<f64>,
+    ) -> PyResult<(Self, String)> {
         let mut opts = vlake_table::CompactOptions::default();
         if let Some(n) = target_rows_per_file {
             opts.target_rows_per_file = n;
+        }
+        if let Some(r) = blob_garbage_ratio {
+            opts.blob_garbage_ratio = r;
         }
         let (table, report) = run(py, self.table.compact(&opts))?;
         let report = serde_json::to_string(&report).map_err(|e| to_py(Error::Internal(e.to_string())))?;

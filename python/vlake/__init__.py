@@ -362,10 +362,14 @@ class Table:
             set = ", ".join(f"{column} = {value}" for column, value in set.items())
         return Table(self._raw.update(set, where))
 
-    def compact(self, target_rows_per_file: Optional[int] = None) -> "Table":
+    def compact(
+        self, target_rows_per_file: Optional[int] = None, blob_garbage_ratio: Optional[float] = None
+    ) -> "Table":
         """Merges small files and drops deleted rows, keeping row ids and index coverage;
-        returns the new version (``compaction_report`` holds what it did)."""
-        raw, report = self._raw.compact(target_rows_per_file)
+        returns the new version (``compaction_report`` holds what it did). A blob file is
+        rewritten when more than ``blob_garbage_ratio`` (default 0.1) of it belongs to no live
+        row."""
+        raw, report = self._raw.compact(target_rows_per_file, blob_garbage_ratio)
         out = Table(raw)
         out.compaction_report = json.loads(report)
         return out

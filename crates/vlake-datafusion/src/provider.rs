@@ -305,7 +305,9 @@ impl DataSink for VlakeSink {
 ///
 /// `OPTIONS ('version' '3')`, `('tag' 'name')` or `('timestamp' '2026-11-22T08:00:00Z')` open
 /// an older version read-only. When the location holds no table and the statement lists
-/// columns, an empty table with those columns is created (`FLOAT[384]` is a vector column).
+/// columns, an empty table with those columns is created (`FLOAT[384]` is a vector column;
+/// `('blob_columns' 'a,b')` makes the named `BYTEA` columns BLOB columns). `('blobs' 'bytes')`
+/// returns BLOB columns as their values instead of descriptors (and `INSERT INTO` takes values).
 #[derive(Debug, Default)]
 pub struct VlakeTableFactory;
 
@@ -317,7 +319,10 @@ impl TableProviderFactory for VlakeTableFactory {
             Some(mode) => mode.parse().map_err(df_err)?,
             None => BlobMode::Descriptors,
         };
-        let declared = storable(cmd.schema.as_arrow());
+        let blob_columns: Vec<&str> = option(cmd, "blob_columns")
+            .map(|c| c.split(',').map(str::trim).filter(|c| !c.is_empty()).collect())
+            .unwrap_or_default();
+        let declared = storable(cmd.schema.as_arrow(), &blob_columns)?;
         match VlakeTable::open(&cmd.location, at.clone()).await {
             Err(DataFusionError::External(e))
                 if !declared.fields().is_empty()
@@ -345,25 +350,33 @@ impl TableProviderFactory for VlakeTableFactory {
 }
 
 /// A declared schema with DataFusion's view types (`VARCHAR` is `Utf8View` in SQL) as the
-/// plain types vlake stores.
-fn storable(schema: &datafusion::arrow::datatypes::Schema) -> SchemaRef {
+/// plain types vlake stores, and the binary columns named in `blob_columns` as BLOB columns.
+fn storable(schema: &datafusion::arrow::datatypes::Schema, blob_columns: &[&str]) -> Result<SchemaRef> {
     use datafusion::arrow::datatypes::{DataType, Field};
+    if let Some(c) = blob_columns.iter().find(|c| schema.field_with_name(c).is_err()) {
+        return plan_err!("option 'blob_columns' names '{c}', which is not a declared column");
+    }
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|f| {
+            let field = f.as_ref().clone();
+            if blob_columns.contains(&f.name().as_str()) {
+                return field
+                    .with_data_type(DataType::LargeBinary)
+                    .with_metadata([(vlake_format::schema::BLOB_KEY.to_string(), "true".to_string())].into());
+            }
             let t = match f.data_type() {
                 DataType::Utf8View => DataType::Utf8,
                 DataType::BinaryView => DataType::Binary,
                 other => other.clone(),
             };
-            f.as_ref().clone().with_data_type(t)
+            field.with_data_type(t)
         })
         .collect();
-    Arc::new(datafusion::arrow::datatypes::Schema::new(fields))
+    Ok(Arc::new(datafusion::arrow::datatypes::Schema::new(fields)))
 }
 
-/// The version an external table's options ask for.
 /// The external table option `key` (DataFusion may prefix it with `format.`).
 fn option<'a>(cmd: &'a CreateExternalTable, key: &str) -> Option<&'a String> {
     cmd.options
@@ -371,6 +384,7 @@ fn option<'a>(cmd: &'a CreateExternalTable, key: &str) -> Option<&'a String> {
         .or_else(|| cmd.options.get(&format!("format.{key}")))
 }
 
+/// The version an external table's options ask for.
 fn version_option(cmd: &CreateExternalTable) -> Result<VersionRef> {
     let get = |k: &str| option(cmd, k);
     let chosen: Vec<VersionRef> = [

@@ -27,13 +27,14 @@ pub const BLOB_KEY: &str = "vlake:blob";
 pub const BLOB_DESCRIPTOR_MEMBERS: [&str; 3] = ["path", "offset", "size"];
 
 /// The Arrow type of a BLOB column's descriptors, as data files store them and scans return
-/// them: `Struct<path: Utf8 (nullable), offset: UInt64, size: UInt64>`.
+/// them: `Struct<path: Utf8, offset: UInt64, size: UInt64>`, every member nullable (all three
+/// are null for a null value, `path` also for an empty one).
 pub fn blob_descriptor_type() -> ArrowType {
     let [path, offset, size] = BLOB_DESCRIPTOR_MEMBERS;
     ArrowType::Struct(Fields::from(vec![
         ArrowField::new(path, ArrowType::Utf8, true),
-        ArrowField::new(offset, ArrowType::UInt64, false),
-        ArrowField::new(size, ArrowType::UInt64, false),
+        ArrowField::new(offset, ArrowType::UInt64, true),
+        ArrowField::new(size, ArrowType::UInt64, true),
     ]))
 }
 

@@ -223,6 +223,7 @@ impl Scanner {
         let counting = Self {
             columns: Some(columns.iter().map(|c| c.to_string()).collect()),
             with_row_id: false,
+            blobs: BlobMode::Descriptors,
             ..self.clone()
         };
         let batches = counting.collect().await?;

@@ -402,6 +402,24 @@ async fn bad_blob_input_is_refused_and_nothing_is_written() {
     );
     assert_eq!(table.version(), 1);
     assert_eq!(Table::open(&uri).await.unwrap().version(), 2);
+
+    // Failed writes leave no blob files behind: a source that cannot be read after one that was
+    // stored, and rows that lack a non-nullable column.
+    let failing = vec![
+        BlobSource::Bytes(value(7, 9 << 20).into()),
+        BlobSource::File(dir.path().join("missing.bin")),
+    ];
+    let opts = WriteOptions::default();
+    let err = doubled.append_blobs("data", failing, None, &opts).await.unwrap_err();
+    assert!(matches!(err, vlake_table::Error::Io { .. }), "{err}");
+    let without_ids = vec![BlobSource::Bytes(value(8, 100).into())];
+    let err = doubled
+        .append_blobs("data", without_ids, None, &opts)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("lacks column 'id'"), "{err}");
+    assert_eq!(blob_file_sizes(&dir.path().join("t")), before);
+    assert_eq!(Table::open(&uri).await.unwrap().version(), 2);
 }
 
 /// The big-blob size: 2 GiB and a bit (so chunks do not line up), or `VLAKE_BLOB_TEST_BYTES`.

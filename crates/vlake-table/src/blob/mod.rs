@@ -113,15 +113,24 @@ pub(crate) fn descriptors(column: &dyn Array) -> Result<Vec<Option<Descriptor>>>
     ) else {
         return Err(corrupt());
     };
-    Ok((0..s.len())
+    (0..s.len())
         .map(|i| {
-            s.is_valid(i).then(|| Descriptor {
+            if s.is_null(i) {
+                return Ok(None);
+            }
+            if offset.is_null(i) || size.is_null(i) {
+                return Err(Error::corrupt(
+                    "a BLOB column",
+                    format!("descriptor {i} has no offset or size"),
+                ));
+            }
+            Ok(Some(Descriptor {
                 path: path.is_valid(i).then(|| path.value(i).to_string()),
                 offset: offset.value(i),
                 size: size.value(i),
-            })
+            }))
         })
-        .collect())
+        .collect()
 }
 
 /// A descriptor column from descriptors (`None`: a null value).
@@ -129,7 +138,8 @@ fn descriptor_array(values: &[Option<Descriptor>]) -> Result<ArrayRef> {
     let ArrowType::Struct(fields) = blob_descriptor_type() else {
         return Err(Error::Internal("the descriptor type is not a struct".into()));
     };
-    let get = |f: fn(&Descriptor) -> u64| UInt64Array::from_iter_values(values.iter().map(|d| d.as_ref().map_or(0, f)));
+    // Members are null where the value is null, so that engines reading a member see a null.
+    let get = |f: fn(&Descriptor) -> u64| values.iter().map(|d| d.as_ref().map(f)).collect::<UInt64Array>();
     let path: StringArray = values.iter().map(|d| d.as_ref().and_then(|d| d.path.clone())).collect();
     let nulls = NullBuffer::from(values.iter().map(Option::is_some).collect::<Vec<_>>());
     Ok(Arc::new(StructArray::try_new(
