@@ -707,6 +707,12 @@ fn blobs_from_files_and_back() {
     let copy = dir.path().join("copy.bin");
     get(&["--row-id", "1", "-o", copy.to_str().unwrap()]);
     assert!(std::fs::read(&copy).unwrap() == big_bytes);
+    let info = ok_json(&["info", &uri, "--json"]);
+    assert_eq!(
+        (info["blob_files"].as_u64(), info["blob_bytes"].as_u64()),
+        (Some(2), Some(9_000_010))
+    );
+    assert_eq!(info["schema"][1]["blob"].as_bool(), Some(true));
     // Scans show descriptors.
     let rows = ok_json(&["head", &uri, "--columns", "name,data", "--json"]);
     assert_eq!(rows[1]["data"]["size"].as_u64(), Some(9_000_000));

@@ -350,6 +350,9 @@ async fn write_inner(
         if batch.num_rows() == 0 {
             continue;
         }
+        // Conform before opening a file, so that bad input leaves no file behind.
+        let mut refs = BTreeSet::new();
+        let batch = conform(&batch, &plan, schema, &file_schema, blobs, &mut refs).await?;
         let file = match &mut open {
             Some(f) => f,
             None => {
@@ -373,7 +376,7 @@ async fn write_inner(
                 })
             }
         };
-        let batch = conform(&batch, &plan, schema, &file_schema, blobs, &mut file.blob_refs).await?;
+        file.blob_refs.append(&mut refs);
         file.stats.update(&batch);
         let rows = batch.num_rows() as u64;
         file.sink.write(&file.path, batch).await?;

@@ -17,8 +17,9 @@ use vlake_io::TableLocation;
 
 use super::descriptors;
 
-/// Bytes fetched per request while streaming a blob (two requests are in memory at most).
-const DEFAULT_CHUNK_BYTES: usize = 8 << 20;
+/// Bytes fetched per request while streaming a blob (two requests are in memory at most). Small
+/// enough that the allocator's per-thread caches of freed chunks stay small too.
+const DEFAULT_CHUNK_BYTES: usize = 2 << 20;
 
 /// One blob, opened for reading without loading it whole: [`AsyncRead`] + [`AsyncSeek`] with a
 /// bounded buffer (the chunk being read and one chunk read ahead), or ranges with
@@ -79,7 +80,7 @@ impl BlobReader {
         }
     }
 
-    /// Fetches `chunk_bytes` per request while streaming (default 8 MiB).
+    /// Fetches `chunk_bytes` per request while streaming (default 2 MiB).
     pub fn with_chunk_size(mut self, chunk_bytes: usize) -> Self {
         self.chunk = chunk_bytes.max(1);
         self
