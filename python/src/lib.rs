@@ -15,8 +15,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use vlake_datafusion::{from_df, VlakeTable};
 use vlake_table::{
-    AnalyzerConfig, BatchStream, Error, Fusion, HnswParams, HybridSearch, IndexOptions, IndexType, IvfParams, Metric,
-    ScanTask, Table, TableLocation, VersionRef, WriteMode, WriteOptions,
+    AnalyzerConfig, BatchStream, BlobMode, BlobReader, BlobSource, Error, Fusion, HnswParams, HybridSearch,
+    IndexOptions, IndexType, IvfParams, Metric, ScanTask, Table, TableLocation, VersionRef, WriteMode, WriteOptions,
 };
 
 /// The runtime every call blocks on (with the GIL released).
@@ -461,11 +461,19 @@ impl RawTable {
 
     /// Compacts small files and drops deleted rows; returns the new version and the report
     /// as JSON.
-    #[pyo3(signature = (target_rows_per_file=None))]
-    fn compact(&self, py: Python<'_>, target_rows_per_file: Option<usize>) -> PyResult<(Self, String)> {
+    #[pyo3(signature = (target_rows_per_file=None, blob_garbage_ratio=None))]
+    fn compact(
+        &self,
+        py: Python<'_>,
+        target_rows_per_file: Option<usize>,
+        blob_garbage_ratio: Option<f64>,
+    ) -> PyResult<(Self, String)> {
         let mut opts = vlake_table::CompactOptions::default();
         if let Some(n) = target_rows_per_file {
             opts.target_rows_per_file = n;
+        }
+        if let Some(r) = blob_garbage_ratio {
+            opts.blob_garbage_ratio = r;
         }
         let (table, report) = run(py, self.table.compact(&opts))?;
         let report = serde_json::to_string(&report).map_err(|e| to_py(Error::Internal(e.to_string())))?;
@@ -485,8 +493,10 @@ impl RawTable {
         Ok((Self::new(table, false), report))
     }
 
-    /// A streaming scan: an iterator of Arrow IPC streams, one batch each.
-    #[pyo3(signature = (columns=None, filter=None, limit=None, with_row_id=false, batch_size=None))]
+    /// A streaming scan: an iterator of Arrow IPC streams, one batch each. `blobs` is
+    /// `descriptors` or `bytes`.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (columns=None, filter=None, limit=None, with_row_id=false, batch_size=None, blobs="descriptors"))]
     fn scan(
         &self,
         py: Python<'_>,
@@ -495,14 +505,65 @@ impl RawTable {
         limit: Option<usize>,
         with_row_id: bool,
         batch_size: Option<usize>,
+        blobs: &str,
     ) -> PyResult<BatchIter> {
-        let mut scanner = self.scanner(columns, filter, batch_size)?.with_row_id(with_row_id);
+        let blobs: BlobMode = blobs.parse().map_err(to_py)?;
+        let mut scanner = self
+            .scanner(columns, filter, batch_size)?
+            .with_row_id(with_row_id)
+            .blobs(blobs);
         if let Some(n) = limit {
             scanner = scanner.limit(n);
         }
         let schema = scanner.output_schema().map_err(to_py)?;
         let stream = run(py, async move { scanner.execute().await })?;
         Ok(BatchIter::new(schema, stream))
+    }
+
+    /// Appends one row per file in `paths`, its bytes streamed into BLOB column `column`; the
+    /// other columns come from `rows` (an Arrow IPC stream of one row per file) or are null.
+    #[pyo3(signature = (column, paths, rows=None))]
+    fn append_blobs(
+        &self,
+        py: Python<'_>,
+        column: &str,
+        paths: Vec<std::path::PathBuf>,
+        rows: Option<&[u8]>,
+    ) -> PyResult<Self> {
+        let rows = match rows {
+            Some(bytes) => {
+                let (schema, batches) = from_ipc(bytes).map_err(to_py)?;
+                Some(arrow::compute::concat_batches(&schema, &batches).map_err(|e| to_py(e.into()))?)
+            }
+            None => None,
+        };
+        let sources = paths.into_iter().map(BlobSource::File).collect();
+        let table = run(
+            py,
+            self.table.append_blobs(column, sources, rows, &WriteOptions::default()),
+        )?;
+        Ok(Self::new(table, false))
+    }
+
+    /// Opens the value of BLOB column `column` in row `row_id` for ranged reads.
+    fn open_blob(&self, py: Python<'_>, row_id: u64, column: &str) -> PyResult<RawBlob> {
+        let reader = run(py, self.table.open_blob(row_id, column))?;
+        Ok(RawBlob {
+            reader: std::sync::Mutex::new(reader),
+        })
+    }
+
+    /// The values of BLOB column `column` in rows `row_ids`, as an Arrow IPC stream of one
+    /// `large_binary` column named after it.
+    fn take_blobs(&self, py: Python<'_>, row_ids: Vec<u64>, column: &str) -> PyResult<Py<PyBytes>> {
+        let values = run(py, self.table.take_blobs(&row_ids, column))?;
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+            column,
+            values.data_type().clone(),
+            true,
+        )]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![values]).map_err(|e| to_py(e.into()))?;
+        ipc(py, &schema, &[batch])
     }
 
     /// Rows matching `filter` (all live rows without one).
@@ -726,6 +787,28 @@ fn analyze(text: &str, analyzer: Option<&str>) -> PyResult<Vec<String>> {
     Ok(analyzer.analyze(text).into_iter().map(|t| t.text).collect())
 }
 
+/// One BLOB value opened for ranged reads (the `vlake.BlobFile` class wraps it).
+#[pyclass(module = "vlake._vlake", frozen)]
+struct RawBlob {
+    reader: std::sync::Mutex<BlobReader>,
+}
+
+#[pymethods]
+impl RawBlob {
+    /// The size of the value in bytes.
+    #[getter]
+    fn size(&self) -> u64 {
+        self.reader.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Up to `n` bytes at `offset` (fewer at the end of the value).
+    fn read_at(&self, py: Python<'_>, offset: u64, n: usize) -> PyResult<Py<PyBytes>> {
+        let read = self.reader.lock().unwrap_or_else(|p| p.into_inner()).read_at(offset, n);
+        let bytes = run(py, read)?;
+        Ok(PyBytes::new(py, &bytes).unbind())
+    }
+}
+
 /// Batches of a running scan, one Arrow IPC stream each.
 #[pyclass(module = "vlake._vlake")]
 struct BatchIter {
@@ -815,6 +898,7 @@ fn sql(py: Python<'_>, query: &str, tables: Vec<(String, PyRef<'_, RawTable>)>) 
 fn _vlake(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RawTable>()?;
     m.add_class::<BatchIter>()?;
+    m.add_class::<RawBlob>()?;
     m.add_function(wrap_pyfunction!(run_task, m)?)?;
     m.add_function(wrap_pyfunction!(sql, m)?)?;
     m.add_function(wrap_pyfunction!(analyze, m)?)?;

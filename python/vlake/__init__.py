@@ -20,7 +20,9 @@ Arrow data crosses the native boundary as Arrow IPC streams, which pyarrow reads
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import json
+import os
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
 import pyarrow as pa
@@ -39,6 +41,8 @@ from .errors import (
 
 __all__ = [
     "Table",
+    "BlobFile",
+    "blob_field",
     "Search",
     "open",
     "write_table",
@@ -143,6 +147,67 @@ def _reader(data: Any) -> pa.RecordBatchReader:
                 f"a dict of columns or an object with __arrow_c_stream__, not {type(data).__name__}"
             )
     return _vectorize(data).to_reader()
+
+
+BLOB_KEY = b"vlake:blob"
+
+
+def blob_field(name: str, nullable: bool = True) -> pa.Field:
+    """A BLOB column: ``large_binary`` values stored out of line in blob files. Write bytes into
+    it with :func:`write_table` or stream files with :meth:`Table.append_blobs`; scans return
+    descriptors ``{path, offset, size}`` unless asked for ``blobs="bytes"``."""
+    return pa.field(name, pa.large_binary(), nullable, metadata={BLOB_KEY: b"true"})
+
+
+class BlobFile(io.RawIOBase):
+    """One BLOB value as a read-only, seekable binary file that reads ranges on demand (a
+    large value is never loaded whole): use it with ``shutil.copyfileobj``, PIL, ``zipfile``,
+    or wrap it in ``io.BufferedReader``."""
+
+    def __init__(self, raw: "_vlake.RawBlob"):
+        super().__init__()
+        self._raw = raw
+        self._pos = 0
+
+    @property
+    def size(self) -> int:
+        """The size of the value in bytes."""
+        return self._raw.size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}.get(whence)
+        if base is None:
+            raise ValueError(f"invalid whence {whence}")
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._raw.read_at(self._pos, len(view))
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = max(self.size - self._pos, 0)
+        data = self._raw.read_at(self._pos, size)
+        self._pos += len(data)
+        return data
+
+    def readall(self) -> bytes:
+        return self.read(-1)
 
 
 def _write(
@@ -412,10 +477,14 @@ class Table:
             set = ", ".join(f"{column} = {value}" for column, value in set.items())
         return Table(self._raw.update(set, where))
 
-    def compact(self, target_rows_per_file: Optional[int] = None) -> "Table":
+    def compact(
+        self, target_rows_per_file: Optional[int] = None, blob_garbage_ratio: Optional[float] = None
+    ) -> "Table":
         """Merges small files and drops deleted rows, keeping row ids and index coverage;
-        returns the new version (``compaction_report`` holds what it did)."""
-        raw, report = self._raw.compact(target_rows_per_file)
+        returns the new version (``compaction_report`` holds what it did). A blob file is
+        rewritten when more than ``blob_garbage_ratio`` (default 0.1) of it belongs to no live
+        row."""
+        raw, report = self._raw.compact(target_rows_per_file, blob_garbage_ratio)
         out = Table(raw)
         out.compaction_report = json.loads(report)
         return out
@@ -437,10 +506,12 @@ class Table:
         limit: Optional[int] = None,
         batch_size: Optional[int] = None,
         with_row_id: bool = False,
+        blobs: str = "descriptors",
     ) -> Iterator[pa.RecordBatch]:
-        """Streams the rows as RecordBatches (projection, SQL filter, limit pushed down)."""
+        """Streams the rows as RecordBatches (projection, SQL filter, limit pushed down). BLOB
+        columns hold descriptors, or their values with ``blobs="bytes"``."""
         it = self._raw.scan(
-            list(columns) if columns is not None else None, filter, limit, with_row_id, batch_size
+            list(columns) if columns is not None else None, filter, limit, with_row_id, batch_size, blobs
         )
         for data in it:
             yield from _read_ipc(data).to_batches()
@@ -468,9 +539,12 @@ class Table:
         filter: Optional[str] = None,
         limit: Optional[int] = None,
         with_row_id: bool = False,
+        blobs: str = "descriptors",
     ) -> pa.Table:
-        """The rows as a pyarrow Table. ``filter`` is an SQL condition such as ``"pos = 'n'"``."""
-        it = self._raw.scan(list(columns) if columns is not None else None, filter, limit, with_row_id, None)
+        """The rows as a pyarrow Table. ``filter`` is an SQL condition such as ``"pos = 'n'"``.
+        BLOB columns hold descriptors ``{path, offset, size}``, or their values with
+        ``blobs="bytes"``."""
+        it = self._raw.scan(list(columns) if columns is not None else None, filter, limit, with_row_id, None, blobs)
         schema = _read_ipc_schema(it.schema_ipc())
         batches = [b for data in it for b in _read_ipc(data).to_batches()]
         return pa.Table.from_batches(batches, schema=schema)
@@ -488,6 +562,27 @@ class Table:
     def head(self, n: int = 5, columns: Optional[Sequence[str]] = None) -> pa.Table:
         """The first ``n`` rows."""
         return self.to_arrow(columns=columns, limit=n)
+
+    # -- blobs ----------------------------------------------------------------------------
+    def append_blobs(self, column: str, paths: Sequence[Union[str, "os.PathLike[str]"]], data: Any = None) -> "Table":
+        """Appends one row per file in ``paths`` as one commit: BLOB column ``column`` gets the
+        file's bytes, streamed (files of any size); the other columns come from ``data`` (one
+        row per file, any input :func:`write_table` takes) or are null."""
+        rows = None
+        if data is not None:
+            table = _reader(data).read_all().combine_chunks()
+            batches = table.to_batches()
+            rows = _ipc_bytes(batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema))
+        return Table(self._raw.append_blobs(column, [os.fspath(p) for p in paths], rows))
+
+    def open_blob(self, row_id: int, column: str) -> BlobFile:
+        """The value of BLOB column ``column`` in row ``row_id`` (see ``with_row_id=True``) as a
+        seekable binary file that reads ranges on demand."""
+        return BlobFile(self._raw.open_blob(row_id, column))
+
+    def take_blobs(self, row_ids: Sequence[int], column: str) -> pa.Array:
+        """The values of BLOB column ``column`` in rows ``row_ids``, in that order (read whole)."""
+        return _read_ipc(self._raw.take_blobs(list(row_ids), column)).column(0).combine_chunks()
 
     def count_rows(self, filter: Optional[str] = None) -> int:
         """Rows matching ``filter`` (all live rows without one)."""

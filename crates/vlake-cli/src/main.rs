@@ -1,5 +1,6 @@
 //! `vlake`: the command line tool for vlake tables.
 
+mod blob;
 mod demo;
 mod import;
 mod index_args;
@@ -132,6 +133,11 @@ enum Command {
     Compact(mutate::CompactArgs),
     /// Compact, update every index, then clean up.
     Optimize(mutate::OptimizeArgs),
+    /// Store files in a BLOB column, or read a BLOB value back (streamed).
+    Blob {
+        #[command(subcommand)]
+        action: blob::BlobCommand,
+    },
     /// Build a table from the dev dataset (or generated data) and show what vlake does.
     Demo(demo::DemoArgs),
 }
@@ -313,6 +319,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Update(args) => mutate::update(args).await,
         Command::Compact(args) => mutate::compact(args).await,
         Command::Optimize(args) => mutate::optimize(args).await,
+        Command::Blob { action } => blob::run(action).await,
         Command::Demo(args) => demo::run(args).await,
     }
 }

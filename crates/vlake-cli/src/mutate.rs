@@ -103,6 +103,7 @@ pub async fn compact(args: CompactArgs) -> Result<()> {
     let table = Table::open(&args.uri).await?;
     let opts = CompactOptions {
         target_rows_per_file: args.target_rows,
+        ..CompactOptions::default()
     };
     let (after, report) = table.compact(&opts).await?;
     Output::new(args.json).doc(&json!({"version": after.version(), "compaction": report}), || {
@@ -122,6 +123,7 @@ pub async fn optimize(args: OptimizeArgs) -> Result<()> {
     let opts = OptimizeOptions {
         compact: CompactOptions {
             target_rows_per_file: args.compact.target_rows,
+            ..CompactOptions::default()
         },
         cleanup_older_than: args.older_than,
     };

@@ -53,8 +53,9 @@ pub fn info(table: &Table, out: Output) -> Result<()> {
         .schema
         .fields
         .iter()
-        .map(|f| json!({"id": f.id, "name": f.name, "type": f.to_arrow(false).data_type().to_string(), "nullable": f.nullable}))
+        .map(|f| json!({"id": f.id, "name": f.name, "type": f.to_arrow(false).data_type().to_string(), "nullable": f.nullable, "blob": f.is_blob()}))
         .collect();
+    let blob_files = m.blob_files();
     let files: Vec<_> = m
         .data_files
         .iter()
@@ -76,6 +77,8 @@ pub fn info(table: &Table, out: Output) -> Result<()> {
         "size_bytes": m.data_size_bytes(),
         "schema": schema,
         "files": files,
+        "blob_files": blob_files.len(),
+        "blob_bytes": blob_files.values().sum::<u64>(),
         "indexes": indexes,
     });
     out.doc(&doc, || {
@@ -90,7 +93,20 @@ pub fn info(table: &Table, out: Output) -> Result<()> {
         );
         for f in &m.schema.fields {
             let null = if f.nullable { "" } else { " not null" };
-            s += &format!("  [{}] {}: {}{null}\n", f.id, f.name, f.to_arrow(false).data_type());
+            let blob = if f.is_blob() { " (BLOB)" } else { "" };
+            s += &format!(
+                "  [{}] {}: {}{blob}{null}\n",
+                f.id,
+                f.name,
+                f.to_arrow(false).data_type()
+            );
+        }
+        if !blob_files.is_empty() {
+            s += &format!(
+                "blobs:   {} blob files ({} bytes)\n",
+                blob_files.len(),
+                blob_files.values().sum::<u64>()
+            );
         }
         s += &format!(
             "indexes: {}",

@@ -842,3 +842,68 @@ fn keyed_import_upsert_and_alter() {
     fails(&["alter", &uri, "--add", "x:nonsense"], "unknown type");
     fails(&["alter", &uri, "--default", "y=1"], "which --add does not add");
 }
+
+#[test]
+fn blobs_from_files_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    let small = dir.path().join("small.txt");
+    let big = dir.path().join("big.bin");
+    let empty = dir.path().join("empty");
+    std::fs::write(&small, b"hello blob").unwrap();
+    let big_bytes: Vec<u8> = (0..9_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&big, &big_bytes).unwrap();
+    std::fs::write(&empty, b"").unwrap();
+    let (s, b, e) = (small.to_str().unwrap(), big.to_str().unwrap(), empty.to_str().unwrap());
+    fails(&["blob", "put", &uri, "--column", "data", s], "not found");
+    let put = ok_json(&[
+        "blob",
+        "put",
+        &uri,
+        "--column",
+        "data",
+        "--name-column",
+        "name",
+        "--create",
+        s,
+        b,
+        e,
+        "--json",
+    ]);
+    assert_eq!(put["version"].as_u64(), Some(2));
+    assert_eq!(put["row_ids"], serde_json::json!([0, 1, 2]));
+
+    let get = |extra: &[&str]| {
+        let mut args = vec!["blob", "get", uri.as_str(), "--column", "data"];
+        args.extend_from_slice(extra);
+        let out = vlake(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    assert_eq!(get(&["--row-id", "0"]), b"hello blob");
+    assert_eq!(get(&["--row-id", "2"]), b"");
+    assert_eq!(
+        get(&["--row-id", "1", "--offset", "4000000", "--length", "10"]),
+        &big_bytes[4_000_000..4_000_010]
+    );
+    let copy = dir.path().join("copy.bin");
+    get(&["--row-id", "1", "-o", copy.to_str().unwrap()]);
+    assert!(std::fs::read(&copy).unwrap() == big_bytes);
+    let info = ok_json(&["info", &uri, "--json"]);
+    assert_eq!(
+        (info["blob_files"].as_u64(), info["blob_bytes"].as_u64()),
+        (Some(2), Some(9_000_010))
+    );
+    assert_eq!(info["schema"][1]["blob"].as_bool(), Some(true));
+    // Scans show descriptors.
+    let rows = ok_json(&["head", &uri, "--columns", "name,data", "--json"]);
+    assert_eq!(rows[1]["data"]["size"].as_u64(), Some(9_000_000));
+    assert_eq!(rows[0]["name"].as_str(), Some(s));
+    fails(
+        &["blob", "get", &uri, "--column", "name", "--row-id", "0"],
+        "not a BLOB column",
+    );
+    fails(&["blob", "get", &uri, "--column", "data", "--row-id", "7"], "not found");
+}

@@ -132,4 +132,41 @@ fn eight_writers_append_to_an_s3_table() {
     // Creating over an existing S3 table is refused by the conditional put.
     let out = vlake(port, &["import", seed.to_str().unwrap(), uri]).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("already exists"));
+
+    // BLOB values through multipart uploads (a 20 MB value is three 8 MiB parts) and range reads.
+    let blobs = "s3://vlake/tables/blobs";
+    let big: Vec<u8> = (0..20_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let (big_path, small_path) = (dir.path().join("big.bin"), dir.path().join("small.txt"));
+    std::fs::write(&big_path, &big).unwrap();
+    std::fs::write(&small_path, b"small").unwrap();
+    let put = json(
+        port,
+        &[
+            "blob",
+            "put",
+            blobs,
+            "--column",
+            "data",
+            "--create",
+            big_path.to_str().unwrap(),
+            small_path.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(put["row_ids"], serde_json::json!([0, 1]));
+    let get = |args: &[&str]| {
+        let out = vlake(port, &[&["blob", "get", blobs, "--column", "data"], args].concat())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    assert!(get(&["--row-id", "0"]) == big);
+    assert_eq!(
+        get(&["--row-id", "0", "--offset", "16777210", "--length", "12"]),
+        &big[16_777_210..16_777_222]
+    );
+    assert_eq!(get(&["--row-id", "1"]), b"small");
 }

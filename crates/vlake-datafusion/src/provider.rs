@@ -18,7 +18,7 @@ use datafusion::logical_expr::{CreateExternalTable, Expr, TableProviderFilterPus
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 use futures::{StreamExt, TryStreamExt};
 use vlake_format::StatValue;
-use vlake_table::{BatchStream, Predicate, Table, TableLocation, VersionRef, WriteOptions};
+use vlake_table::{BatchStream, BlobMode, Predicate, Table, TableLocation, VersionRef, WriteOptions};
 
 use crate::convert::{df_err, to_predicate};
 use crate::dml::{Dml, VlakeDmlExec};
@@ -34,16 +34,26 @@ pub struct VlakeTable {
     table: Arc<RwLock<Table>>,
     schema: SchemaRef,
     pinned: bool,
+    blobs: BlobMode,
 }
 
 impl VlakeTable {
-    /// A provider over `table`, pinned (read-only) when `pinned`.
+    /// A provider over `table`, pinned (read-only) when `pinned`. BLOB columns are descriptors.
     pub fn new(table: Table, pinned: bool) -> Self {
         Self {
             schema: table.schema().clone(),
             table: Arc::new(RwLock::new(table)),
             pinned,
+            blobs: BlobMode::Descriptors,
         }
+    }
+
+    /// This provider with BLOB columns returned as `mode` says (`Bytes`: as `LargeBinary`
+    /// values, which `INSERT INTO` then takes too).
+    pub fn with_blobs(mut self, mode: BlobMode) -> Result<Self> {
+        self.schema = self.table().scan().blobs(mode).output_schema().map_err(df_err)?;
+        self.blobs = mode;
+        Ok(self)
     }
 
     /// Opens the table at `uri` at a version (`VersionRef::Latest` for the newest, writable).
@@ -119,7 +129,7 @@ impl TableProvider for VlakeTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let table = self.table();
-        let mut scanner = table.scan().columns(&self.column_names(projection));
+        let mut scanner = table.scan().columns(&self.column_names(projection)).blobs(self.blobs);
         if let Some(p) = pushed_predicate(filters) {
             scanner = scanner.filter(p);
         }
@@ -323,7 +333,9 @@ impl DataSink for VlakeSink {
 ///
 /// `OPTIONS ('version' '3')`, `('tag' 'name')` or `('timestamp' '2026-11-22T08:00:00Z')` open
 /// an older version read-only. When the location holds no table and the statement lists
-/// columns, an empty table with those columns is created (`FLOAT[384]` is a vector column).
+/// columns, an empty table with those columns is created (`FLOAT[384]` is a vector column;
+/// `('blob_columns' 'a,b')` makes the named `BYTEA` columns BLOB columns). `('blobs' 'bytes')`
+/// returns BLOB columns as their values instead of descriptors (and `INSERT INTO` takes values).
 #[derive(Debug, Default)]
 pub struct VlakeTableFactory;
 
@@ -331,7 +343,14 @@ pub struct VlakeTableFactory;
 impl TableProviderFactory for VlakeTableFactory {
     async fn create(&self, _state: &dyn Session, cmd: &CreateExternalTable) -> Result<Arc<dyn TableProvider>> {
         let at = version_option(cmd)?;
-        let declared = storable(cmd.schema.as_arrow());
+        let blobs: BlobMode = match option(cmd, "blobs") {
+            Some(mode) => mode.parse().map_err(df_err)?,
+            None => BlobMode::Descriptors,
+        };
+        let blob_columns: Vec<&str> = option(cmd, "blob_columns")
+            .map(|c| c.split(',').map(str::trim).filter(|c| !c.is_empty()).collect())
+            .unwrap_or_default();
+        let declared = storable(cmd.schema.as_arrow(), &blob_columns)?;
         match VlakeTable::open(&cmd.location, at.clone()).await {
             Err(DataFusionError::External(e))
                 if !declared.fields().is_empty()
@@ -348,7 +367,7 @@ impl TableProviderFactory for VlakeTableFactory {
                 let table = Table::write(location, empty, vlake_table::WriteMode::Create, &opts)
                     .await
                     .map_err(df_err)?;
-                Ok(Arc::new(VlakeTable::new(table, false)))
+                Ok(Arc::new(VlakeTable::new(table, false).with_blobs(blobs)?))
             }
             Err(e) => Err(e),
             Ok(t) => {
@@ -360,29 +379,45 @@ impl TableProviderFactory for VlakeTableFactory {
                         t.schema.fields().len()
                     );
                 }
-                Ok(Arc::new(t))
+                Ok(Arc::new(t.with_blobs(blobs)?))
             }
         }
     }
 }
 
 /// A declared schema with DataFusion's view types (`VARCHAR` is `Utf8View` in SQL) as the
-/// plain types vlake stores.
-fn storable(schema: &datafusion::arrow::datatypes::Schema) -> SchemaRef {
+/// plain types vlake stores, and the binary columns named in `blob_columns` as BLOB columns.
+fn storable(schema: &datafusion::arrow::datatypes::Schema, blob_columns: &[&str]) -> Result<SchemaRef> {
     use datafusion::arrow::datatypes::{DataType, Field};
+    if let Some(c) = blob_columns.iter().find(|c| schema.field_with_name(c).is_err()) {
+        return plan_err!("option 'blob_columns' names '{c}', which is not a declared column");
+    }
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|f| {
+            let field = f.as_ref().clone();
+            if blob_columns.contains(&f.name().as_str()) {
+                return field
+                    .with_data_type(DataType::LargeBinary)
+                    .with_metadata([(vlake_format::schema::BLOB_KEY.to_string(), "true".to_string())].into());
+            }
             let t = match f.data_type() {
                 DataType::Utf8View => DataType::Utf8,
                 DataType::BinaryView => DataType::Binary,
                 other => other.clone(),
             };
-            f.as_ref().clone().with_data_type(t)
+            field.with_data_type(t)
         })
         .collect();
-    Arc::new(datafusion::arrow::datatypes::Schema::new(fields))
+    Ok(Arc::new(datafusion::arrow::datatypes::Schema::new(fields)))
+}
+
+/// The external table option `key` (DataFusion may prefix it with `format.`).
+fn option<'a>(cmd: &'a CreateExternalTable, key: &str) -> Option<&'a String> {
+    cmd.options
+        .get(key)
+        .or_else(|| cmd.options.get(&format!("format.{key}")))
 }
 
 /// The primary key a new table declares: `PRIMARY KEY (a, b)` or `OPTIONS ('primary_key' 'a, b')`.
@@ -413,7 +448,7 @@ fn primary_key(cmd: &CreateExternalTable, schema: &SchemaRef) -> Vec<String> {
 
 /// The version an external table's options ask for.
 fn version_option(cmd: &CreateExternalTable) -> Result<VersionRef> {
-    let get = |k: &str| cmd.options.get(k).or_else(|| cmd.options.get(&format!("format.{k}")));
+    let get = |k: &str| option(cmd, k);
     let chosen: Vec<VersionRef> = [
         get("version").map(|v| {
             v.parse()

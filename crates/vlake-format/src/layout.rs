@@ -8,6 +8,8 @@ pub const DATA_DIR: &str = "data";
 pub const DELETIONS_DIR: &str = "_deletions";
 /// Directory of row-id files.
 pub const ROW_IDS_DIR: &str = "_row_ids";
+/// Directory of blob files.
+pub const BLOBS_DIR: &str = "_blobs";
 /// Directory of index files.
 pub const INDEXES_DIR: &str = "_indexes";
 /// Directory of tags.
@@ -48,6 +50,11 @@ pub fn deletion_file_path(stem: &str) -> String {
 /// Path of a new row-id file with the given unique stem.
 pub fn row_id_file_path(stem: &str) -> String {
     format!("{ROW_IDS_DIR}/{stem}.bin")
+}
+
+/// Path of a new blob file with the given unique stem.
+pub fn blob_file_path(stem: &str) -> String {
+    format!("{BLOBS_DIR}/{stem}.blob")
 }
 
 #[cfg(test)]

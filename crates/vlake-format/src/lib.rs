@@ -11,7 +11,7 @@ pub mod schema;
 
 pub use error::{Error, Result};
 pub use manifest::{
-    ColumnStats, DataFile, DeletionFile, FileFormat, IndexEntry, LatestHint, Manifest, Operation, RowIdFile, StatValue,
-    Tag, Transaction, FORMAT_VERSION,
+    BlobFile, ColumnStats, DataFile, DeletionFile, FileFormat, IndexEntry, LatestHint, Manifest, Operation, RowIdFile,
+    StatValue, Tag, Transaction, FORMAT_VERSION,
 };
 pub use schema::{DataType, Field, Schema};

@@ -24,13 +24,16 @@ pub const PRIMARY_KEY: &str = "primary_key";
 /// (format-spec/features.md#column_defaults).
 pub const COLUMN_DEFAULTS: &str = "column_defaults";
 
+/// Reader and writer feature of versions with BLOB columns (format-spec/features.md#blob_files).
+pub const BLOB_FILES: &str = "blob_files";
+
 /// Reader features this build understands (format-spec/features.md). A manifest that
 /// requires any other reader feature is refused.
-pub const KNOWN_READER_FEATURES: &[&str] = &[DELETION_FILES, ROW_ID_FILES, COLUMN_DEFAULTS];
+pub const KNOWN_READER_FEATURES: &[&str] = &[DELETION_FILES, ROW_ID_FILES, COLUMN_DEFAULTS, BLOB_FILES];
 
 /// Writer features this build understands. A table that requires any other writer
 /// feature can be read but not written.
-pub const KNOWN_WRITER_FEATURES: &[&str] = &[DELETION_FILES, ROW_ID_FILES, PRIMARY_KEY, COLUMN_DEFAULTS];
+pub const KNOWN_WRITER_FEATURES: &[&str] = &[DELETION_FILES, ROW_ID_FILES, PRIMARY_KEY, COLUMN_DEFAULTS, BLOB_FILES];
 
 /// One version of a table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -102,6 +105,20 @@ pub struct DataFile {
     /// The row ids of the file's rows, when they are not consecutive (feature `row_id_files`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_ids: Option<RowIdFile>,
+    /// The blob files that descriptors in this file's BLOB columns point into (feature
+    /// `blob_files`), each once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blob_files: Vec<BlobFile>,
+}
+
+/// A blob file: the bytes of BLOB values, located by the descriptors in data files
+/// (format-spec/data-files.md#blob-columns).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BlobFile {
+    /// Path relative to the table root.
+    pub path: String,
+    /// Size of the file in bytes.
+    pub size_bytes: u64,
 }
 
 /// Statistics of one column in one data file.
@@ -274,6 +291,15 @@ impl Manifest {
             .sum()
     }
 
+    /// The blob files of this version, each once, by path.
+    pub fn blob_files(&self) -> BTreeMap<&str, u64> {
+        self.data_files
+            .iter()
+            .flat_map(|f| &f.blob_files)
+            .map(|b| (b.path.as_str(), b.size_bytes))
+            .collect()
+    }
+
     /// Total size of the data files in bytes.
     pub fn data_size_bytes(&self) -> u64 {
         self.data_files.iter().map(|f| f.size_bytes).sum()
@@ -348,6 +374,7 @@ impl Manifest {
         for (used, feature) in [
             (!self.primary_key.is_empty(), PRIMARY_KEY),
             (self.schema.has_defaults(), COLUMN_DEFAULTS),
+            (self.schema.has_blobs(), BLOB_FILES),
         ] {
             let listed = if feature == PRIMARY_KEY {
                 &self.writer_features
@@ -383,10 +410,13 @@ impl Manifest {
                     ));
                 }
             }
-            for (member, feature) in [
+            let members = [
                 (f.deletion.as_ref().map(|d| &d.path), DELETION_FILES),
                 (f.row_ids.as_ref().map(|r| &r.path), ROW_ID_FILES),
-            ] {
+            ]
+            .into_iter()
+            .chain(f.blob_files.iter().map(|b| (Some(&b.path), BLOB_FILES)));
+            for (member, feature) in members {
                 let Some(p) = member else { continue };
                 if !self.reader_features.contains(feature) {
                     return bad(format!(

@@ -18,6 +18,26 @@ pub const RESERVED_COLUMN_NAMES: &[&str] = &["_rowid", "_distance", "_score", "_
 /// The Arrow field-metadata key under which Parquet stores a column's field id.
 pub const PARQUET_FIELD_ID_KEY: &str = "PARQUET:field_id";
 
+/// The field-metadata key that makes a `large_binary` column a BLOB column (value `"true"`;
+/// format-spec/schema.md#blob-columns).
+pub const BLOB_KEY: &str = "vlake:blob";
+
+/// Names of the members of a BLOB descriptor, in order: the blob file (null for an empty
+/// blob), the byte offset in it and the size in bytes.
+pub const BLOB_DESCRIPTOR_MEMBERS: [&str; 3] = ["path", "offset", "size"];
+
+/// The Arrow type of a BLOB column's descriptors, as data files store them and scans return
+/// them: `Struct<path: Utf8, offset: UInt64, size: UInt64>`, every member nullable (all three
+/// are null for a null value, `path` also for an empty one).
+pub fn blob_descriptor_type() -> ArrowType {
+    let [path, offset, size] = BLOB_DESCRIPTOR_MEMBERS;
+    ArrowType::Struct(Fields::from(vec![
+        ArrowField::new(path, ArrowType::Utf8, true),
+        ArrowField::new(offset, ArrowType::UInt64, true),
+        ArrowField::new(size, ArrowType::UInt64, true),
+    ]))
+}
+
 /// A table schema: an ordered list of top-level fields.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schema {
@@ -122,12 +142,23 @@ impl Schema {
             .collect::<Result<Vec<_>>>()?;
         let out = Self { fields };
         out.validate()?;
+        out.check_blobs()?;
         Ok(out)
     }
 
     /// The Arrow schema users see (no field-id metadata).
     pub fn to_arrow(&self) -> ArrowSchema {
         ArrowSchema::new(self.fields.iter().map(|f| f.to_arrow(false)).collect::<Vec<_>>())
+    }
+
+    /// The Arrow schema scans return: BLOB columns hold descriptors ([`Field::to_arrow_read`]).
+    pub fn to_arrow_read(&self) -> ArrowSchema {
+        ArrowSchema::new(self.fields.iter().map(Field::to_arrow_read).collect::<Vec<_>>())
+    }
+
+    /// Whether any column is a BLOB column.
+    pub fn has_blobs(&self) -> bool {
+        self.fields.iter().any(Field::is_blob)
     }
 
     /// The Arrow schema written to data files: every field carries [`PARQUET_FIELD_ID_KEY`].
@@ -170,6 +201,21 @@ impl Schema {
     /// Whether a field has an initial default (feature `column_defaults`).
     pub fn has_defaults(&self) -> bool {
         self.fields.iter().any(|f| f.initial_default.is_some())
+    }
+
+    /// BLOB columns are top-level `large_binary` columns.
+    fn check_blobs(&self) -> Result<()> {
+        let mut stack: Vec<(&Field, bool)> = self.fields.iter().map(|f| (f, true)).collect();
+        while let Some((f, top)) = stack.pop() {
+            if f.metadata.contains_key(BLOB_KEY) && !(top && f.is_blob()) {
+                return Err(Error::invalid(format!(
+                    "column '{}' has metadata '{BLOB_KEY}' but is not a top-level large_binary column with value \"true\"",
+                    f.name
+                )));
+            }
+            stack.extend(f.children().into_iter().map(|c| (c, false)));
+        }
+        Ok(())
     }
 
     /// Checks the invariants of the spec: unique non-negative ids, unique top-level names.
@@ -313,6 +359,22 @@ impl Field {
             metadata.insert(PARQUET_FIELD_ID_KEY.to_string(), self.id.to_string());
         }
         ArrowField::new(&self.name, dt, self.nullable).with_metadata(metadata)
+    }
+
+    /// Whether this is a BLOB column: `large_binary` with metadata `vlake:blob` = `"true"`.
+    pub fn is_blob(&self) -> bool {
+        self.data_type == DataType::LargeBinary && self.metadata.get(BLOB_KEY).is_some_and(|v| v == "true")
+    }
+
+    /// The Arrow field scans return: BLOB columns as descriptors ([`blob_descriptor_type`]),
+    /// keeping their metadata; other columns as [`Field::to_arrow`] without ids.
+    pub fn to_arrow_read(&self) -> ArrowField {
+        let arrow = self.to_arrow(false);
+        if self.is_blob() {
+            arrow.with_data_type(blob_descriptor_type())
+        } else {
+            arrow
+        }
     }
 
     /// Nested child fields (list items, struct members).

@@ -121,6 +121,7 @@ fn full_manifest() -> Manifest {
                     num_deleted: 3,
                 }),
                 row_ids: None,
+                blob_files: vec![],
             },
             DataFile {
                 path: "data/b.parquet".into(),
@@ -138,6 +139,7 @@ fn full_manifest() -> Manifest {
                 row_ids: Some(RowIdFile {
                     path: "_row_ids/b.bin".into(),
                 }),
+                blob_files: vec![],
             },
         ],
         indexes: vec![IndexEntry {
@@ -344,7 +346,7 @@ proptest! {
         let mut m = full_manifest();
         let mut start = 0;
         m.data_files = rows.iter().enumerate().map(|(i, n)| {
-            let f = DataFile { path: format!("data/{i}.parquet"), format: FileFormat::Parquet, num_rows: *n, size_bytes: size, row_id_start: start, stats: vec![], deletion: None, row_ids: None };
+            let f = DataFile { path: format!("data/{i}.parquet"), format: FileFormat::Parquet, num_rows: *n, size_bytes: size, row_id_start: start, stats: vec![], deletion: None, row_ids: None, blob_files: vec![] };
             start += n;
             f
         }).collect();

@@ -165,6 +165,16 @@ impl TableLocation {
         result.bytes().await.map_err(|e| map_err(e, &path))
     }
 
+    /// Reads the byte ranges `ranges` of an object (coalesced into fewer requests where the
+    /// store allows).
+    pub async fn get_ranges(&self, rel: &str, ranges: &[std::ops::Range<u64>]) -> Result<Vec<Bytes>> {
+        let path = self.path(rel);
+        self.store
+            .get_ranges(&path, ranges)
+            .await
+            .map_err(|e| map_err(e, &path))
+    }
+
     /// Metadata of an object.
     pub async fn head(&self, rel: &str) -> Result<ObjectMeta> {
         let path = self.path(rel);

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use vlake_format::layout::{manifest_path, DATA_DIR, DELETIONS_DIR, INDEXES_DIR, ROW_IDS_DIR};
+use vlake_format::layout::{manifest_path, BLOBS_DIR, DATA_DIR, DELETIONS_DIR, INDEXES_DIR, ROW_IDS_DIR};
 use vlake_format::{Error, Result};
 
 use crate::Table;
@@ -14,7 +14,7 @@ use crate::Table;
 pub struct CleanupReport {
     /// Manifests removed.
     pub versions_removed: usize,
-    /// Data, deletion, row-id and index files removed.
+    /// Data, deletion, row-id, index and blob files removed.
     pub files_removed: usize,
     /// Bytes of those files.
     pub bytes_removed: u64,
@@ -59,6 +59,7 @@ impl Table {
                     referenced.insert(f.path.clone());
                     referenced.extend(f.deletion.iter().map(|d| d.path.clone()));
                     referenced.extend(f.row_ids.iter().map(|r| r.path.clone()));
+                    referenced.extend(f.blob_files.iter().map(|b| b.path.clone()));
                 }
                 referenced.extend(manifest.indexes.iter().flat_map(|i| i.files.iter().cloned()));
             } else {
@@ -71,7 +72,7 @@ impl Table {
             location.delete(&manifest_path(version)).await?;
             report.versions_removed += 1;
         }
-        for dir in [DATA_DIR, DELETIONS_DIR, ROW_IDS_DIR, INDEXES_DIR] {
+        for dir in [DATA_DIR, DELETIONS_DIR, ROW_IDS_DIR, INDEXES_DIR, BLOBS_DIR] {
             for object in location.list(dir).await? {
                 let Some(rel) = location.relative(&object.location) else {
                     continue;

@@ -7,6 +7,7 @@
 //! source of an output covers the output (its entries are remapped, nothing is rebuilt), and
 //! the ids in every file stay ascending and disjoint from every other file's range.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,9 +21,10 @@ use uuid::Uuid;
 use vlake_format::layout::row_id_file_path;
 use vlake_format::{DataFile, Error, FileFormat, Result, RowIdFile, Schema};
 
+use crate::blob::descriptors;
 use crate::rows::encode_bitmap;
 use crate::txn::{Action, CompactedGroup};
-use crate::write::{remove_files, write_data_files, WriteOptions};
+use crate::write::{remove_files, write_with_blobs, WriteOptions, WrittenFile};
 use crate::{BatchStream, CleanupReport, ScanTask, Table, ROW_ID};
 
 /// Knobs of a compaction.
@@ -30,12 +32,16 @@ use crate::{BatchStream, CleanupReport, ScanTask, Table, ROW_ID};
 pub struct CompactOptions {
     /// Files with fewer live rows than this are merged; outputs hold at most this many rows.
     pub target_rows_per_file: usize,
+    /// A blob file that only rewritten files point into is rewritten too when more than this
+    /// fraction of its bytes belongs to no live row (0 drops every deleted blob's bytes).
+    pub blob_garbage_ratio: f64,
 }
 
 impl Default for CompactOptions {
     fn default() -> Self {
         Self {
             target_rows_per_file: WriteOptions::default().max_rows_per_file,
+            blob_garbage_ratio: 0.1,
         }
     }
 }
@@ -51,6 +57,8 @@ pub struct CompactReport {
     pub rows_rewritten: u64,
     /// Deleted rows dropped from storage.
     pub deletions_materialized: u64,
+    /// Blob files whose live values were copied into new blob files.
+    pub blob_files_rewritten: usize,
 }
 
 /// Knobs of [`Table::optimize`].
@@ -99,8 +107,17 @@ impl Table {
         let mut written = Vec::new();
         for sources in plan {
             let schema = self.table_schema();
-            match self.rewrite(&sources, target as usize, schema, Ok, &mut written).await {
-                Ok(outputs) => {
+            let rewritten = match self.blobs_to_relocate(&sources, opts.blob_garbage_ratio).await {
+                Ok(relocate) => {
+                    let relocated = relocate.len();
+                    let outputs = self.rewrite(&sources, target as usize, schema, Ok, relocate, &mut written);
+                    outputs.await.map(|outputs| (outputs, relocated))
+                }
+                Err(e) => Err(e),
+            };
+            match rewritten {
+                Ok((outputs, blob_files_rewritten)) => {
+                    report.blob_files_rewritten += blob_files_rewritten;
                     report.files_removed += sources.len();
                     report.files_added += outputs.len();
                     report.rows_rewritten += outputs.iter().map(|f| f.num_rows).sum::<u64>();
@@ -187,23 +204,74 @@ impl Table {
         groups
     }
 
+    /// The blob files of `sources` to rewrite: those that no other data file points into and
+    /// whose bytes belong to the live rows of `sources` for less than `1 - garbage_ratio`.
+    async fn blobs_to_relocate(&self, sources: &[DataFile], garbage_ratio: f64) -> Result<BTreeSet<String>> {
+        let fields: Vec<_> = self
+            .table_schema()
+            .fields
+            .iter()
+            .filter(|f| f.is_blob())
+            .cloned()
+            .collect();
+        if fields.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let mut live: BTreeMap<String, u64> = BTreeMap::new();
+        for file in sources {
+            let mut batches = ScanTask::of_file(file, fields.clone(), false)
+                .execute(self.location())
+                .await?;
+            while let Some(batch) = batches.try_next().await? {
+                for column in batch.columns() {
+                    for d in descriptors(column.as_ref())?.into_iter().flatten() {
+                        if let Some(path) = d.path {
+                            *live.entry(path).or_default() += d.size;
+                        }
+                    }
+                }
+            }
+        }
+        let is_source = |p: &str| sources.iter().any(|s| s.path == p);
+        let shared: BTreeSet<&str> = self
+            .manifest()
+            .data_files
+            .iter()
+            .filter(|f| !is_source(&f.path))
+            .flat_map(|f| f.blob_files.iter().map(|b| b.path.as_str()))
+            .collect();
+        Ok(sources
+            .iter()
+            .flat_map(|f| &f.blob_files)
+            .filter(|b| !shared.contains(b.path.as_str()))
+            .filter(|b| {
+                let garbage = b.size_bytes.saturating_sub(live.get(&b.path).copied().unwrap_or(0));
+                garbage as f64 > garbage_ratio * b.size_bytes as f64
+            })
+            .map(|b| b.path.clone())
+            .collect())
+    }
+
     /// Writes the live rows of `sources` (neighbours in row-id order), passed through
-    /// `transform` into rows of `output`, into new files that keep their row ids; the paths
-    /// written are added to `written`.
+    /// `transform` into rows of `output`, into new files that keep their row ids; the blob files
+    /// in `relocate` are copied (without their garbage) into new ones. The paths written are
+    /// added to `written`.
     pub(crate) async fn rewrite(
         &self,
         sources: &[DataFile],
         max_rows: usize,
         output: &Schema,
         transform: impl Fn(RecordBatch) -> Result<RecordBatch> + Send + Sync + 'static,
+        relocate: BTreeSet<String>,
         written: &mut Vec<String>,
     ) -> Result<Vec<DataFile>> {
+        let blobs = self.blob_writer().relocating(relocate);
         let schema = self.table_schema().clone();
         let ids: Arc<Mutex<Vec<u64>>> = Arc::default();
         let location = self.location().clone();
         let tasks: Vec<ScanTask> = sources
             .iter()
-            .map(|file| ScanTask::whole_file(file, schema.fields.clone()))
+            .map(|file| ScanTask::of_file(file, schema.fields.clone(), true))
             .collect();
         let recorder = ids.clone();
         let width = schema.fields.len();
@@ -226,14 +294,9 @@ impl Table {
             max_rows_per_file: max_rows,
             ..WriteOptions::default()
         };
-        let files = write_data_files(
-            self.location(),
-            output,
-            BatchStream::new(Arc::new(output.to_arrow()), rows),
-            &opts,
-        )
-        .await?;
-        written.extend(files.iter().map(|f| f.path.clone()));
+        let rows = BatchStream::new(Arc::new(output.to_arrow_read()), rows);
+        let files = write_with_blobs(self.location(), output, rows, &opts, blobs).await?;
+        written.extend(files.iter().flat_map(WrittenFile::created).map(String::from));
         let ids = std::mem::take(&mut *ids.lock().unwrap_or_else(|e| e.into_inner()));
         if ids.windows(2).any(|w| w[0] >= w[1]) {
             return Err(Error::Internal(
@@ -268,6 +331,7 @@ impl Table {
                 stats: f.stats,
                 deletion: None,
                 row_ids,
+                blob_files: f.blob_files,
             });
         }
         Ok(outputs)

@@ -6,6 +6,7 @@
 //! cast on read. Adding a column computed from other columns rewrites the data files, keeping
 //! every row id, so indexes stay valid.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
@@ -207,7 +208,7 @@ impl Table {
         groups: &mut Vec<CompactedGroup>,
         written: &mut Vec<String>,
     ) -> Result<()> {
-        let target = Arc::new(schema.to_arrow());
+        let target = Arc::new(schema.to_arrow_read());
         let current = self.table_schema().clone();
         let computed: Arc<Vec<(Field, ValueExpr)>> = Arc::new(computed.to_vec());
         for file in &self.manifest().data_files {
@@ -239,7 +240,9 @@ impl Table {
             };
             let sources = vec![file.clone()];
             let max_rows = file.num_rows as usize;
-            let outputs = self.rewrite(&sources, max_rows, schema, transform, written).await?;
+            let outputs = self
+                .rewrite(&sources, max_rows, schema, transform, BTreeSet::new(), written)
+                .await?;
             groups.push(CompactedGroup { sources, outputs });
         }
         Ok(())

@@ -12,6 +12,7 @@
 //! ```
 
 mod assign;
+mod blob;
 mod cleanup;
 mod compact;
 mod evolve;
@@ -34,6 +35,7 @@ mod vectors;
 mod write;
 
 pub use assign::{ArithOp, Assignment, ValueExpr};
+pub use blob::{BlobMode, BlobReader, BlobSource};
 pub use cleanup::CleanupReport;
 pub use compact::{CompactOptions, CompactReport, OptimizeOptions, OptimizeReport};
 pub use evolve::{ColumnValue, SchemaChange};

@@ -25,10 +25,11 @@ use vlake_format::layout::deletion_file_path;
 use vlake_format::{DataFile, DataType, DeletionFile, Error, Field, FileFormat, Manifest, Operation, Result, Schema};
 use vlake_io::TableLocation;
 
+use crate::blob::BlobWriter;
 use crate::rows::{encode_bitmap, FileRows};
 use crate::table::certainly_failed;
 use crate::txn::{backoff, commit, Action, PendingCommit};
-use crate::write::{remove_files, write_data_files, WriteOptions, WrittenFile};
+use crate::write::{remove_files, write_with_blobs, WriteOptions, WrittenFile};
 use crate::{BatchStream, Predicate, ScanTask, Table, VersionRef};
 
 /// What happens to a source row whose key matches a live row of the table.
@@ -137,8 +138,9 @@ impl Table {
         let key = self.merge_key(merge)?;
         let names: Vec<String> = key.iter().map(|f| f.name.clone()).collect();
         let schema = self.table_schema();
-        let files = write_data_files(self.location(), schema, require_keys(data, names), opts).await?;
-        let paths = || files.iter().map(|f| f.path.as_str());
+        let data = require_keys(data, names);
+        let files = write_with_blobs(self.location(), schema, data, opts, self.blob_writer()).await?;
+        let paths = || files.iter().flat_map(WrittenFile::created);
         match self.merge_files(&files, &key, merge).await {
             Ok((table, report, dropped)) => {
                 remove_files(self.location(), dropped.iter().map(String::as_str)).await;
@@ -193,14 +195,17 @@ impl Table {
             let plan = plan_merge(&table, &source, key, merge).await?;
             let report = plan.report;
             if plan.target.is_empty() && report.inserted + report.updated == 0 {
-                return Ok((table, report, files.iter().map(|f| f.path.clone()).collect()));
+                let created = files.iter().flat_map(WrittenFile::created).map(String::from);
+                return Ok((table, report, created.collect()));
             }
             let (changes, mut written, _) = table.deletion_changes(plan.target).await?;
             let mut appended = Vec::new();
             let mut dropped = Vec::new();
+            let mut orphans = Vec::new();
             for (file, skip) in files.iter().zip(plan.dropped) {
                 if skip.len() == file.num_rows {
                     dropped.push(file.path.clone());
+                    orphans.extend(file.new_blobs.iter().cloned());
                     continue;
                 }
                 let mut file = file.clone();
@@ -215,6 +220,7 @@ impl Table {
                 }
                 appended.push(file);
             }
+            dropped.extend(adopt_blobs(&mut appended, orphans));
             let operation = match merge.is_insert() {
                 true => Operation::Append { rows: report.inserted },
                 false => Operation::Upsert {
@@ -271,6 +277,19 @@ impl Table {
     }
 }
 
+/// Hands the blob files `orphans`, owned by written files that are not kept, to the first kept
+/// file that points into each; returns those no kept file points into.
+fn adopt_blobs(kept: &mut [WrittenFile], orphans: Vec<String>) -> Vec<String> {
+    let mut unused = Vec::new();
+    for blob in orphans {
+        match kept.iter_mut().find(|f| f.blob_files.iter().any(|b| b.path == blob)) {
+            Some(owner) => owner.new_blobs.push(blob),
+            None => unused.push(blob),
+        }
+    }
+    unused
+}
+
 /// A written file as a data file of its own (row ids are its positions).
 fn uncommitted(f: &WrittenFile) -> DataFile {
     DataFile {
@@ -282,6 +301,7 @@ fn uncommitted(f: &WrittenFile) -> DataFile {
         stats: vec![],
         deletion: f.deletion.clone(),
         row_ids: None,
+        blob_files: f.blob_files.clone(),
     }
 }
 
@@ -309,10 +329,10 @@ pub(crate) fn key_field_ids(schema: &Schema, names: &[String]) -> Result<Vec<i32
                 | DataType::Date32
                 | DataType::Timestamp { .. }
                 | DataType::Decimal128 { .. }
-        );
+        ) && !field.is_blob();
         if !keyable {
             return Err(Error::invalid(format!(
-                "column '{name}' cannot be a key column: keys are integers, strings, binaries, dates, timestamps, decimals or booleans"
+                "column '{name}' cannot be a key column: keys are integers, strings, binaries (not BLOB columns), dates, timestamps, decimals or booleans"
             )));
         }
         if ids.contains(&field.id) {
@@ -323,26 +343,27 @@ pub(crate) fn key_field_ids(schema: &Schema, names: &[String]) -> Result<Vec<i32
     Ok(ids)
 }
 
-/// Writes `data` as new data files of a table whose primary key is `key` (field ids), failing
-/// on null or duplicate keys.
+/// Writes `data` (BLOB values through `blobs`) as new data files of a table whose primary key
+/// is `key` (field ids), failing on null or duplicate keys.
 pub(crate) async fn write_keyed_files(
     location: &TableLocation,
     schema: &Schema,
     key: &[i32],
     data: BatchStream,
     opts: &WriteOptions,
+    blobs: BlobWriter,
 ) -> Result<Vec<WrittenFile>> {
     if key.is_empty() {
-        return write_data_files(location, schema, data, opts).await;
+        return write_with_blobs(location, schema, data, opts, blobs).await;
     }
     let fields: Vec<Field> = key.iter().filter_map(|id| schema.field_by_id(*id)).cloned().collect();
     let names = fields.iter().map(|f| f.name.clone()).collect();
-    let files = write_data_files(location, schema, require_keys(data, names), opts).await?;
+    let files = write_with_blobs(location, schema, require_keys(data, names), opts, blobs).await?;
     let source: Vec<DataFile> = files.iter().map(uncommitted).collect();
     let passes = passes(&source, MergeInsert::default().keys_per_pass);
     for pass in 0..passes {
         if let Err(e) = load_source(location, &source, &fields, pass, passes).await {
-            remove_files(location, files.iter().map(|f| f.path.as_str())).await;
+            remove_files(location, files.iter().flat_map(WrittenFile::created)).await;
             return Err(e);
         }
     }
@@ -539,14 +560,8 @@ async fn for_each_key(
             .collect(),
     )?;
     let task = ScanTask {
-        file: file.clone(),
-        columns: key.iter().chain(extra).cloned().collect(),
-        filter_columns: vec![],
-        filter: None,
-        with_row_id: true,
         batch_size: 65536,
-        limit: None,
-        row_offsets: None,
+        ..ScanTask::of_file(file, key.iter().chain(extra).cloned().collect(), true)
     };
     let rows = FileRows::load(location, file).await?;
     let mut batches = task.execute(location).await?;

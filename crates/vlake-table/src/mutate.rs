@@ -19,7 +19,7 @@ use vlake_format::{DataFile, DeletionFile, Error, Operation, Result};
 
 use crate::rows::{encode_bitmap, FileRows};
 use crate::txn::{Action, FileChange};
-use crate::write::{remove_files, write_data_files, WriteOptions};
+use crate::write::{remove_files, write_with_blobs, WriteOptions, WrittenFile};
 use crate::{Assignment, BatchStream, Predicate, Table, ROW_ID};
 
 /// Matched positions, by data file path.
@@ -68,6 +68,12 @@ impl Table {
                     a.column
                 )));
             }
+            if field.is_blob() {
+                return Err(Error::unsupported(format!(
+                    "assigning BLOB column '{}' in an update (append the new values instead)",
+                    a.column
+                )));
+            }
             if assignments[..i].iter().any(|b| b.column == a.column) {
                 return Err(Error::invalid(format!("column '{}' is assigned twice", a.column)));
             }
@@ -99,8 +105,11 @@ impl Table {
                 .collect::<Result<Vec<ArrayRef>>>()?;
             Ok(RecordBatch::try_new(out_schema.clone(), columns)?)
         });
-        let files = write_data_files(self.location(), &schema, BatchStream::new(arrow_schema, updated), opts).await?;
-        let data_paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+        // Rewritten rows keep pointing at the blobs they had.
+        let blobs = self.blob_writer();
+        let updated = BatchStream::new(arrow_schema, updated);
+        let files = write_with_blobs(self.location(), &schema, updated, opts, blobs).await?;
+        let data_paths: Vec<String> = files.iter().flat_map(WrittenFile::created).map(String::from).collect();
         let matches = take(&matches);
         if matches.is_empty() {
             remove_files(self.location(), data_paths.iter().map(String::as_str)).await;

@@ -18,6 +18,7 @@ use vlake_format::schema::arrow_field_id;
 use vlake_format::{DataFile, Error, Field, Result, Schema};
 use vlake_io::TableLocation;
 
+use crate::blob::{fetch_bytes, BlobMode};
 use crate::evolve::default_array;
 use crate::rows::FileRows;
 use crate::{vector_codec, BatchStream, Predicate, Table};
@@ -34,6 +35,7 @@ pub struct Scanner {
     limit: Option<usize>,
     with_row_id: bool,
     batch_size: usize,
+    blobs: BlobMode,
 }
 
 /// A scan split into units of work that can run anywhere (they serialise to JSON).
@@ -72,6 +74,9 @@ pub struct ScanTask {
     /// are skipped either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_offsets: Option<Vec<u64>>,
+    /// How BLOB columns are returned.
+    #[serde(default)]
+    pub blobs: BlobMode,
 }
 
 impl Scanner {
@@ -83,7 +88,14 @@ impl Scanner {
             limit: None,
             with_row_id: false,
             batch_size: 8192,
+            blobs: BlobMode::Descriptors,
         }
+    }
+
+    /// How BLOB columns are returned: descriptors (the default) or their bytes.
+    pub fn blobs(mut self, mode: BlobMode) -> Self {
+        self.blobs = mode;
+        self
     }
 
     /// Only these columns, in this order.
@@ -131,7 +143,7 @@ impl Scanner {
 
     /// The schema of the batches the scan produces.
     pub fn output_schema(&self) -> Result<SchemaRef> {
-        Ok(output_schema(&self.output_fields()?, self.with_row_id))
+        Ok(output_schema(&self.output_fields()?, self.with_row_id, self.blobs))
     }
 
     /// Splits the scan into tasks, skipping files whose statistics rule out the filter.
@@ -170,6 +182,7 @@ impl Scanner {
                 batch_size: self.batch_size,
                 limit: self.limit,
                 row_offsets: None,
+                blobs: self.blobs,
             });
         }
         Ok(ScanPlan {
@@ -211,6 +224,7 @@ impl Scanner {
         let counting = Self {
             columns: Some(columns.iter().map(|c| c.to_string()).collect()),
             with_row_id: false,
+            blobs: BlobMode::Descriptors,
             ..self.clone()
         };
         let batches = counting.collect().await?;
@@ -218,8 +232,14 @@ impl Scanner {
     }
 }
 
-fn output_schema(columns: &[Field], with_row_id: bool) -> SchemaRef {
-    let mut fields: Vec<ArrowField> = columns.iter().map(|f| f.to_arrow(false)).collect();
+fn output_schema(columns: &[Field], with_row_id: bool, blobs: BlobMode) -> SchemaRef {
+    let mut fields: Vec<ArrowField> = columns
+        .iter()
+        .map(|f| match blobs {
+            BlobMode::Bytes => f.to_arrow(false),
+            BlobMode::Descriptors => f.to_arrow_read(),
+        })
+        .collect();
     if with_row_id {
         fields.push(ArrowField::new(ROW_ID, ArrowType::UInt64, false));
     }
@@ -249,23 +269,25 @@ fn limit_stream(
 }
 
 impl ScanTask {
-    /// Every live row of `file` with `columns` and row ids, in batches of 8,192 rows.
-    pub(crate) fn whole_file(file: &DataFile, columns: Vec<Field>) -> Self {
+    /// Every live row of `file` with `columns` (descriptors for BLOB columns), and row ids when
+    /// `with_row_id`, in batches of 8,192 rows.
+    pub(crate) fn of_file(file: &DataFile, columns: Vec<Field>, with_row_id: bool) -> Self {
         Self {
             file: file.clone(),
             columns,
             filter_columns: vec![],
             filter: None,
-            with_row_id: true,
+            with_row_id,
             batch_size: 8192,
             limit: None,
             row_offsets: None,
+            blobs: BlobMode::Descriptors,
         }
     }
 
     /// The schema of the batches this task produces.
     pub fn output_schema(&self) -> SchemaRef {
-        output_schema(&self.columns, self.with_row_id)
+        output_schema(&self.columns, self.with_row_id, self.blobs)
     }
 
     /// Reads the file from the table at `location`.
@@ -346,18 +368,18 @@ impl ScanTask {
                 .iter()
                 .map(|s| s.map(|i| roots.iter().position(|r| *r == i).unwrap_or(i)))
                 .collect(),
-            needed_schema: Arc::new(needed_schema.to_arrow()),
+            needed_schema: Arc::new(needed_schema.to_arrow_read()),
             output_len: self.columns.len(),
-            output_schema: self.output_schema(),
+            output_schema: output_schema(&self.columns, self.with_row_id, BlobMode::Descriptors),
             filter: shaper_filter,
             with_row_id: self.with_row_id,
         };
         // Row ids of the rows read, in order (only when asked for).
         let row_ids = self.with_row_id.then(|| rows.ids_at(selected.as_ref()));
         let file_path = path.clone();
-        let location = location.clone();
+        let store_location = location.clone();
         let shaped = stream
-            .map_err(move |e| read_error(&location, &path, e))
+            .map_err(move |e| read_error(&store_location, &path, e))
             .scan(0usize, move |seen, batch| {
                 let out = batch.and_then(|b| {
                     let n = b.num_rows();
@@ -374,10 +396,26 @@ impl ScanTask {
                 futures::future::ready(Some(out))
             })
             .try_filter(|b| futures::future::ready(b.num_rows() > 0));
-        Ok(BatchStream::new(
-            self.output_schema(),
-            limit_stream(shaped.boxed(), self.limit),
-        ))
+        let limited = limit_stream(shaped.boxed(), self.limit);
+        let blob_columns: Vec<usize> = (0..self.columns.len())
+            .filter(|&i| self.blobs == BlobMode::Bytes && self.columns[i].is_blob())
+            .collect();
+        if blob_columns.is_empty() {
+            return Ok(BatchStream::new(self.output_schema(), limited));
+        }
+        let (schema, location) = (self.output_schema(), location.clone());
+        let out_schema = schema.clone();
+        let with_bytes = limited.and_then(move |batch| {
+            let (location, schema, blob_columns) = (location.clone(), out_schema.clone(), blob_columns.clone());
+            async move {
+                let mut columns = batch.columns().to_vec();
+                for i in blob_columns {
+                    columns[i] = fetch_bytes(&location, columns[i].as_ref()).await?;
+                }
+                Ok(RecordBatch::try_new(schema, columns)?)
+            }
+        });
+        Ok(BatchStream::new(schema, with_bytes))
     }
 }
 
@@ -416,7 +454,7 @@ fn row_filter(
     let schema = Schema {
         fields: used.iter().map(|(f, _)| f.clone()).collect(),
     };
-    let arrow = Arc::new(schema.to_arrow());
+    let arrow = Arc::new(schema.to_arrow_read());
     let shaper = Shaper {
         sources: used.iter().map(|(_, s)| roots.iter().position(|r| r == s)).collect(),
         needed_fields: schema.fields,

@@ -1,5 +1,6 @@
 //! [`Table`]: a handle on one version of a vlake table.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_schema::{Schema as ArrowSchema, SchemaRef};
@@ -10,10 +11,11 @@ use vlake_format::layout::{tag_path, TAGS_DIR};
 use vlake_format::{Error, Manifest, Result, Schema, Tag};
 use vlake_io::{CommitStore, TableLocation};
 
+use crate::blob::BlobWriter;
 use crate::merge::{key_field_ids, write_keyed_files, MergeInsert};
 use crate::scan::Scanner;
 use crate::txn::{commit, Action, PendingCommit};
-use crate::write::{remove_files, write_data_files, WriteOptions};
+use crate::write::{remove_files, write_with_blobs, WriteOptions};
 use crate::BatchStream;
 
 /// Which version of a table to open.
@@ -80,7 +82,7 @@ pub struct Table {
 
 impl Table {
     fn from_manifest(store: CommitStore, manifest: Arc<Manifest>, config: TableConfig) -> Self {
-        let arrow_schema = Arc::new(manifest.schema.to_arrow());
+        let arrow_schema = Arc::new(manifest.schema.to_arrow_read());
         Self {
             store,
             manifest,
@@ -150,7 +152,8 @@ impl Table {
             (WriteMode::Create | WriteMode::Overwrite, None) => {
                 let schema = Schema::from_arrow(data.schema(), 1)?;
                 let primary_key = key_field_ids(&schema, &opts.primary_key)?;
-                let files = write_keyed_files(store.location(), &schema, &primary_key, data, opts).await?;
+                let blobs = BlobWriter::new(store.location(), BTreeMap::new());
+                let files = write_keyed_files(store.location(), &schema, &primary_key, data, opts, blobs).await?;
                 let pending = PendingCommit {
                     id: Uuid::new_v4(),
                     read: None,
@@ -198,7 +201,7 @@ impl Table {
                 "the table has no primary key; a key is declared when the table is created",
             ));
         }
-        let files = write_data_files(self.store.location(), &self.manifest.schema, data, opts).await?;
+        let files = write_with_blobs(self.location(), &self.manifest.schema, data, opts, self.blob_writer()).await?;
         self.commit_action(Action::Append { files }).await
     }
 
@@ -230,7 +233,8 @@ impl Table {
             false => opts.primary_key.clone(),
         };
         let primary_key = key_field_ids(&schema, &key)?;
-        let files = write_keyed_files(self.store.location(), &schema, &primary_key, data, opts).await?;
+        let blobs = self.blob_writer();
+        let files = write_keyed_files(self.store.location(), &schema, &primary_key, data, opts, blobs).await?;
         self.commit_action(Action::Overwrite {
             schema,
             max_field_id,
@@ -280,7 +284,7 @@ impl Table {
         &self.manifest
     }
 
-    /// The Arrow schema of this version.
+    /// The Arrow schema of this version, as scans return it (BLOB columns as descriptors).
     pub fn schema(&self) -> &SchemaRef {
         &self.arrow_schema
     }
@@ -373,9 +377,21 @@ impl Table {
         Ok(tags)
     }
 
+    /// A blob writer for a write on top of this version: input descriptors may point into
+    /// this version's blob files.
+    pub(crate) fn blob_writer(&self) -> BlobWriter {
+        let known = self
+            .manifest
+            .blob_files()
+            .into_iter()
+            .map(|(p, s)| (p.to_string(), s))
+            .collect();
+        BlobWriter::new(self.location(), known)
+    }
+
     /// The Arrow schema a scan of `columns` produces.
     pub fn project_schema(&self, columns: &[String]) -> Result<ArrowSchema> {
-        Ok(self.manifest.schema.project(columns)?.to_arrow())
+        Ok(self.manifest.schema.project(columns)?.to_arrow_read())
     }
 }
 

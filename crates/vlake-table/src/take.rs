@@ -18,7 +18,7 @@ impl Table {
     /// deleted) is a not-found error.
     pub async fn take_rows(&self, row_ids: &[u64], columns: &[String]) -> Result<RecordBatch> {
         let fields = self.table_schema().project(columns)?.fields;
-        let schema = Arc::new(vlake_format::Schema { fields: fields.clone() }.to_arrow());
+        let schema = Arc::new(vlake_format::Schema { fields: fields.clone() }.to_arrow_read());
         let mut batches = Vec::new();
         for file in &self.manifest().data_files {
             let rows = FileRows::load(self.location(), file).await?;
@@ -29,14 +29,8 @@ impl Table {
             offsets.sort_unstable();
             offsets.dedup();
             let task = ScanTask {
-                file: file.clone(),
-                columns: fields.clone(),
-                filter_columns: vec![],
-                filter: None,
-                with_row_id: true,
-                batch_size: 8192,
-                limit: None,
                 row_offsets: Some(offsets),
+                ..ScanTask::of_file(file, fields.clone(), true)
             };
             let mut stream = task.execute(self.location()).await?;
             while let Some(b) = stream.try_next().await? {

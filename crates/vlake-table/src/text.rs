@@ -61,7 +61,7 @@ fn text_field(table: &Table, column: &str) -> Result<Field> {
 
 /// The non-null texts of the live rows of `file`, with their row ids.
 async fn file_texts(location: &TableLocation, file: &DataFile, field: &Field) -> Result<Vec<(u64, String)>> {
-    let task = ScanTask::whole_file(file, vec![field.clone()]);
+    let task = ScanTask::of_file(file, vec![field.clone()], true);
     let mut out = Vec::new();
     let mut stream = task.execute(location).await?;
     while let Some(batch) = stream.try_next().await? {

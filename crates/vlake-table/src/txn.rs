@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use uuid::Uuid;
-use vlake_format::manifest::{COLUMN_DEFAULTS, DELETION_FILES, PRIMARY_KEY, ROW_ID_FILES};
+use vlake_format::manifest::{BLOB_FILES, COLUMN_DEFAULTS, DELETION_FILES, PRIMARY_KEY, ROW_ID_FILES};
 use vlake_format::{
     DataFile, Error, FileFormat, IndexEntry, Manifest, Operation, Result, Schema, Transaction, FORMAT_VERSION,
 };
@@ -126,7 +126,7 @@ impl Action {
     pub(crate) fn written_paths(&self) -> Vec<&str> {
         match self {
             Self::Create { files, .. } | Self::Append { files } | Self::Overwrite { files, .. } => {
-                files.iter().map(|f| f.path.as_str()).collect()
+                files.iter().flat_map(WrittenFile::created).collect()
             }
             Self::Restore { .. } => vec![],
             Self::PutIndex { new_files, .. } => new_files.iter().map(String::as_str).collect(),
@@ -163,6 +163,7 @@ fn new_files(files: &[WrittenFile], mut next_row_id: u64) -> (Vec<DataFile>, u64
                 stats: f.stats.clone(),
                 deletion: f.deletion.clone(),
                 row_ids: None,
+                blob_files: f.blob_files.clone(),
             };
             next_row_id += f.num_rows;
             file
@@ -218,6 +219,7 @@ fn apply(base: Option<&Manifest>, pending: &PendingCommit) -> Result<Manifest> {
             let (added, next_row_id) = new_files(files, base.next_row_id);
             next.data_files.extend(added);
             next.next_row_id = next_row_id;
+            add_features(&mut next);
         }
         Action::Overwrite {
             schema,
@@ -232,6 +234,7 @@ fn apply(base: Option<&Manifest>, pending: &PendingCommit) -> Result<Manifest> {
             next.data_files = data_files;
             next.next_row_id = next_row_id;
             next.indexes.clear();
+            add_features(&mut next);
         }
         Action::Restore { from } => {
             next.schema = from.schema.clone();
@@ -319,7 +322,7 @@ fn position(manifest: &Manifest, path: &str) -> Result<usize> {
         .ok_or_else(|| Error::Internal(format!("data file {path} vanished from version {}", manifest.version)))
 }
 
-/// Requires the reader and writer features that `manifest` uses.
+/// Requires the reader and writer features that the data files and the schema of `manifest` use.
 fn add_features(manifest: &mut Manifest) {
     for (feature, used, for_readers) in [
         (
@@ -334,6 +337,11 @@ fn add_features(manifest: &mut Manifest) {
         ),
         (COLUMN_DEFAULTS, manifest.schema.has_defaults(), true),
         (PRIMARY_KEY, !manifest.primary_key.is_empty(), false),
+        (
+            BLOB_FILES,
+            manifest.schema.has_blobs() || manifest.data_files.iter().any(|f| !f.blob_files.is_empty()),
+            true,
+        ),
     ] {
         if used {
             if for_readers {

@@ -12,6 +12,7 @@ use arrow_array::types::{Float16Type, Float32Type};
 use arrow_array::{Array, ArrayRef, FixedSizeBinaryArray, FixedSizeListArray, Float16Array, Float32Array};
 use arrow_buffer::{Buffer, MutableBuffer};
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema as ArrowSchema};
+use vlake_format::schema::blob_descriptor_type;
 use vlake_format::{DataType, Error, Field, Result, Schema};
 
 /// Bytes per element of a vector column's element type.
@@ -22,13 +23,17 @@ fn element_bytes(element: &DataType) -> usize {
     }
 }
 
-/// The Arrow schema of data files: the table schema with field ids, vectors as fixed-size binary.
+/// The Arrow schema of data files: the table schema with field ids, vectors as fixed-size
+/// binary, BLOB columns as descriptors.
 pub(crate) fn file_schema(schema: &Schema) -> ArrowSchema {
     let fields: Vec<ArrowField> = schema
         .fields
         .iter()
         .map(|field| {
             let arrow = field.to_arrow(true);
+            if field.is_blob() {
+                return arrow.with_data_type(blob_descriptor_type());
+            }
             match field.vector_dim() {
                 Some((dim, element)) => {
                     let width = dim * element_bytes(element) as i32;

@@ -75,7 +75,7 @@ pub(crate) fn append_vectors(batch: &RecordBatch, dim: usize, out: &mut FileVect
 
 /// Reads the vectors of `file` from storage.
 async fn read(location: &TableLocation, file: &DataFile, field: &Field, dim: usize) -> Result<FileVectors> {
-    let task = ScanTask::whole_file(file, vec![field.clone()]);
+    let task = ScanTask::of_file(file, vec![field.clone()], true);
     let mut out = FileVectors::default();
     let mut stream = task.execute(location).await?;
     while let Some(batch) = stream.try_next().await? {

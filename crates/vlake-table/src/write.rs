@@ -1,10 +1,11 @@
 //! Writing data files: conforming input batches to the table schema and encoding them as
 //! Parquet with field ids and statistics (format-spec/data-files.md).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::{Schema as ArrowSchema, SchemaRef};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::{DataType as ArrowType, Schema as ArrowSchema, SchemaRef};
 use futures::StreamExt;
 use parquet::arrow::async_writer::ParquetObjectWriter;
 use std::io::Write;
@@ -13,9 +14,11 @@ use parquet::arrow::{ArrowSchemaConverter, ArrowWriter, AsyncArrowWriter};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use vlake_format::layout::data_file_path;
-use vlake_format::{ColumnStats, DeletionFile, Error, Result, Schema};
+use vlake_format::schema::blob_descriptor_type;
+use vlake_format::{BlobFile, ColumnStats, DeletionFile, Error, Result, Schema};
 use vlake_io::TableLocation;
 
+use crate::blob::BlobWriter;
 use crate::stats::StatsCollector;
 use crate::vector_codec;
 use crate::BatchStream;
@@ -67,6 +70,18 @@ pub(crate) struct WrittenFile {
     pub stats: Vec<ColumnStats>,
     /// Rows of the new file deleted in the same commit (an upsert's skipped source rows).
     pub deletion: Option<DeletionFile>,
+    /// The blob files its descriptors point into.
+    pub blob_files: Vec<BlobFile>,
+    /// Blob files the write created that this file is the first to point into (removed with
+    /// it when the commit fails).
+    pub new_blobs: Vec<String>,
+}
+
+impl WrittenFile {
+    /// The files written for this one: the data file and the blob files it owns (`new_blobs`).
+    pub fn created(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.path.as_str()).chain(self.new_blobs.iter().map(String::as_str))
+    }
 }
 
 /// Checks an input schema against the table schema and returns how to conform batches: for each
@@ -86,6 +101,16 @@ pub(crate) fn plan_conform(table: &Schema, input: &ArrowSchema) -> Result<Vec<Op
             Ok(i) => {
                 let expected = field.to_arrow(false);
                 let got = input.field(i).data_type();
+                if field.is_blob() {
+                    return match got {
+                        ArrowType::Binary | ArrowType::LargeBinary => Ok(Some(i)),
+                        t if t.equals_datatype(&blob_descriptor_type()) => Ok(Some(i)),
+                        t => Err(Error::invalid(format!(
+                            "BLOB column '{}' has type {t} in the input; it takes binary values or blob descriptors",
+                            field.name
+                        ))),
+                    };
+                }
                 if !expected.data_type().equals_datatype(got) {
                     return Err(Error::invalid(format!(
                         "column '{}' has type {got} in the input but {} in the table",
@@ -105,38 +130,41 @@ pub(crate) fn plan_conform(table: &Schema, input: &ArrowSchema) -> Result<Vec<Op
 }
 
 /// Rebuilds `batch` with the table's column order, types and field ids, vectors encoded for
-/// the file.
-pub(crate) fn conform(
+/// the file and BLOB values stored by `blobs` (the blob files pointed into are added to `refs`).
+async fn conform(
     batch: &RecordBatch,
     plan: &[Option<usize>],
     table: &Schema,
     file_schema: &SchemaRef,
+    blobs: &mut BlobWriter,
+    refs: &mut BTreeSet<String>,
 ) -> Result<RecordBatch> {
-    let columns = plan
-        .iter()
-        .zip(&table.fields)
-        .zip(file_schema.fields())
-        .map(|((source, field), file_field)| -> Result<ArrayRef> {
-            let Some(i) = source else {
-                return Ok(arrow_array::new_null_array(file_field.data_type(), batch.num_rows()));
-            };
-            let column = batch.column(*i);
-            if !field.nullable && column.null_count() > 0 {
-                return Err(Error::invalid(format!(
-                    "column '{}' is not nullable but {} input rows are null",
-                    field.name,
-                    column.null_count()
-                )));
-            }
-            let table_type = field.to_arrow(false).data_type().clone();
-            let column = if *column.data_type() == table_type {
-                column.clone()
-            } else {
-                arrow_cast::cast(column, &table_type)?
-            };
-            vector_codec::encode(field, &column)
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut columns = Vec::with_capacity(plan.len());
+    for ((source, field), file_field) in plan.iter().zip(&table.fields).zip(file_schema.fields()) {
+        let Some(i) = source else {
+            columns.push(arrow_array::new_null_array(file_field.data_type(), batch.num_rows()));
+            continue;
+        };
+        let column = batch.column(*i);
+        if !field.nullable && column.null_count() > 0 {
+            return Err(Error::invalid(format!(
+                "column '{}' is not nullable but {} input rows are null",
+                field.name,
+                column.null_count()
+            )));
+        }
+        if field.is_blob() {
+            columns.push(blobs.externalize(field, column, refs).await?);
+            continue;
+        }
+        let table_type = field.to_arrow(false).data_type().clone();
+        let column = if *column.data_type() == table_type {
+            column.clone()
+        } else {
+            arrow_cast::cast(column, &table_type)?
+        };
+        columns.push(vector_codec::encode(field, &column)?);
+    }
     let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
     Ok(RecordBatch::try_new_with_options(
         file_schema.clone(),
@@ -254,24 +282,44 @@ struct OpenFile {
     sink: Sink,
     stats: StatsCollector,
     rows: u64,
+    /// Blob files its descriptors point into.
+    blob_refs: BTreeSet<String>,
 }
 
-/// Writes `input` as one or more data files of `schema`. On failure the files written so far
-/// are removed (best effort) and the error is returned.
-pub(crate) async fn write_data_files(
+/// Writes `input` as one or more data files of `schema`, with BLOB values and descriptors
+/// handled by `blobs`. On failure the data and blob files written so far are removed (best
+/// effort) and the error is returned.
+pub(crate) async fn write_with_blobs(
     location: &TableLocation,
     schema: &Schema,
     input: BatchStream,
     opts: &WriteOptions,
+    mut blobs: BlobWriter,
 ) -> Result<Vec<WrittenFile>> {
     let mut written = Vec::new();
-    match write_inner(location, schema, input, opts, &mut written).await {
-        Ok(()) => Ok(written),
-        Err(e) => {
-            remove_files(location, written.iter().map(|f| f.path.as_str())).await;
-            Err(e)
+    let result = match write_inner(location, schema, input, opts, &mut blobs, &mut written).await {
+        Ok(()) => blobs.finish().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        remove_files(location, written.iter().map(|f| f.path.as_str())).await;
+        blobs.abort().await;
+        return Err(e);
+    }
+    let mut unclaimed: BTreeSet<&str> = blobs.written().iter().map(|b| b.path.as_str()).collect();
+    for file in &mut written {
+        for blob in &mut file.blob_files {
+            blob.size_bytes = blobs
+                .file_size(&blob.path)
+                .ok_or_else(|| Error::Internal(format!("lost track of blob file {}", blob.path)))?;
+            if unclaimed.remove(blob.path.as_str()) {
+                file.new_blobs.push(blob.path.clone());
+            }
         }
     }
+    // Values no row points to (none in practice) are not kept.
+    remove_files(location, unclaimed.into_iter()).await;
+    Ok(written)
 }
 
 /// Deletes uncommitted files, ignoring failures (cleanup removes what is left).
@@ -286,6 +334,7 @@ async fn write_inner(
     schema: &Schema,
     mut input: BatchStream,
     opts: &WriteOptions,
+    blobs: &mut BlobWriter,
     written: &mut Vec<WrittenFile>,
 ) -> Result<()> {
     let plan = plan_conform(schema, input.schema())?;
@@ -294,10 +343,13 @@ async fn write_inner(
     let mut open: Option<OpenFile> = None;
     let mut total = 0u64;
     while let Some(batch) = input.next().await {
-        let batch = conform(&batch?, &plan, schema, &file_schema)?;
+        let batch = batch?;
         if batch.num_rows() == 0 {
             continue;
         }
+        // Conform before opening a file, so that bad input leaves no file behind.
+        let mut refs = BTreeSet::new();
+        let batch = conform(&batch, &plan, schema, &file_schema, blobs, &mut refs).await?;
         let file = match &mut open {
             Some(f) => f,
             None => {
@@ -310,15 +362,19 @@ async fn write_inner(
                     size_bytes: 0,
                     stats: vec![],
                     deletion: None,
+                    blob_files: vec![],
+                    new_blobs: vec![],
                 });
                 open.insert(OpenFile {
                     path,
                     sink,
                     stats: StatsCollector::new(schema),
                     rows: 0,
+                    blob_refs: BTreeSet::new(),
                 })
             }
         };
+        file.blob_refs.append(&mut refs);
         file.stats.update(&batch);
         let rows = batch.num_rows() as u64;
         file.sink.write(&file.path, batch).await?;
@@ -348,5 +404,11 @@ async fn finish_file(file: OpenFile, written: &mut [WrittenFile]) -> Result<()> 
     entry.size_bytes = size;
     entry.num_rows = file.rows;
     entry.stats = file.stats.finish();
+    // Sizes are filled in once every blob file is complete.
+    entry.blob_files = file
+        .blob_refs
+        .into_iter()
+        .map(|path| BlobFile { path, size_bytes: 0 })
+        .collect();
     Ok(())
 }

@@ -234,6 +234,7 @@ async fn run(ops: Vec<Op>) {
                 let (t, _) = table
                     .compact(&CompactOptions {
                         target_rows_per_file: *target,
+                        ..CompactOptions::default()
                     })
                     .await
                     .unwrap();

@@ -192,6 +192,7 @@ async fn compaction_merges_files_drops_deleted_rows_and_keeps_row_ids() {
     let (same, report) = plain
         .compact(&CompactOptions {
             target_rows_per_file: 10,
+            ..CompactOptions::default()
         })
         .await
         .unwrap();
