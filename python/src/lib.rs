@@ -2,7 +2,7 @@
 //! Arrow IPC streams (decoded by pyarrow without a copy), the table logic stays in
 //! `vlake-table` and `vlake-datafusion`, and the GIL is released during I/O and compute.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -19,16 +19,27 @@ use vlake_table::{
     IndexOptions, IndexType, IvfParams, Metric, ScanTask, Table, TableLocation, VersionRef, WriteMode, WriteOptions,
 };
 
-/// The runtime every call blocks on (with the GIL released).
+/// The runtime every call blocks on (with the GIL released), one per process. A process forked
+/// after the runtime started (a DataLoader worker, a `multiprocessing` child) has none of its
+/// threads, so it starts its own; the parent's is leaked there, as dropping it would wait for
+/// threads that do not exist in the child.
 fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .thread_name("vlake")
-            .build()
-            .unwrap_or_else(|e| unreachable!("cannot start the tokio runtime: {e}"))
-    })
+    static RT: Mutex<Option<(u32, &'static tokio::runtime::Runtime)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut current = RT.lock().unwrap_or_else(|e| e.into_inner());
+    match *current {
+        Some((owner, runtime)) if owner == pid => runtime,
+        _ => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("vlake")
+                .build()
+                .unwrap_or_else(|e| unreachable!("cannot start the tokio runtime: {e}"));
+            let runtime: &'static _ = Box::leak(Box::new(runtime));
+            *current = Some((pid, runtime));
+            runtime
+        }
+    }
 }
 
 /// Runs `f` on the runtime without the GIL.

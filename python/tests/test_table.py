@@ -127,6 +127,27 @@ def test_processes_append_at_once(tmp_path):
     assert ids == expected
 
 
+_INHERITED = {}
+
+
+def _count_in_child(_):
+    """Runs in a forked child, on the table the parent opened (the parent's runtime threads are
+    gone there)."""
+    t = _INHERITED["table"]
+    return t.count_rows("pos = 'v'") + len(t.to_arrow(columns=["id"]))
+
+
+def test_forked_children_read_tables_the_parent_opened(tmp_path):
+    # DataLoader workers and multiprocessing pools fork after vlake's runtime has started.
+    t = vlake.write_table(small(40), str(tmp_path / "t"))
+    assert t.count_rows() == 40
+    _INHERITED["table"] = t
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(2) as pool:
+        got = pool.map_async(_count_in_child, range(3)).get(timeout=60)
+    assert got == [60, 60, 60]
+
+
 def test_scan_shards_cover_every_row_once(tmp_path):
     from vlake.shards import TableShards
 
