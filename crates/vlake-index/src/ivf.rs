@@ -2,6 +2,8 @@
 //! as a separately readable blob. IVF-Flat keeps the vectors; IVF-PQ adds 8-bit product codes of
 //! the residuals (vector minus centroid) and re-ranks the best candidates with the vectors.
 
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use vlake_format::{Error, Result};
@@ -100,6 +102,31 @@ pub fn report(metric: Metric, inner: f32) -> f32 {
 }
 
 impl IvfModel {
+    /// Trains on prepared vectors: k-means on a seeded sample of `partitions x
+    /// sample_per_partition` of them (all when fewer), the partition count defaulting to about
+    /// `sqrt(rows)`.
+    pub fn fit(metric: Metric, dim: usize, values: &[f32], params: &IvfParams) -> Result<Self> {
+        let n = values.len() / dim.max(1);
+        let partitions = params
+            .partitions
+            .unwrap_or_else(|| ((n as f64).sqrt() as usize).clamp(1, 4096));
+        let sample_rows = (partitions * params.sample_per_partition).min(n);
+        let sample: Vec<f32> = if sample_rows == n {
+            values.to_vec()
+        } else {
+            let mut rng = StdRng::seed_from_u64(7);
+            rand::seq::index::sample(&mut rng, n, sample_rows)
+                .iter()
+                .flat_map(|i| values[i * dim..(i + 1) * dim].iter().copied())
+                .collect()
+        };
+        let params = IvfParams {
+            partitions: Some(partitions),
+            ..params.clone()
+        };
+        Self::train(metric, dim, &sample, n, &params)
+    }
+
     /// Trains on a sample of prepared vectors.
     pub fn train(metric: Metric, dim: usize, sample: &[f32], total_rows: usize, params: &IvfParams) -> Result<Self> {
         let n = sample.len() / dim.max(1);
@@ -290,6 +317,42 @@ impl IvfModel {
                 }
             }
         }
+    }
+}
+
+impl IvfModel {
+    /// The `k` nearest allowed rows of the probed partitions (partition number and rows) to a
+    /// prepared query, as (inner distance, row id). IVF-Flat ranks by exact distances; IVF-PQ
+    /// keeps the `k * refine` best PQ estimates and re-ranks them with the stored vectors.
+    pub fn search(
+        &self,
+        query: &[f32],
+        probed: &[(usize, &Partition)],
+        k: usize,
+        refine: usize,
+        allow: &dyn Fn(u64) -> bool,
+    ) -> TopK {
+        let tables = self.prepare_query(query);
+        if self.pq.is_none() {
+            let mut top = TopK::new(k);
+            for (p, part) in probed {
+                self.search_partition(query, &tables, *p, part, allow, &|j| part.ids[j], &mut top);
+            }
+            return top;
+        }
+        // PQ candidates are keyed by where they are, to re-rank without lookups.
+        let mut candidates = TopK::new(k.saturating_mul(refine.max(1)));
+        for (slot, (p, part)) in probed.iter().enumerate() {
+            let key = |j: usize| ((slot as u64) << 32) | j as u64;
+            self.search_partition(query, &tables, *p, part, allow, &key, &mut candidates);
+        }
+        let (dim, inner) = (self.dim, space(self.metric));
+        let mut top = TopK::new(k);
+        for n in candidates.into_sorted() {
+            let (part, j) = (probed[(n.id >> 32) as usize].1, (n.id & 0xffff_ffff) as usize);
+            top.push(inner.distance(query, &part.vectors[j * dim..(j + 1) * dim]), part.ids[j]);
+        }
+        top
     }
 }
 
