@@ -140,6 +140,14 @@ mod avx2 {
     }
 }
 
+/// Whether this CPU runs AVX2 and FMA instructions (always false off x86-64).
+pub(crate) fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// The kernels chosen for this CPU.
 struct Kernels {
     dot: fn(&[f32], &[f32]) -> f32,
@@ -152,7 +160,7 @@ fn kernels() -> &'static Kernels {
     static CHOSEN: OnceLock<Kernels> = OnceLock::new();
     CHOSEN.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if avx2_fma() {
             // SAFETY: these wrappers are only selected after detecting AVX2 and FMA.
             return Kernels {
                 dot: |a, b| unsafe { avx2::dot(a, b) },

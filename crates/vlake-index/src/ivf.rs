@@ -10,10 +10,16 @@ use vlake_format::{Error, Result};
 
 use crate::distance::{dot, normalize};
 use crate::kmeans;
-use crate::pq::{ProductQuantizer, Space};
+use crate::kmeans::BLOCK_ROWS;
+use crate::pq::{EncodeScratch, ProductQuantizer, Space};
 use crate::segment::{f32_bytes, to_f32, to_u64, u64_bytes, SegmentHeader, SegmentWriter};
 use crate::topk::TopK;
 use crate::Metric;
+
+/// Most residuals the product quantizer trains on (FAISS's 256 per code of each sub-space).
+const PQ_TRAIN_ROWS: usize = 256 * 256;
+/// Lloyd iterations of each PQ sub-space (FAISS's default).
+const PQ_ITERATIONS: usize = 25;
 
 /// Build parameters of an IVF index.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,7 +39,7 @@ impl Default for IvfParams {
         Self {
             partitions: None,
             pq_subvectors: None,
-            iterations: 15,
+            iterations: 10,
             sample_per_partition: 256,
         }
     }
@@ -141,18 +147,27 @@ impl IvfModel {
         let pq = match params.pq_subvectors {
             None => None,
             Some(m) => {
-                let labels = kmeans::assign(&centroids, dim, sample);
-                let residuals: Vec<f32> = sample
-                    .chunks_exact(dim)
-                    .zip(&labels)
-                    .flat_map(|(v, l)| {
-                        v.iter()
-                            .zip(&centroids[*l as usize * dim..])
-                            .map(|(x, c)| x - c)
-                            .collect::<Vec<_>>()
-                    })
+                // FAISS's defaults: at most 256 training rows per code, 25 Lloyd iterations.
+                let rows = PQ_TRAIN_ROWS.min(n);
+                let mut rng = StdRng::seed_from_u64(11);
+                let picked: Vec<f32> = rand::seq::index::sample(&mut rng, n, rows)
+                    .iter()
+                    .flat_map(|i| sample[i * dim..(i + 1) * dim].iter().copied())
                     .collect();
-                Some(ProductQuantizer::train(&residuals, dim, m, params.iterations.min(10))?)
+                let model = Self {
+                    metric,
+                    dim,
+                    centroids,
+                    pq: None,
+                };
+                let labels = kmeans::assign(&model.centroids, dim, &picked);
+                let mut residuals = Vec::new();
+                model.residuals(&picked, &labels, &mut residuals);
+                let pq = ProductQuantizer::train(&residuals, dim, m, PQ_ITERATIONS)?;
+                return Ok(Self {
+                    pq: Some(pq),
+                    ..model
+                });
             }
         };
         Ok(Self {
@@ -168,27 +183,69 @@ impl IvfModel {
         self.centroids.len() / self.dim
     }
 
+    /// Writes `rows - centroid of label` into `out`, row by row.
+    fn residuals(&self, rows: &[f32], labels: &[u32], out: &mut Vec<f32>) {
+        let dim = self.dim;
+        out.clear();
+        for (v, l) in rows.chunks_exact(dim).zip(labels) {
+            let c = &self.centroids[*l as usize * dim..(*l as usize + 1) * dim];
+            out.extend(v.iter().zip(c).map(|(x, c)| x - c));
+        }
+    }
+
     /// Splits prepared vectors into partitions, with codes for IVF-PQ.
     pub fn partition(&self, ids: &[u64], vectors: &[f32]) -> Vec<Partition> {
         let dim = self.dim;
-        let labels = kmeans::assign(&self.centroids, dim, vectors);
-        let codes = self.pq.as_ref().map(|pq| {
-            let residuals: Vec<f32> = vectors
-                .par_chunks_exact(dim)
-                .zip(&labels)
-                .flat_map_iter(|(v, l)| v.iter().zip(&self.centroids[*l as usize * dim..]).map(|(x, c)| x - c))
-                .collect();
-            (pq.m, pq.encode_all(&residuals))
-        });
-        let mut parts = vec![Partition::default(); self.partitions()];
-        for (i, label) in labels.iter().enumerate() {
-            let p = &mut parts[*label as usize];
-            p.ids.push(ids[i]);
-            p.vectors.extend_from_slice(&vectors[i * dim..(i + 1) * dim]);
-            if let Some((m, codes)) = &codes {
+        let n = ids.len().min(vectors.len() / dim);
+        let vectors = &vectors[..n * dim];
+        let coarse = kmeans::Codebook::new(&self.centroids, dim);
+        let (labels, codes, m) = match &self.pq {
+            None => (coarse.assign(vectors), Vec::new(), 0),
+            Some(pq) => {
+                // Assign, take residuals and encode block by block: no n x dim residual copy.
+                let encoder = pq.encoder();
+                let mut labels = vec![0u32; n];
+                let mut codes = vec![0u8; n * pq.m];
+                labels
+                    .par_chunks_mut(BLOCK_ROWS)
+                    .zip(codes.par_chunks_mut(BLOCK_ROWS * pq.m))
+                    .zip(vectors.par_chunks(BLOCK_ROWS * dim))
+                    .for_each_init(
+                        || (Vec::new(), Vec::new(), EncodeScratch::default()),
+                        |(products, residuals, scratch), ((labels, codes), rows)| {
+                            coarse.assign_rows(rows, dim, 0, labels, products);
+                            self.residuals(rows, labels, residuals);
+                            encoder.encode_rows(residuals, codes, scratch);
+                        },
+                    );
+                (labels, codes, pq.m)
+            }
+        };
+        let mut counts = vec![0usize; self.partitions()];
+        for l in &labels {
+            counts[*l as usize] += 1;
+        }
+        let mut parts: Vec<Partition> = counts
+            .iter()
+            .map(|c| Partition {
+                ids: Vec::with_capacity(*c),
+                vectors: Vec::with_capacity(c * dim),
+                codes: Vec::with_capacity(c * m),
+            })
+            .collect();
+        // Each thread fills a range of partitions, scanning all labels.
+        let per_thread = parts.len().div_ceil(rayon::current_num_threads()).max(1);
+        parts.par_chunks_mut(per_thread).enumerate().for_each(|(t, range)| {
+            let first = t * per_thread;
+            for (i, label) in labels.iter().enumerate() {
+                let Some(p) = (*label as usize).checked_sub(first).and_then(|p| range.get_mut(p)) else {
+                    continue;
+                };
+                p.ids.push(ids[i]);
+                p.vectors.extend_from_slice(&vectors[i * dim..(i + 1) * dim]);
                 p.codes.extend_from_slice(&codes[i * m..(i + 1) * m]);
             }
-        }
+        });
         parts
     }
 

@@ -73,6 +73,7 @@ fn hnsw_recall() {
                 .map(|n| n.id)
                 .collect()
         });
+        println!("{metric} HNSW recall@10 {r}");
         assert!(r >= 0.95, "{metric} HNSW recall@10 {r} < 0.95");
         // Filtered: only even ids.
         let mut q = queries[..DIM].to_vec();
@@ -112,6 +113,7 @@ fn ivf_flat_and_pq_recall() {
             assert!(report(metric, 0.0).is_finite());
             top.into_sorted().iter().map(|n| n.id).collect()
         });
+        println!("{metric} IVF (pq {pq:?}) recall@10 {r}");
         assert!(r >= 0.9, "{metric} IVF (pq {pq:?}) recall@10 {r} < 0.9");
     }
 }
