@@ -31,6 +31,16 @@ fn read_u64(path: &str) -> Vec<u64> {
     bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect()
 }
 
+/// CPU seconds this process has used, user and system, all threads (Linux `/proc`; 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which ends with the last ')'): utime and stime are the
+    // 12th and 13th, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: Vec<f64> = rest.split_whitespace().skip(11).take(2).filter_map(|t| t.parse().ok()).collect();
+    ticks.iter().sum::<f64>() / 100.0
+}
+
 /// Build phases and their seconds.
 struct Timer {
     phases: Vec<(&'static str, f64)>,
@@ -76,6 +86,7 @@ fn main() {
     let n = values.len() / dim;
     let ids: Vec<u64> = (0..n as u64).collect();
     let mut timer = Timer::default();
+    let cpu_start = cpu_seconds();
     prepare(metric, &mut values, dim);
     let (bytes, searcher): (usize, Searcher) = match kind.as_str() {
         "hnsw" => {
@@ -123,6 +134,7 @@ fn main() {
         other => panic!("unknown index kind '{other}'"),
     };
     let build_s: f64 = timer.phases.iter().map(|p| p.1).sum();
+    let build_cpu_s = cpu_seconds() - cpu_start;
 
     let mut sweep = Vec::new();
     if let (Some(queries), Some(gt)) = (opts.get("queries"), opts.get("gt")) {
@@ -146,7 +158,7 @@ fn main() {
     }
     let phases: Vec<String> = timer.phases.iter().map(|(k, v)| format!("\"{k}\": {v:.3}")).collect();
     println!(
-        "{{\"kind\": \"{kind}\", \"rows\": {n}, \"build_s\": {build_s:.3}, \"phases\": {{{}}}, \"segment_bytes\": {bytes}, \"sweep\": [{}]}}",
+        "{{\"kind\": \"{kind}\", \"rows\": {n}, \"build_s\": {build_s:.3}, \"build_cpu_s\": {build_cpu_s:.2}, \"phases\": {{{}}}, \"segment_bytes\": {bytes}, \"sweep\": [{}]}}",
         phases.join(", "),
         sweep.join(", ")
     );
