@@ -23,12 +23,18 @@ const K: usize = 10;
 
 fn read_f32(path: &str) -> Vec<f32> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
 }
 
 fn read_u64(path: &str) -> Vec<u64> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect()
+    bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
 }
 
 /// CPU seconds this process has used, user and system, all threads (Linux `/proc`; 0 elsewhere).
@@ -37,7 +43,12 @@ fn cpu_seconds() -> f64 {
     // Fields after the command name (which ends with the last ')'): utime and stime are the
     // 12th and 13th, in clock ticks (100 per second on Linux).
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let ticks: Vec<f64> = rest.split_whitespace().skip(11).take(2).filter_map(|t| t.parse().ok()).collect();
+    let ticks: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse().ok())
+        .collect();
     ticks.iter().sum::<f64>() / 100.0
 }
 
@@ -99,7 +110,12 @@ fn main() {
             let bytes = graph.write_segment().unwrap().len();
             timer.lap("serialise");
             let search = move |q: &[f32], ef: usize| -> Vec<u64> {
-                graph.search(q, K, ef, &|_| true).into_sorted().iter().map(|n| n.id).collect()
+                graph
+                    .search(q, K, ef, &|_| true)
+                    .into_sorted()
+                    .iter()
+                    .map(|n| n.id)
+                    .collect()
             };
             (bytes, Box::new(search))
         }

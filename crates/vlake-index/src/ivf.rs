@@ -164,10 +164,7 @@ impl IvfModel {
                 let mut residuals = Vec::new();
                 model.residuals(&picked, &labels, &mut residuals);
                 let pq = ProductQuantizer::train(&residuals, dim, m, PQ_ITERATIONS)?;
-                return Ok(Self {
-                    pq: Some(pq),
-                    ..model
-                });
+                return Ok(Self { pq: Some(pq), ..model });
             }
         };
         Ok(Self {
@@ -364,12 +361,13 @@ impl IvfModel {
                         (own.as_slice(), 0.0)
                     }
                 };
+                // Estimates are cheap: the filter is asked only about rows that would enter.
+                let mut threshold = top.threshold();
                 for (j, (id, code)) in part.ids.iter().zip(part.codes.chunks_exact(pq.m)).enumerate() {
-                    if allow(*id) {
-                        let d = base + ProductQuantizer::distance(lut, code);
-                        if d < top.threshold() {
-                            top.push(d, key(j));
-                        }
+                    let d = base + ProductQuantizer::distance(lut, code);
+                    if d < threshold && allow(*id) {
+                        top.push(d, key(j));
+                        threshold = top.threshold();
                     }
                 }
             }
@@ -407,7 +405,10 @@ impl IvfModel {
         let mut top = TopK::new(k);
         for n in candidates.into_sorted() {
             let (part, j) = (probed[(n.id >> 32) as usize].1, (n.id & 0xffff_ffff) as usize);
-            top.push(inner.distance(query, &part.vectors[j * dim..(j + 1) * dim]), part.ids[j]);
+            top.push(
+                inner.distance(query, &part.vectors[j * dim..(j + 1) * dim]),
+                part.ids[j],
+            );
         }
         top
     }

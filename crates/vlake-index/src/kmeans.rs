@@ -41,7 +41,10 @@ impl Codebook {
     pub fn new(centroids: &[f32], dim: usize) -> Self {
         let dim = dim.max(1);
         let k = centroids.len() / dim;
-        let norms: Vec<f32> = centroids.chunks_exact(dim).map(|c| c.iter().map(|x| x * x).sum()).collect();
+        let norms: Vec<f32> = centroids
+            .chunks_exact(dim)
+            .map(|c| c.iter().map(|x| x * x).sum())
+            .collect();
         if dim >= SHORT_DIM {
             return Self {
                 dim,
@@ -83,7 +86,14 @@ impl Codebook {
     /// Writes to `labels[r]` the centroid nearest to the vector at `offset` in row `r` of
     /// `rows` (rows `stride` values apart, `offset + dim <= stride`); `scratch` is reused
     /// between calls. Rows past the end of `rows` or of `labels` are not touched.
-    pub(crate) fn assign_rows(&self, rows: &[f32], stride: usize, offset: usize, labels: &mut [u32], scratch: &mut Vec<f32>) {
+    pub(crate) fn assign_rows(
+        &self,
+        rows: &[f32],
+        stride: usize,
+        offset: usize,
+        labels: &mut [u32],
+        scratch: &mut Vec<f32>,
+    ) {
         let dim = self.dim;
         if self.k == 0 || offset + dim > stride {
             return;
@@ -123,7 +133,17 @@ impl Codebook {
 mod gemm {
     /// Writes `-2 x·c` for the `m` vectors `x` at `offset` in rows `stride` apart of `rows`,
     /// and the `k` row-major centroids `c` of `dim` values, into `out` (`m x k`, row-major).
-    pub(super) fn products(rows: &[f32], stride: usize, offset: usize, m: usize, dim: usize, centroids: &[f32], k: usize, out: &mut [f32]) {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn products(
+        rows: &[f32],
+        stride: usize,
+        offset: usize,
+        m: usize,
+        dim: usize,
+        centroids: &[f32],
+        k: usize,
+        out: &mut [f32],
+    ) {
         let fits = m == 0 || (m - 1) * stride + offset + dim <= rows.len();
         if !fits || centroids.len() < k * dim || out.len() < m * k {
             return;
@@ -166,7 +186,11 @@ fn short_nearest(values: &[f32], norms: &[f32], dim: usize, v: &[f32], fma: impl
         *x2 = -2.0 * x;
     }
     let x2 = &x2[..v.len().min(SHORT_DIM)];
-    for (g, (group, norm)) in values.chunks_exact(dim * LANES).zip(norms.chunks_exact(LANES)).enumerate() {
+    for (g, (group, norm)) in values
+        .chunks_exact(dim * LANES)
+        .zip(norms.chunks_exact(LANES))
+        .enumerate()
+    {
         let mut acc = [0f32; LANES];
         acc.copy_from_slice(norm);
         for (x, column) in x2.iter().zip(group.chunks_exact(LANES)) {
