@@ -180,7 +180,7 @@ fn kernels() -> &'static Kernels {
 
 /// Hints the CPU to start loading the cache line at `data` (a no-op off x86-64).
 #[inline(always)]
-pub fn prefetch(data: &[f32]) {
+pub fn prefetch<T>(data: &[T]) {
     #[cfg(target_arch = "x86_64")]
     if !data.is_empty() {
         // SAFETY: prefetching is a hint with no architectural effect; SSE is baseline on x86-64

@@ -84,6 +84,8 @@ trait Graph {
     fn vectors(&self) -> (&[f32], usize);
     /// Replaces `out` with the neighbours of `i` on `layer`.
     fn load_neighbors(&self, i: u32, layer: u8, out: &mut Vec<u32>);
+    /// Starts loading the neighbour list of `i` on `layer` into the cache.
+    fn prefetch_neighbors(&self, i: u32, layer: u8);
 
     fn vector(&self, i: u32) -> &[f32] {
         let (all, dim) = self.vectors();
@@ -107,6 +109,12 @@ impl Graph for Hnsw {
     fn load_neighbors(&self, i: u32, layer: u8, out: &mut Vec<u32>) {
         out.clear();
         out.extend_from_slice(self.neighbors(i, layer));
+    }
+
+    fn prefetch_neighbors(&self, i: u32, layer: u8) {
+        if layer == 0 {
+            crate::distance::prefetch(&self.layer0[i as usize * 2 * self.m..]);
+        }
     }
 }
 
@@ -167,6 +175,10 @@ impl Graph for Builder<'_> {
 
     fn load_neighbors(&self, i: u32, layer: u8, out: &mut Vec<u32>) {
         load_slots(self.slots(i, layer), out);
+    }
+
+    fn prefetch_neighbors(&self, i: u32, layer: u8) {
+        crate::distance::prefetch(self.slots(i, layer));
     }
 }
 
@@ -387,11 +399,18 @@ fn search_layer(
             if c.distance > worst(results) {
                 break;
             }
+            // The next candidate's list is likely needed next: start loading it.
+            if let Some(Reverse(next)) = candidates.peek() {
+                g.prefetch_neighbors(next.id as u32, layer);
+            }
             g.load_neighbors(c.id as u32, layer, buf);
             // Keep the unvisited neighbours and start loading their vectors before computing.
             buf.retain(|&nb| first_visit(nb));
             for &nb in buf.iter() {
-                crate::distance::prefetch(g.vector(nb));
+                // Every cache line of the vector, not only the first.
+                for line in g.vector(nb).chunks(16) {
+                    crate::distance::prefetch(line);
+                }
             }
             for &nb in buf.iter() {
                 let d = g.distance(q, nb);
