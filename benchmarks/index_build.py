@@ -103,7 +103,7 @@ def faiss_build(ds, kind):
     return seconds, cpu, search
 
 
-def vlake_build(ds, kind, work):
+def vlake_build(ds, kind):
     """Runs the harness; returns its JSON (build_s, phases, sweep with recall)."""
     settings = ds["ef"] if kind == "hnsw" else ds["nprobes"]
     args = [HARNESS, ds["base_path"], str(ds["x"].shape[1]), ds["metric"], kind,
@@ -131,7 +131,7 @@ def run(ds, kinds, repeat, work):
             fs, fcpu, search = faiss_build(ds, kind)
             frec = [recall(search(ds["q"], s), ds["gt"]) for s in settings]
             del search
-            v = vlake_build(ds, kind, work)
+            v = vlake_build(ds, kind)
             vrec = [e["recall"] for e in v["sweep"]]
             rows.append({"dataset": ds["name"], "kind": kind, "faiss_s": fs, "vlake_s": v["build_s"],
                          "faiss_cpu_s": fcpu, "vlake_cpu_s": v["build_cpu_s"],
