@@ -293,13 +293,19 @@ def dev_set(work, args):
     return results
 
 
-def synthetic(work, args):
-    rng = np.random.default_rng(42)
-    n, d = args.synthetic_rows, 128
+def gaussian_mixture(n, d=128, seed=42):
+    """The seeded synthetic set: n rows around 1000 centres (x, float32) and 200 queries."""
+    rng = np.random.default_rng(seed)
     centers = rng.normal(0, 1, (1000, d)).astype(np.float32) * 4
     labels = rng.integers(0, 1000, n)
     x = (centers[labels] + rng.normal(0, 1, (n, d))).astype(np.float32)
     q = [(centers[c] + rng.normal(0, 1, d)).astype(np.float32) for c in rng.integers(0, 1000, 200)]
+    return x, q
+
+
+def synthetic(work, args):
+    n, d = args.synthetic_rows, 128
+    x, q = gaussian_mixture(n, d)
     import faiss
     flat = faiss.IndexFlatL2(d)
     flat.add(x)

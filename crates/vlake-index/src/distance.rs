@@ -140,6 +140,14 @@ mod avx2 {
     }
 }
 
+/// Whether this CPU runs AVX2 and FMA instructions (always false off x86-64).
+pub(crate) fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// The kernels chosen for this CPU.
 struct Kernels {
     dot: fn(&[f32], &[f32]) -> f32,
@@ -152,7 +160,7 @@ fn kernels() -> &'static Kernels {
     static CHOSEN: OnceLock<Kernels> = OnceLock::new();
     CHOSEN.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if avx2_fma() {
             // SAFETY: these wrappers are only selected after detecting AVX2 and FMA.
             return Kernels {
                 dot: |a, b| unsafe { avx2::dot(a, b) },
@@ -172,7 +180,7 @@ fn kernels() -> &'static Kernels {
 
 /// Hints the CPU to start loading the cache line at `data` (a no-op off x86-64).
 #[inline(always)]
-pub fn prefetch(data: &[f32]) {
+pub fn prefetch<T>(data: &[T]) {
     #[cfg(target_arch = "x86_64")]
     if !data.is_empty() {
         // SAFETY: prefetching is a hint with no architectural effect; SSE is baseline on x86-64

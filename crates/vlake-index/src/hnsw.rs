@@ -7,7 +7,9 @@
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::RwLock;
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::{Mutex, MutexGuard, RwLock};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -82,6 +84,8 @@ trait Graph {
     fn vectors(&self) -> (&[f32], usize);
     /// Replaces `out` with the neighbours of `i` on `layer`.
     fn load_neighbors(&self, i: u32, layer: u8, out: &mut Vec<u32>);
+    /// Starts loading the neighbour list of `i` on `layer` into the cache.
+    fn prefetch_neighbors(&self, i: u32, layer: u8);
 
     fn vector(&self, i: u32) -> &[f32] {
         let (all, dim) = self.vectors();
@@ -106,18 +110,32 @@ impl Graph for Hnsw {
         out.clear();
         out.extend_from_slice(self.neighbors(i, layer));
     }
+
+    fn prefetch_neighbors(&self, i: u32, layer: u8) {
+        if layer == 0 {
+            crate::distance::prefetch(&self.layer0[i as usize * 2 * self.m..]);
+        }
+    }
 }
 
-/// A graph being built by many threads: one lock per node and layer.
+/// A graph being built by many threads. Each neighbour list is a count followed by its slots,
+/// in flat atomic arrays (no allocation per node). A writer holds the lock of the node's stripe;
+/// readers take no lock and see a list before or after a change or, while it is rewritten, a
+/// mix of old and new neighbours: every slot below a published count holds a real node (a slot
+/// is written before the count that covers it is released), which is all a search needs.
 struct Builder<'a> {
     space: Space,
     dim: usize,
     m: usize,
     vectors: &'a [f32],
     levels: &'a [u8],
-    layer0: Vec<RwLock<Vec<u32>>>,
-    /// Per node, its layers 1..=level.
-    upper: Vec<Vec<RwLock<Vec<u32>>>>,
+    /// Per node: a count and `2 m` slots.
+    layer0: Vec<AtomicU32>,
+    /// Per node from `upper_start[i]`: for each of its layers 1..=level, a count and `m` slots.
+    upper: Vec<AtomicU32>,
+    upper_start: Vec<usize>,
+    /// Node `i`'s lists are written under `stripes[i % stripes.len()]`.
+    stripes: Vec<Mutex<()>>,
     /// Entry node and top layer.
     top: RwLock<(u32, u8)>,
 }
@@ -130,6 +148,22 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The neighbours held in a list's slots (count first).
+fn load_slots(slots: &[AtomicU32], out: &mut Vec<u32>) {
+    out.clear();
+    let n = (slots[0].load(Acquire) as usize).min(slots.len() - 1);
+    out.extend(slots[1..=n].iter().map(|s| s.load(Relaxed)));
+}
+
+/// Replaces a list (its stripe lock held): the slots, then the count.
+fn store_slots(slots: &[AtomicU32], list: &[u32]) {
+    let n = list.len().min(slots.len() - 1);
+    for (slot, v) in slots[1..=n].iter().zip(list) {
+        slot.store(*v, Relaxed);
+    }
+    slots[0].store(n as u32, Release);
+}
+
 impl Graph for Builder<'_> {
     fn space(&self) -> Space {
         self.space
@@ -140,18 +174,54 @@ impl Graph for Builder<'_> {
     }
 
     fn load_neighbors(&self, i: u32, layer: u8, out: &mut Vec<u32>) {
-        out.clear();
-        out.extend_from_slice(&read(self.list(i, layer)));
+        load_slots(self.slots(i, layer), out);
+    }
+
+    fn prefetch_neighbors(&self, i: u32, layer: u8) {
+        crate::distance::prefetch(self.slots(i, layer));
     }
 }
 
-impl Builder<'_> {
-    fn list(&self, i: u32, layer: u8) -> &RwLock<Vec<u32>> {
-        if layer == 0 {
-            &self.layer0[i as usize]
-        } else {
-            &self.upper[i as usize][layer as usize - 1]
+impl<'a> Builder<'a> {
+    fn new(space: Space, dim: usize, m: usize, vectors: &'a [f32], levels: &'a [u8]) -> Self {
+        let n = levels.len();
+        let slots = |count: usize| (0..count).map(|_| AtomicU32::new(0)).collect::<Vec<_>>();
+        let mut upper_start = Vec::with_capacity(n);
+        let mut upper_len = 0;
+        for l in levels {
+            upper_start.push(upper_len);
+            upper_len += *l as usize * (m + 1);
         }
+        Self {
+            space,
+            dim,
+            m,
+            vectors,
+            levels,
+            layer0: slots(n * (2 * m + 1)),
+            upper: slots(upper_len),
+            upper_start,
+            stripes: (0..n.clamp(1, 1 << 16)).map(|_| Mutex::new(())).collect(),
+            top: RwLock::new((0, levels.first().copied().unwrap_or(0))),
+        }
+    }
+
+    fn slots(&self, i: u32, layer: u8) -> &[AtomicU32] {
+        let i = i as usize;
+        if layer == 0 {
+            let w = 2 * self.m + 1;
+            &self.layer0[i * w..(i + 1) * w]
+        } else {
+            let w = self.m + 1;
+            let start = self.upper_start[i] + (layer as usize - 1) * w;
+            &self.upper[start..start + w]
+        }
+    }
+
+    fn lock(&self, i: u32) -> MutexGuard<'_, ()> {
+        self.stripes[i as usize % self.stripes.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn capacity(&self, layer: u8) -> usize {
@@ -160,6 +230,29 @@ impl Builder<'_> {
         } else {
             self.m
         }
+    }
+
+    /// The finished lists: layer 0 as `2 m` slots per node and each node's upper layers as `m`
+    /// slots per layer, unused slots [`EMPTY`].
+    fn into_lists(self) -> (Vec<u32>, Vec<Vec<u32>>) {
+        let (n, m) = (self.levels.len(), self.m);
+        let mut list = Vec::with_capacity(2 * m);
+        let mut layer0 = vec![EMPTY; n * 2 * m];
+        for (i, out) in layer0.chunks_exact_mut(2 * m).enumerate() {
+            load_slots(self.slots(i as u32, 0), &mut list);
+            out[..list.len()].copy_from_slice(&list);
+        }
+        let upper = (0..n)
+            .map(|i| {
+                let mut slots = vec![EMPTY; self.levels[i] as usize * m];
+                for (l, out) in slots.chunks_exact_mut(m).enumerate() {
+                    load_slots(self.slots(i as u32, l as u8 + 1), &mut list);
+                    out[..list.len()].copy_from_slice(&list);
+                }
+                slots
+            })
+            .collect();
+        (layer0, upper)
     }
 
     fn insert(&self, i: u32, ef: usize) {
@@ -183,26 +276,32 @@ impl Builder<'_> {
         for layer in (level + 1..=max_level).rev() {
             ep = greedy(self, q, ep, layer);
         }
+        let mut all: Vec<Neighbor> = Vec::with_capacity(2 * self.m + 1);
+        let mut list: Vec<u32> = Vec::with_capacity(2 * self.m);
         for layer in (0..=level.min(max_level)).rev() {
             let found = search_layer(self, q, ep, ef, layer, &|_| true);
             let chosen = select(self, &found, self.m);
-            *write(self.list(i, layer)) = chosen.clone();
+            {
+                let _guard = self.lock(i);
+                store_slots(self.slots(i, layer), &chosen);
+            }
             for &nb in &chosen {
-                let mut list = write(self.list(nb, layer));
-                if list.len() < self.capacity(layer) {
-                    list.push(i);
+                let _guard = self.lock(nb);
+                let slots = self.slots(nb, layer);
+                let len = slots[0].load(Relaxed) as usize;
+                if len < self.capacity(layer) {
+                    slots[len + 1].store(i, Relaxed);
+                    slots[0].store(len as u32 + 1, Release);
                 } else {
+                    load_slots(slots, &mut list);
                     let nv = self.vector(nb);
-                    let mut all: Vec<Neighbor> = list
-                        .iter()
-                        .chain([&i])
-                        .map(|&x| Neighbor {
-                            distance: self.distance(nv, x),
-                            id: x as u64,
-                        })
-                        .collect();
+                    all.clear();
+                    all.extend(list.iter().chain([&i]).map(|&x| Neighbor {
+                        distance: self.distance(nv, x),
+                        id: x as u64,
+                    }));
                     all.sort();
-                    *list = select(self, &all, self.capacity(layer));
+                    store_slots(slots, &select(self, &all, self.capacity(layer)));
                 }
             }
             if let Some(first) = found.first() {
@@ -246,10 +345,32 @@ fn search_layer(
     layer: u8,
     allow: &dyn Fn(u32) -> bool,
 ) -> Vec<Neighbor> {
-    with_visited(|first_visit| {
-        let mut candidates: BinaryHeap<Reverse<Neighbor>> = BinaryHeap::new();
-        let mut results: BinaryHeap<Neighbor> = BinaryHeap::new();
-        let mut buf = Vec::new();
+    SCRATCH.with(|cell| {
+        let mut guard = cell.borrow_mut();
+        let Scratch {
+            marks,
+            epoch,
+            candidates,
+            results,
+            buf,
+        } = &mut *guard;
+        // A fresh visited set: a new epoch, the marks wiped every 255 uses.
+        *epoch = epoch.wrapping_add(1);
+        if *epoch == 0 {
+            marks.iter_mut().for_each(|m| *m = 0);
+            *epoch = 1;
+        }
+        let e = *epoch;
+        let mut first_visit = |i: u32| {
+            if i as usize >= marks.len() {
+                marks.resize((i as usize + 1).next_power_of_two(), 0);
+            }
+            let new = marks[i as usize] != e;
+            marks[i as usize] = e;
+            new
+        };
+        candidates.clear();
+        results.clear();
         let worst = |results: &BinaryHeap<Neighbor>| {
             if results.len() >= ef {
                 results.peek().map_or(f32::INFINITY, |r| r.distance)
@@ -273,25 +394,34 @@ fn search_layer(
                 }
             };
         first_visit(entry);
-        offer(&mut candidates, &mut results, g.distance(q, entry), entry);
+        offer(candidates, results, g.distance(q, entry), entry);
         while let Some(Reverse(c)) = candidates.pop() {
-            if c.distance > worst(&results) {
+            if c.distance > worst(results) {
                 break;
             }
-            g.load_neighbors(c.id as u32, layer, &mut buf);
+            // The next candidate's list is likely needed next: start loading it.
+            if let Some(Reverse(next)) = candidates.peek() {
+                g.prefetch_neighbors(next.id as u32, layer);
+            }
+            g.load_neighbors(c.id as u32, layer, buf);
             // Keep the unvisited neighbours and start loading their vectors before computing.
             buf.retain(|&nb| first_visit(nb));
-            for &nb in &buf {
-                crate::distance::prefetch(g.vector(nb));
+            for &nb in buf.iter() {
+                // Every cache line of the vector, not only the first.
+                for line in g.vector(nb).chunks(16) {
+                    crate::distance::prefetch(line);
+                }
             }
-            for &nb in &buf {
+            for &nb in buf.iter() {
                 let d = g.distance(q, nb);
-                if d < worst(&results) {
-                    offer(&mut candidates, &mut results, d, nb);
+                if d < worst(results) {
+                    offer(candidates, results, d, nb);
                 }
             }
         }
-        results.into_sorted_vec()
+        let mut found: Vec<Neighbor> = results.drain().collect();
+        found.sort();
+        found
     })
 }
 
@@ -312,33 +442,20 @@ fn select(g: &impl Graph, candidates: &[Neighbor], limit: usize) -> Vec<u32> {
     kept
 }
 
-thread_local! {
-    static VISITED: RefCell<(Vec<u8>, u8)> = const { RefCell::new((Vec::new(), 0)) };
+/// A thread's reusable search state.
+#[derive(Default)]
+struct Scratch {
+    /// Visited marks, one byte per node: `epoch` marks this search's visits, so that large
+    /// graphs keep the set in cache and it is cleared only every 255 searches.
+    marks: Vec<u8>,
+    epoch: u8,
+    candidates: BinaryHeap<Reverse<Neighbor>>,
+    results: BinaryHeap<Neighbor>,
+    buf: Vec<u32>,
 }
 
-/// Runs `f` with a cleared visited set (grown to fit whatever node ids it sees). Marks are one
-/// byte per node, so that large graphs keep the set in cache; they are wiped every 255 uses.
-fn with_visited<T>(f: impl FnOnce(&mut dyn FnMut(u32) -> bool) -> T) -> T {
-    VISITED.with(|cell| {
-        let mut guard = cell.borrow_mut();
-        let (marks, epoch) = &mut *guard;
-        *epoch = epoch.wrapping_add(1);
-        if *epoch == 0 {
-            marks.iter_mut().for_each(|m| *m = 0);
-            *epoch = 1;
-        }
-        let e = *epoch;
-        let mut first_visit = |i: u32| {
-            if i as usize >= marks.len() {
-                marks.resize((i as usize + 1).next_power_of_two(), 0);
-            }
-            let slot = &mut marks[i as usize];
-            let new = *slot != e;
-            *slot = e;
-            new
-        };
-        f(&mut first_visit)
-    })
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 impl Hnsw {
@@ -355,41 +472,12 @@ impl Hnsw {
         let levels: Vec<u8> = (0..n)
             .map(|_| ((-rng.random_range(f64::EPSILON..1.0).ln() * ml).floor() as usize).min(16) as u8)
             .collect();
-        let builder = Builder {
-            space: space(metric),
-            dim,
-            m,
-            vectors: &vectors,
-            levels: &levels,
-            layer0: (0..n).map(|_| RwLock::new(Vec::with_capacity(2 * m))).collect(),
-            upper: levels
-                .iter()
-                .map(|l| (0..*l).map(|_| RwLock::new(Vec::with_capacity(m))).collect())
-                .collect(),
-            top: RwLock::new((0, levels.first().copied().unwrap_or(0))),
-        };
+        let builder = Builder::new(space(metric), dim, m, &vectors, &levels);
         (1..n as u32)
             .into_par_iter()
             .for_each(|i| builder.insert(i, params.ef_construction));
         let (entry, max_level) = *read(&builder.top);
-        let mut layer0 = vec![EMPTY; n * 2 * m];
-        for (i, list) in builder.layer0.iter().enumerate() {
-            let list = read(list);
-            layer0[i * 2 * m..i * 2 * m + list.len()].copy_from_slice(&list);
-        }
-        let upper = builder
-            .upper
-            .iter()
-            .map(|layers| {
-                let mut slots = vec![EMPTY; layers.len() * m];
-                for (l, list) in layers.iter().enumerate() {
-                    let list = read(list);
-                    slots[l * m..l * m + list.len()].copy_from_slice(&list);
-                }
-                slots
-            })
-            .collect();
-        drop(builder);
+        let (layer0, upper) = builder.into_lists();
         Ok(Self {
             metric,
             space: space(metric),

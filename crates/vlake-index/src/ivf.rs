@@ -2,16 +2,24 @@
 //! as a separately readable blob. IVF-Flat keeps the vectors; IVF-PQ adds 8-bit product codes of
 //! the residuals (vector minus centroid) and re-ranks the best candidates with the vectors.
 
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use vlake_format::{Error, Result};
 
 use crate::distance::{dot, normalize};
 use crate::kmeans;
-use crate::pq::{ProductQuantizer, Space};
+use crate::kmeans::BLOCK_ROWS;
+use crate::pq::{EncodeScratch, ProductQuantizer, Space};
 use crate::segment::{f32_bytes, to_f32, to_u64, u64_bytes, SegmentHeader, SegmentWriter};
 use crate::topk::TopK;
 use crate::Metric;
+
+/// Most residuals the product quantizer trains on (FAISS's 256 per code of each sub-space).
+const PQ_TRAIN_ROWS: usize = 256 * 256;
+/// Lloyd iterations of each PQ sub-space (FAISS's default).
+const PQ_ITERATIONS: usize = 25;
 
 /// Build parameters of an IVF index.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -31,7 +39,7 @@ impl Default for IvfParams {
         Self {
             partitions: None,
             pq_subvectors: None,
-            iterations: 15,
+            iterations: 10,
             sample_per_partition: 256,
         }
     }
@@ -100,6 +108,31 @@ pub fn report(metric: Metric, inner: f32) -> f32 {
 }
 
 impl IvfModel {
+    /// Trains on prepared vectors: k-means on a seeded sample of `partitions x
+    /// sample_per_partition` of them (all when fewer), the partition count defaulting to about
+    /// `sqrt(rows)`.
+    pub fn fit(metric: Metric, dim: usize, values: &[f32], params: &IvfParams) -> Result<Self> {
+        let n = values.len() / dim.max(1);
+        let partitions = params
+            .partitions
+            .unwrap_or_else(|| ((n as f64).sqrt() as usize).clamp(1, 4096));
+        let sample_rows = (partitions * params.sample_per_partition).min(n);
+        let sample: Vec<f32> = if sample_rows == n {
+            values.to_vec()
+        } else {
+            let mut rng = StdRng::seed_from_u64(7);
+            rand::seq::index::sample(&mut rng, n, sample_rows)
+                .iter()
+                .flat_map(|i| values[i * dim..(i + 1) * dim].iter().copied())
+                .collect()
+        };
+        let params = IvfParams {
+            partitions: Some(partitions),
+            ..params.clone()
+        };
+        Self::train(metric, dim, &sample, n, &params)
+    }
+
     /// Trains on a sample of prepared vectors.
     pub fn train(metric: Metric, dim: usize, sample: &[f32], total_rows: usize, params: &IvfParams) -> Result<Self> {
         let n = sample.len() / dim.max(1);
@@ -114,18 +147,24 @@ impl IvfModel {
         let pq = match params.pq_subvectors {
             None => None,
             Some(m) => {
-                let labels = kmeans::assign(&centroids, dim, sample);
-                let residuals: Vec<f32> = sample
-                    .chunks_exact(dim)
-                    .zip(&labels)
-                    .flat_map(|(v, l)| {
-                        v.iter()
-                            .zip(&centroids[*l as usize * dim..])
-                            .map(|(x, c)| x - c)
-                            .collect::<Vec<_>>()
-                    })
+                // FAISS's defaults: at most 256 training rows per code, 25 Lloyd iterations.
+                let rows = PQ_TRAIN_ROWS.min(n);
+                let mut rng = StdRng::seed_from_u64(11);
+                let picked: Vec<f32> = rand::seq::index::sample(&mut rng, n, rows)
+                    .iter()
+                    .flat_map(|i| sample[i * dim..(i + 1) * dim].iter().copied())
                     .collect();
-                Some(ProductQuantizer::train(&residuals, dim, m, params.iterations.min(10))?)
+                let model = Self {
+                    metric,
+                    dim,
+                    centroids,
+                    pq: None,
+                };
+                let labels = kmeans::assign(&model.centroids, dim, &picked);
+                let mut residuals = Vec::new();
+                model.residuals(&picked, &labels, &mut residuals);
+                let pq = ProductQuantizer::train(&residuals, dim, m, PQ_ITERATIONS)?;
+                return Ok(Self { pq: Some(pq), ..model });
             }
         };
         Ok(Self {
@@ -141,27 +180,69 @@ impl IvfModel {
         self.centroids.len() / self.dim
     }
 
+    /// Writes `rows - centroid of label` into `out`, row by row.
+    fn residuals(&self, rows: &[f32], labels: &[u32], out: &mut Vec<f32>) {
+        let dim = self.dim;
+        out.clear();
+        for (v, l) in rows.chunks_exact(dim).zip(labels) {
+            let c = &self.centroids[*l as usize * dim..(*l as usize + 1) * dim];
+            out.extend(v.iter().zip(c).map(|(x, c)| x - c));
+        }
+    }
+
     /// Splits prepared vectors into partitions, with codes for IVF-PQ.
     pub fn partition(&self, ids: &[u64], vectors: &[f32]) -> Vec<Partition> {
         let dim = self.dim;
-        let labels = kmeans::assign(&self.centroids, dim, vectors);
-        let codes = self.pq.as_ref().map(|pq| {
-            let residuals: Vec<f32> = vectors
-                .par_chunks_exact(dim)
-                .zip(&labels)
-                .flat_map_iter(|(v, l)| v.iter().zip(&self.centroids[*l as usize * dim..]).map(|(x, c)| x - c))
-                .collect();
-            (pq.m, pq.encode_all(&residuals))
-        });
-        let mut parts = vec![Partition::default(); self.partitions()];
-        for (i, label) in labels.iter().enumerate() {
-            let p = &mut parts[*label as usize];
-            p.ids.push(ids[i]);
-            p.vectors.extend_from_slice(&vectors[i * dim..(i + 1) * dim]);
-            if let Some((m, codes)) = &codes {
+        let n = ids.len().min(vectors.len() / dim);
+        let vectors = &vectors[..n * dim];
+        let coarse = kmeans::Codebook::new(&self.centroids, dim);
+        let (labels, codes, m) = match &self.pq {
+            None => (coarse.assign(vectors), Vec::new(), 0),
+            Some(pq) => {
+                // Assign, take residuals and encode block by block: no n x dim residual copy.
+                let encoder = pq.encoder();
+                let mut labels = vec![0u32; n];
+                let mut codes = vec![0u8; n * pq.m];
+                labels
+                    .par_chunks_mut(BLOCK_ROWS)
+                    .zip(codes.par_chunks_mut(BLOCK_ROWS * pq.m))
+                    .zip(vectors.par_chunks(BLOCK_ROWS * dim))
+                    .for_each_init(
+                        || (Vec::new(), Vec::new(), EncodeScratch::default()),
+                        |(products, residuals, scratch), ((labels, codes), rows)| {
+                            coarse.assign_rows(rows, dim, 0, labels, products);
+                            self.residuals(rows, labels, residuals);
+                            encoder.encode_rows(residuals, codes, scratch);
+                        },
+                    );
+                (labels, codes, pq.m)
+            }
+        };
+        let mut counts = vec![0usize; self.partitions()];
+        for l in &labels {
+            counts[*l as usize] += 1;
+        }
+        let mut parts: Vec<Partition> = counts
+            .iter()
+            .map(|c| Partition {
+                ids: Vec::with_capacity(*c),
+                vectors: Vec::with_capacity(c * dim),
+                codes: Vec::with_capacity(c * m),
+            })
+            .collect();
+        // Each thread fills a range of partitions, scanning all labels.
+        let per_thread = parts.len().div_ceil(rayon::current_num_threads()).max(1);
+        parts.par_chunks_mut(per_thread).enumerate().for_each(|(t, range)| {
+            let first = t * per_thread;
+            for (i, label) in labels.iter().enumerate() {
+                let Some(p) = (*label as usize).checked_sub(first).and_then(|p| range.get_mut(p)) else {
+                    continue;
+                };
+                p.ids.push(ids[i]);
+                p.vectors.extend_from_slice(&vectors[i * dim..(i + 1) * dim]);
                 p.codes.extend_from_slice(&codes[i * m..(i + 1) * m]);
             }
-        }
+        });
         parts
     }
 
@@ -280,16 +361,56 @@ impl IvfModel {
                         (own.as_slice(), 0.0)
                     }
                 };
+                // Estimates are cheap: the filter is asked only about rows that would enter.
+                let mut threshold = top.threshold();
                 for (j, (id, code)) in part.ids.iter().zip(part.codes.chunks_exact(pq.m)).enumerate() {
-                    if allow(*id) {
-                        let d = base + ProductQuantizer::distance(lut, code);
-                        if d < top.threshold() {
-                            top.push(d, key(j));
-                        }
+                    let d = base + ProductQuantizer::distance(lut, code);
+                    if d < threshold && allow(*id) {
+                        top.push(d, key(j));
+                        threshold = top.threshold();
                     }
                 }
             }
         }
+    }
+}
+
+impl IvfModel {
+    /// The `k` nearest allowed rows of the probed partitions (partition number and rows) to a
+    /// prepared query, as (inner distance, row id). IVF-Flat ranks by exact distances; IVF-PQ
+    /// keeps the `k * refine` best PQ estimates and re-ranks them with the stored vectors.
+    pub fn search(
+        &self,
+        query: &[f32],
+        probed: &[(usize, &Partition)],
+        k: usize,
+        refine: usize,
+        allow: &dyn Fn(u64) -> bool,
+    ) -> TopK {
+        let tables = self.prepare_query(query);
+        if self.pq.is_none() {
+            let mut top = TopK::new(k);
+            for (p, part) in probed {
+                self.search_partition(query, &tables, *p, part, allow, &|j| part.ids[j], &mut top);
+            }
+            return top;
+        }
+        // PQ candidates are keyed by where they are, to re-rank without lookups.
+        let mut candidates = TopK::new(k.saturating_mul(refine.max(1)));
+        for (slot, (p, part)) in probed.iter().enumerate() {
+            let key = |j: usize| ((slot as u64) << 32) | j as u64;
+            self.search_partition(query, &tables, *p, part, allow, &key, &mut candidates);
+        }
+        let (dim, inner) = (self.dim, space(self.metric));
+        let mut top = TopK::new(k);
+        for n in candidates.into_sorted() {
+            let (part, j) = (probed[(n.id >> 32) as usize].1, (n.id & 0xffff_ffff) as usize);
+            top.push(
+                inner.distance(query, &part.vectors[j * dim..(j + 1) * dim]),
+                part.ids[j],
+            );
+        }
+        top
     }
 }
 

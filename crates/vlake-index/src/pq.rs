@@ -37,6 +37,38 @@ impl Space {
     }
 }
 
+/// Reusable buffers for [`Encoder::encode_rows`].
+#[derive(Debug, Default)]
+pub struct EncodeScratch {
+    labels: Vec<u32>,
+    products: Vec<f32>,
+}
+
+/// A quantizer's codebooks laid out for encoding many vectors at once.
+#[derive(Debug)]
+pub struct Encoder<'a> {
+    pq: &'a ProductQuantizer,
+    books: Vec<kmeans::Codebook>,
+}
+
+impl Encoder<'_> {
+    /// Writes the `m`-byte codes of the row-major vectors `rows` into `codes` (one code per
+    /// whole vector, as many as both hold).
+    pub fn encode_rows(&self, rows: &[f32], codes: &mut [u8], scratch: &mut EncodeScratch) {
+        let (dim, m) = (self.pq.dim, self.pq.m);
+        let sub = self.pq.sub();
+        let n = (rows.len() / dim).min(codes.len() / m);
+        scratch.labels.clear();
+        scratch.labels.resize(n, 0);
+        for (j, book) in self.books.iter().enumerate() {
+            book.assign_rows(rows, dim, j * sub, &mut scratch.labels, &mut scratch.products);
+            for (code, label) in codes.chunks_exact_mut(m).zip(&scratch.labels) {
+                code[j] = *label as u8;
+            }
+        }
+    }
+}
+
 /// A trained product quantizer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProductQuantizer {
@@ -78,27 +110,17 @@ impl ProductQuantizer {
         self.dim / self.m
     }
 
-    /// Encodes row-major vectors, `m` bytes each, in parallel.
-    pub fn encode_all(&self, vectors: &[f32]) -> Vec<u8> {
+    /// The codebooks laid out for encoding many vectors.
+    pub fn encoder(&self) -> Encoder<'_> {
         let sub = self.sub();
-        let books: Vec<kmeans::ShortCentroids> = self
-            .codebooks
-            .chunks_exact(256 * sub)
-            .map(|b| kmeans::ShortCentroids::new(b, sub))
-            .collect();
-        vectors
-            .par_chunks(self.dim * 1024)
-            .flat_map_iter(|chunk| {
-                let mut buf = Vec::new();
-                let mut out = Vec::with_capacity(chunk.len() / self.dim * self.m);
-                for v in chunk.chunks_exact(self.dim) {
-                    for (j, book) in books.iter().enumerate() {
-                        out.push(book.nearest(&v[j * sub..(j + 1) * sub], &mut buf) as u8);
-                    }
-                }
-                out
-            })
-            .collect()
+        Encoder {
+            pq: self,
+            books: self
+                .codebooks
+                .chunks_exact(256 * sub)
+                .map(|b| kmeans::Codebook::new(b, sub))
+                .collect(),
+        }
     }
 
     /// The lookup table of `query` for asymmetric distances: `m x 256` partial distances.

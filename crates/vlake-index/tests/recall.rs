@@ -73,6 +73,7 @@ fn hnsw_recall() {
                 .map(|n| n.id)
                 .collect()
         });
+        println!("{metric} HNSW recall@10 {r}");
         assert!(r >= 0.95, "{metric} HNSW recall@10 {r} < 0.95");
         // Filtered: only even ids.
         let mut q = queries[..DIM].to_vec();
@@ -100,31 +101,19 @@ fn ivf_flat_and_pq_recall() {
             pq_subvectors: pq,
             ..Default::default()
         };
-        let model = IvfModel::train(metric, DIM, &prepared, N, &params).unwrap();
+        let model = IvfModel::fit(metric, DIM, &prepared, &params).unwrap();
         let ids: Vec<u64> = (0..N as u64).collect();
         let parts = model.partition(&ids, &prepared);
         assert_eq!(parts.iter().map(|p| p.ids.len()).sum::<usize>(), N);
         let r = recall(metric, &data, &queries, |q| {
             let mut q = q.to_vec();
             prepare(metric, &mut q, DIM);
-            let refine = if pq.is_some() { 10 } else { 1 };
-            let mut top = TopK::new(K * refine);
-            let tables = model.prepare_query(&q);
-            for p in model.probe(&q, 8) {
-                model.search_partition(&q, &tables, p, &parts[p], &|_| true, &|j| parts[p].ids[j], &mut top);
-            }
-            // Re-rank PQ candidates with the stored vectors.
-            let mut exact = TopK::new(K);
-            for n in top.into_sorted() {
-                let part = parts.iter().find(|p| p.ids.contains(&n.id)).unwrap();
-                let i = part.ids.iter().position(|id| *id == n.id).unwrap();
-                let v = &part.vectors[i * DIM..(i + 1) * DIM];
-                exact.push(vlake_index::ivf::space(metric).distance(&q, v), n.id);
-            }
-            let out: Vec<u64> = exact.into_sorted().iter().map(|n| n.id).collect();
+            let probed: Vec<(usize, &_)> = model.probe(&q, 8).into_iter().map(|p| (p, &parts[p])).collect();
+            let top = model.search(&q, &probed, K, 10, &|_| true);
             assert!(report(metric, 0.0).is_finite());
-            out
+            top.into_sorted().iter().map(|n| n.id).collect()
         });
+        println!("{metric} IVF (pq {pq:?}) recall@10 {r}");
         assert!(r >= 0.9, "{metric} IVF (pq {pq:?}) recall@10 {r} < 0.9");
     }
 }

@@ -211,7 +211,7 @@ impl Table {
                 IndexType::Hnsw => Hnsw::build(metric, dim, ids, values, &hnsw)?.write_segment(),
                 IndexType::Fts => Err(Error::Internal("a full-text index reached the vector build".into())),
                 IndexType::IvfFlat | IndexType::IvfPq => {
-                    let model = train_ivf(metric, dim, &values, &ivf_params)?;
+                    let model = IvfModel::fit(metric, dim, &values, &ivf_params)?;
                     {
                         let parts = model.partition(&ids, &values);
                         drop(values);
@@ -377,34 +377,6 @@ pub(crate) async fn write_segment(location: &TableLocation, id: Uuid, bytes: Vec
     let path = format!("{INDEXES_DIR}/{id}/{}.idx", Uuid::new_v4().simple());
     location.put(&path, bytes).await?;
     Ok(path)
-}
-
-fn train_ivf(metric: Metric, dim: usize, values: &[f32], params: &IvfParams) -> Result<IvfModel> {
-    let n = values.len() / dim;
-    let partitions = params
-        .partitions
-        .unwrap_or_else(|| ((n as f64).sqrt() as usize).clamp(1, 4096));
-    let sample_rows = (partitions * params.sample_per_partition).min(n);
-    let sample: Vec<f32> = if sample_rows == n {
-        values.to_vec()
-    } else {
-        use rand::seq::index::sample;
-        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
-        sample(&mut rng, n, sample_rows)
-            .iter()
-            .flat_map(|i| values[i * dim..(i + 1) * dim].to_vec())
-            .collect()
-    };
-    IvfModel::train(
-        metric,
-        dim,
-        &sample,
-        n,
-        &IvfParams {
-            partitions: Some(partitions),
-            ..params.clone()
-        },
-    )
 }
 
 /// A loaded IVF segment: the model, with partitions fetched on first use.

@@ -12,7 +12,7 @@ use arrow_array::{ArrayRef, Float32Array, RecordBatch, UInt64Array};
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema as ArrowSchema};
 use roaring::RoaringTreemap;
 use vlake_format::{Error, IndexEntry, Result};
-use vlake_index::ivf::{self, report, space};
+use vlake_index::ivf::{self, report, Partition};
 use vlake_index::{flat, Metric, Neighbor, TopK};
 
 use crate::index::{load_segment, vector_field, Segment, StoredParams};
@@ -348,38 +348,16 @@ impl VectorSearch {
                 Segment::Text(_) => {}
                 Segment::Ivf(segment) => {
                     let model = &segment.model;
-                    let probes = model.probe(&query, self.nprobes);
-                    let pq = segment.meta.pq_subvectors.is_some();
-                    let mut candidates = TopK::new(if pq { self.k.saturating_mul(self.refine) } else { self.k });
-                    let mut parts = Vec::with_capacity(probes.len());
-                    let tables = model.prepare_query(&query);
-                    for (slot, p) in probes.into_iter().enumerate() {
-                        let part = segment.partition(self.table.location(), p).await?;
-                        // PQ candidates are keyed by where they are, to re-rank without lookups.
-                        let key = |j: usize| {
-                            if pq {
-                                ((slot as u64) << 32) | j as u64
-                            } else {
-                                part.ids[j]
-                            }
-                        };
-                        model.search_partition(&query, &tables, p, &part, &allow_fn, &key, &mut candidates);
-                        parts.push(part);
+                    let mut parts = Vec::new();
+                    for p in model.probe(&query, self.nprobes) {
+                        parts.push((p, segment.partition(self.table.location(), p).await?));
                     }
-                    if pq {
-                        // Re-rank the candidates with their stored vectors.
-                        let inner = space(metric);
-                        for n in candidates.into_sorted() {
-                            let (part, j) = (&parts[(n.id >> 32) as usize], (n.id & 0xffff_ffff) as usize);
-                            top.push(
-                                report(metric, inner.distance(&query, &part.vectors[j * dim..(j + 1) * dim])),
-                                part.ids[j],
-                            );
-                        }
-                    } else {
-                        for n in candidates.into_sorted() {
-                            top.push(report(metric, n.distance), n.id);
-                        }
+                    let probed: Vec<(usize, &Partition)> = parts.iter().map(|(p, part)| (*p, part.as_ref())).collect();
+                    for n in model
+                        .search(&query, &probed, self.k, self.refine, &allow_fn)
+                        .into_sorted()
+                    {
+                        top.push(report(metric, n.distance), n.id);
                     }
                 }
             }
