@@ -547,6 +547,7 @@ async fn for_each_key(
         batch_size: 65536,
         limit: None,
         row_offsets: None,
+        view_types: false,
     };
     let rows = FileRows::load(location, file).await?;
     let mut batches = task.execute(location).await?;

@@ -37,6 +37,7 @@ impl Table {
                 batch_size: 8192,
                 limit: None,
                 row_offsets: Some(offsets),
+                view_types: false,
             };
             let mut stream = task.execute(self.location()).await?;
             while let Some(b) = stream.try_next().await? {

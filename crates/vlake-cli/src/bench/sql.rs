@@ -44,6 +44,16 @@ fn literal(v: &[f32]) -> String {
     format!("[{}]", parts.join(", "))
 }
 
+/// A vector as an SQL parameter value: one `FLOAT[n]` array.
+fn vector_value(v: &[f32]) -> datafusion::common::ScalarValue {
+    let values = Some(v.iter().copied().map(Some));
+    let array = arrow::array::FixedSizeListArray::from_iter_primitive::<arrow::datatypes::Float32Type, _, _>(
+        [values],
+        v.len() as i32,
+    );
+    datafusion::common::ScalarValue::FixedSizeList(std::sync::Arc::new(array))
+}
+
 /// Ids of the `id` column (the first) of SQL results.
 async fn sql_ids(ctx: &SessionContext, sql: &str) -> Result<Vec<i64>> {
     ids(&ctx.sql(sql).await.map_err(df_err)?.collect().await.map_err(df_err)?)
@@ -63,17 +73,29 @@ fn ids(batches: &[arrow::array::RecordBatch]) -> Result<Vec<i64>> {
         .collect())
 }
 
-/// Queries/s and recall@10 of one way of running the queries.
+/// Fails unless `df` runs as an index search (the KNN rewrite fired), so a bound statement
+/// is not timed as a full scan.
+async fn check_rewritten(df: datafusion::dataframe::DataFrame, what: &str) -> Result<()> {
+    let plan = df.create_physical_plan().await.map_err(df_err)?;
+    let text = datafusion::physical_plan::displayable(plan.as_ref()).indent(false).to_string();
+    if text.contains("VectorSearchExec") {
+        Ok(())
+    } else {
+        Err(Error::Internal(format!("{what} did not run as an index search:\n{text}")))
+    }
+}
+
+/// Queries/s and recall@10 of one way of running the queries (`run` gets each query's index).
 async fn timed<F, Fut>(queries: &[Query], run: F) -> Result<serde_json::Value>
 where
-    F: Fn(&Query) -> Fut,
+    F: Fn(usize, &Query) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<i64>>>,
 {
-    run(&queries[0]).await?;
+    run(0, &queries[0]).await?;
     let start = Instant::now();
     let mut hits = 0;
-    for q in queries {
-        hits += run(q).await?.iter().filter(|id| q.gt.contains(id)).count();
+    for (i, q) in queries.iter().enumerate() {
+        hits += run(i, q).await?.iter().filter(|id| q.gt.contains(id)).count();
     }
     let seconds = start.elapsed().as_secs_f64();
     Ok(json!({
@@ -81,6 +103,18 @@ where
         "ms_per_query": seconds * 1e3 / queries.len() as f64,
         "recall": hits as f64 / (queries.len() * 10) as f64,
     }))
+}
+
+/// [`timed`] for SQL: `sql` makes each query's statement from its vector as text (`texts`),
+/// all before the clock starts.
+async fn timed_sql(
+    ctx: &SessionContext,
+    queries: &[Query],
+    texts: &[String],
+    sql: impl Fn(&str) -> String,
+) -> Result<serde_json::Value> {
+    let statements: Vec<String> = texts.iter().map(|v| sql(v)).collect();
+    timed(queries, |i, _| sql_ids(ctx, &statements[i])).await
 }
 
 /// The Rust API's search, returning the `id` column.
@@ -139,50 +173,46 @@ pub async fn run(args: SqlArgs) -> Result<serde_json::Value> {
     vlake_datafusion::register_table(&ctx, "t", &knn_uri)
         .await
         .map_err(df_err)?;
-    let knn_sql = |q: &Query| {
-        format!(
-            "SELECT id FROM t ORDER BY cosine_distance(vector, {}) LIMIT 10",
-            literal(&q.vector)
-        )
-    };
-    let exact_sql = |q: &Query| {
-        format!(
-            "SELECT id FROM vector_search('t', 'vector', {}, 10, NULL, 'metric=cosine, exact=true')",
-            literal(&q.vector)
-        )
-    };
-    let api_index = timed(&queries, |q| api_ids(&table, q.vector.clone(), false)).await?;
-    let sql_index = timed(&queries, |q| {
-        let sql = knn_sql(q);
-        let ctx = &ctx;
-        async move { sql_ids(ctx, &sql).await }
+    // The vectors written out as SQL text before any clock starts: that is the client's work.
+    let texts: Vec<String> = queries.iter().map(|q| literal(&q.vector)).collect();
+    let knn_sql = |v: &str| format!("SELECT id FROM t ORDER BY cosine_distance(vector, {v}) LIMIT 10");
+    let exact_sql =
+        |v: &str| format!("SELECT id FROM vector_search('t', 'vector', {v}, 10, NULL, 'metric=cosine, exact=true')");
+    let api_index = timed(&queries, |_, q| api_ids(&table, q.vector.clone(), false)).await?;
+    let sql_index = timed_sql(&ctx, &queries, &texts, knn_sql).await?;
+    // The table function with the query as one string literal: no array to plan.
+    let sql_function = timed_sql(&ctx, &queries, &texts, |v| {
+        format!("SELECT id FROM vector_search('t', 'vector', '{v}', 10, NULL, 'metric=cosine')")
     })
     .await?;
-    // The table function with the query as one string literal: no 384-element array to plan.
-    let function_sql = |q: &Query| {
-        format!(
-            "SELECT id FROM vector_search('t', 'vector', '{}', 10, NULL, 'metric=cosine')",
-            literal(&q.vector)
-        )
-    };
-    let sql_function = timed(&queries, |q| {
-        let sql = function_sql(q);
-        let ctx = &ctx;
-        async move { sql_ids(ctx, &sql).await }
+    // A prepared statement, planned once; each query binds the vector as a string.
+    ctx.sql(&format!("PREPARE knn AS {}", knn_sql("$1")))
+        .await
+        .map_err(df_err)?;
+    let bound = ctx.sql(&format!("EXECUTE knn('{}')", texts[0])).await.map_err(df_err)?;
+    check_rewritten(bound, "EXECUTE knn(...)").await?;
+    let sql_prepared = timed_sql(&ctx, &queries, &texts, |v| format!("EXECUTE knn('{v}')")).await?;
+    // The same from Rust: the statement parsed once, the vector bound as an array value.
+    let template = ctx.sql(&knn_sql("$1")).await.map_err(df_err)?;
+    let bound = template
+        .clone()
+        .with_param_values(vec![vector_value(&queries[0].vector)])
+        .map_err(df_err)?;
+    check_rewritten(bound, "with_param_values").await?;
+    let sql_params = timed(&queries, |_, q| {
+        let df = template.clone().with_param_values(vec![vector_value(&q.vector)]);
+        async move { ids(&df.map_err(df_err)?.collect().await.map_err(df_err)?) }
     })
     .await?;
-    let api_exact = timed(&queries, |q| api_ids(&table, q.vector.clone(), true)).await?;
-    let sql_exact = timed(&queries, |q| {
-        let sql = exact_sql(q);
-        let ctx = &ctx;
-        async move { sql_ids(ctx, &sql).await }
-    })
-    .await?;
+    let api_exact = timed(&queries, |_, q| api_ids(&table, q.vector.clone(), true)).await?;
+    let sql_exact = timed_sql(&ctx, &queries, &texts, exact_sql).await?;
+    // The same with the vector as text: what is left is not planning the array literal.
+    let sql_exact_text = timed_sql(&ctx, &queries, &texts, |v| exact_sql(&format!("'{v}'"))).await?;
     // Planning alone: parsing the 384-number literal, the optimizer, the rewrite.
     let plan_ms = {
         let start = Instant::now();
-        for q in &queries {
-            ctx.sql(&format!("EXPLAIN {}", knn_sql(q))).await.map_err(df_err)?;
+        for v in &texts {
+            ctx.sql(&format!("EXPLAIN {}", knn_sql(v))).await.map_err(df_err)?;
         }
         start.elapsed().as_secs_f64() * 1e3 / queries.len() as f64
     };
@@ -278,9 +308,15 @@ pub async fn run(args: SqlArgs) -> Result<serde_json::Value> {
             "sql_overhead_index": overhead(&api_index, &sql_index),
             "sql_function_index": sql_function,
             "sql_overhead_function_index": overhead(&api_index, &sql_function),
+            "sql_prepared_index": sql_prepared,
+            "sql_overhead_prepared_index": overhead(&api_index, &sql_prepared),
+            "sql_params_index": sql_params,
+            "sql_overhead_params_index": overhead(&api_index, &sql_params),
             "api_exact": api_exact,
             "sql_exact": sql_exact,
             "sql_overhead_exact": overhead(&api_exact, &sql_exact),
+            "sql_exact_text": sql_exact_text,
+            "sql_overhead_exact_text": overhead(&api_exact, &sql_exact_text),
             "sql_plan_ms": plan_ms,
         },
         "aggregates": aggregates,
