@@ -5,9 +5,9 @@
 use std::future::Future;
 
 use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 use datafusion::physical_expr::create_physical_expr;
-use datafusion::execution::context::ExecutionProps;
 use datafusion::{arrow::datatypes::Schema, common::DFSchema};
 use vlake_table::{CmpOp, Literal, Predicate};
 

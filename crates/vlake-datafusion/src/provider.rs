@@ -387,7 +387,10 @@ impl TableProviderFactory for VlakeTableFactory {
         let views = state.config_options().execution.parquet.schema_force_view_types;
         let at = version_option(cmd)?;
         let declared = storable(cmd.schema.as_arrow());
-        match VlakeTable::open(&cmd.location, at.clone()).await.map(|t| t.with_view_types(views)) {
+        match VlakeTable::open(&cmd.location, at.clone())
+            .await
+            .map(|t| t.with_view_types(views))
+        {
             Err(DataFusionError::External(e))
                 if !declared.fields().is_empty()
                     && at == VersionRef::Latest

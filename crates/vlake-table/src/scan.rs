@@ -234,7 +234,10 @@ impl Scanner {
 }
 
 fn output_schema(columns: &[Field], with_row_id: bool, view_types: bool) -> SchemaRef {
-    let mut fields: Vec<ArrowField> = columns.iter().map(|f| read_field(f.to_arrow(false), view_types)).collect();
+    let mut fields: Vec<ArrowField> = columns
+        .iter()
+        .map(|f| read_field(f.to_arrow(false), view_types))
+        .collect();
     if with_row_id {
         fields.push(ArrowField::new(ROW_ID, ArrowType::UInt64, false));
     }
@@ -331,7 +334,10 @@ impl ScanTask {
                     .iter()
                     .map(|f| read_field(f.as_ref().clone(), true))
                     .collect();
-                let hint = Arc::new(ArrowSchema::new_with_metadata(fields, metadata.schema().metadata().clone()));
+                let hint = Arc::new(ArrowSchema::new_with_metadata(
+                    fields,
+                    metadata.schema().metadata().clone(),
+                ));
                 ArrowReaderMetadata::try_new(metadata.metadata().clone(), ArrowReaderOptions::new().with_schema(hint))
                     .map_err(|e| read_error(location, &path, e))?
             }

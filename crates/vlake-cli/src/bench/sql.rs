@@ -77,11 +77,15 @@ fn ids(batches: &[arrow::array::RecordBatch]) -> Result<Vec<i64>> {
 /// is not timed as a full scan.
 async fn check_rewritten(df: datafusion::dataframe::DataFrame, what: &str) -> Result<()> {
     let plan = df.create_physical_plan().await.map_err(df_err)?;
-    let text = datafusion::physical_plan::displayable(plan.as_ref()).indent(false).to_string();
+    let text = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(false)
+        .to_string();
     if text.contains("VectorSearchExec") {
         Ok(())
     } else {
-        Err(Error::Internal(format!("{what} did not run as an index search:\n{text}")))
+        Err(Error::Internal(format!(
+            "{what} did not run as an index search:\n{text}"
+        )))
     }
 }
 
