@@ -69,8 +69,8 @@ def main():
           f"(with a string query {knn['sql_overhead_exact_text']:+.1%}); "
           f"planning alone {knn['sql_plan_ms']:.3f} ms/query")
     print()
-    print("Full-scan aggregates, best of 5 runs")
-    print("(Parquet files zstd-compressed like vlake's; 'plain' reads strings as Utf8 as vlake does, not Utf8View)")
+    print("Full-scan aggregates, best of 20 runs")
+    print("(Parquet files zstd-compressed like vlake's; both read strings as Utf8View; 'plain' is DataFusion reading them as Utf8)")
     print(f"{'query':<34}{'rows':>8}{'vlake s':>9}{'parquet s':>10}{'speed':>7}{'plain s':>9}{'speed':>7}")
     for a in doc["aggregates"]:
         print(

@@ -29,8 +29,9 @@ pub struct SqlArgs {
     /// Use at most this many queries.
     #[arg(long, default_value_t = 200)]
     max_queries: usize,
-    /// Timed runs of the aggregate per engine (the best is reported).
-    #[arg(long, default_value_t = 5)]
+    /// Timed runs of the aggregate per engine (the best is reported; runs of a few
+    /// milliseconds on a shared machine need many to be stable).
+    #[arg(long, default_value_t = 20)]
     runs: usize,
 }
 
@@ -268,7 +269,7 @@ pub async fn run(args: SqlArgs) -> Result<serde_json::Value> {
     )
     .await
     .map_err(df_err)?;
-    // The same Parquet read with plain (not view) string types, as vlake reads them.
+    // The same Parquet read with plain (not view) string types.
     let plain = vlake_datafusion::session_with_config(
         datafusion::prelude::SessionConfig::new()
             .set_bool("datafusion.execution.parquet.schema_force_view_types", false),
