@@ -68,6 +68,8 @@ def main():
           f"bound from Rust {knn['sql_overhead_params_index']:+.1%}), exact {knn['sql_overhead_exact']:+.1%} "
           f"(with a string query {knn['sql_overhead_exact_text']:+.1%}); "
           f"planning alone {knn['sql_plan_ms']:.3f} ms/query")
+    print(f"A bound statement: binding + analysing + optimising {knn['sql_params_logical_plan_ms']:.3f} ms/query; "
+          f"all planning, the search included, {knn['sql_params_physical_plan_ms']:.3f} ms/query")
     print()
     print("Full-scan aggregates, best of 20 runs")
     print("(Parquet files zstd-compressed like vlake's; both read strings as Utf8View; 'plain' is DataFusion reading them as Utf8)")

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use datafusion::dataframe::DataFrame;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde_json::json;
 use vlake_table::{BatchStream, Error, Metric, Result, Table, TableLocation, WriteMode, WriteOptions};
@@ -76,7 +77,7 @@ fn ids(batches: &[arrow::array::RecordBatch]) -> Result<Vec<i64>> {
 
 /// Fails unless `df` runs as an index search (the KNN rewrite fired), so a bound statement
 /// is not timed as a full scan.
-async fn check_rewritten(df: datafusion::dataframe::DataFrame, what: &str) -> Result<()> {
+async fn check_rewritten(df: DataFrame, what: &str) -> Result<()> {
     let plan = df.create_physical_plan().await.map_err(df_err)?;
     let text = datafusion::physical_plan::displayable(plan.as_ref())
         .indent(false)
@@ -90,36 +91,64 @@ async fn check_rewritten(df: datafusion::dataframe::DataFrame, what: &str) -> Re
     }
 }
 
-/// Queries/s and recall@10 of one way of running the queries (`run` gets each query's index).
-async fn timed<F, Fut>(queries: &[Query], run: F) -> Result<serde_json::Value>
-where
-    F: Fn(usize, &Query) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<i64>>>,
-{
-    run(0, &queries[0]).await?;
-    let start = Instant::now();
-    let mut hits = 0;
-    for (i, q) in queries.iter().enumerate() {
-        hits += run(i, q).await?.iter().filter(|id| q.gt.contains(id)).count();
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    Ok(json!({
-        "qps": queries.len() as f64 / seconds,
-        "ms_per_query": seconds * 1e3 / queries.len() as f64,
-        "recall": hits as f64 / (queries.len() * 10) as f64,
-    }))
+/// One way of running the KNN queries.
+enum Path<'a> {
+    /// The Rust API's search, exact or through the index.
+    Api { exact: bool },
+    /// One SQL statement per query.
+    Sql(Vec<String>),
+    /// A statement planned once, each query's vector bound with `with_param_values`.
+    Bound(&'a DataFrame),
 }
 
-/// [`timed`] for SQL: `sql` makes each query's statement from its vector as text (`texts`),
-/// all before the clock starts.
-async fn timed_sql(
+impl Path<'_> {
+    async fn run(&self, table: &Table, ctx: &SessionContext, i: usize, q: &Query) -> Result<Vec<i64>> {
+        match self {
+            Self::Api { exact } => api_ids(table, q.vector.clone(), *exact).await,
+            Self::Sql(statements) => sql_ids(ctx, &statements[i]).await,
+            Self::Bound(template) => {
+                let df = (*template)
+                    .clone()
+                    .with_param_values(vec![vector_value(&q.vector)])
+                    .map_err(df_err)?;
+                ids(&df.collect().await.map_err(df_err)?)
+            }
+        }
+    }
+}
+
+/// Queries/s and recall@10 of each path. The paths take turns query by query, so they share
+/// whatever else the machine is doing.
+async fn timed(
+    table: &Table,
     ctx: &SessionContext,
     queries: &[Query],
-    texts: &[String],
-    sql: impl Fn(&str) -> String,
-) -> Result<serde_json::Value> {
-    let statements: Vec<String> = texts.iter().map(|v| sql(v)).collect();
-    timed(queries, |i, _| sql_ids(ctx, &statements[i])).await
+    paths: &[Path<'_>],
+) -> Result<Vec<serde_json::Value>> {
+    let mut seconds = vec![0.0; paths.len()];
+    let mut hits = vec![0; paths.len()];
+    for p in paths {
+        p.run(table, ctx, 0, &queries[0]).await?;
+    }
+    for (i, q) in queries.iter().enumerate() {
+        for (j, p) in paths.iter().enumerate() {
+            let start = Instant::now();
+            let found = p.run(table, ctx, i, q).await?;
+            seconds[j] += start.elapsed().as_secs_f64();
+            hits[j] += found.iter().filter(|id| q.gt.contains(id)).count();
+        }
+    }
+    Ok(seconds
+        .iter()
+        .zip(&hits)
+        .map(|(s, h)| {
+            json!({
+                "qps": queries.len() as f64 / s,
+                "ms_per_query": s * 1e3 / queries.len() as f64,
+                "recall": *h as f64 / (queries.len() * 10) as f64,
+            })
+        })
+        .collect())
 }
 
 /// The Rust API's search, returning the `id` column.
@@ -183,20 +212,12 @@ pub async fn run(args: SqlArgs) -> Result<serde_json::Value> {
     let knn_sql = |v: &str| format!("SELECT id FROM t ORDER BY cosine_distance(vector, {v}) LIMIT 10");
     let exact_sql =
         |v: &str| format!("SELECT id FROM vector_search('t', 'vector', {v}, 10, NULL, 'metric=cosine, exact=true')");
-    let api_index = timed(&queries, |_, q| api_ids(&table, q.vector.clone(), false)).await?;
-    let sql_index = timed_sql(&ctx, &queries, &texts, knn_sql).await?;
-    // The table function with the query as one string literal: no array to plan.
-    let sql_function = timed_sql(&ctx, &queries, &texts, |v| {
-        format!("SELECT id FROM vector_search('t', 'vector', '{v}', 10, NULL, 'metric=cosine')")
-    })
-    .await?;
     // A prepared statement, planned once; each query binds the vector as a string.
     ctx.sql(&format!("PREPARE knn AS {}", knn_sql("$1")))
         .await
         .map_err(df_err)?;
     let bound = ctx.sql(&format!("EXECUTE knn('{}')", texts[0])).await.map_err(df_err)?;
     check_rewritten(bound, "EXECUTE knn(...)").await?;
-    let sql_prepared = timed_sql(&ctx, &queries, &texts, |v| format!("EXECUTE knn('{v}')")).await?;
     // The same from Rust: the statement parsed once, the vector bound as an array value.
     let template = ctx.sql(&knn_sql("$1")).await.map_err(df_err)?;
     let bound = template
@@ -204,15 +225,42 @@ pub async fn run(args: SqlArgs) -> Result<serde_json::Value> {
         .with_param_values(vec![vector_value(&queries[0].vector)])
         .map_err(df_err)?;
     check_rewritten(bound, "with_param_values").await?;
-    let sql_params = timed(&queries, |_, q| {
-        let df = template.clone().with_param_values(vec![vector_value(&q.vector)]);
-        async move { ids(&df.map_err(df_err)?.collect().await.map_err(df_err)?) }
-    })
-    .await?;
-    let api_exact = timed(&queries, |_, q| api_ids(&table, q.vector.clone(), true)).await?;
-    let sql_exact = timed_sql(&ctx, &queries, &texts, exact_sql).await?;
-    // The same with the vector as text: what is left is not planning the array literal.
-    let sql_exact_text = timed_sql(&ctx, &queries, &texts, |v| exact_sql(&format!("'{v}'"))).await?;
+    let sql = |f: &dyn Fn(&str) -> String| Path::Sql(texts.iter().map(|v| f(v)).collect());
+    let paths = [
+        Path::Api { exact: false },
+        sql(&knn_sql),
+        // The table function with the query as one string literal: no array to plan.
+        sql(&|v| format!("SELECT id FROM vector_search('t', 'vector', '{v}', 10, NULL, 'metric=cosine')")),
+        sql(&|v| format!("EXECUTE knn('{v}')")),
+        Path::Bound(&template),
+        Path::Api { exact: true },
+        sql(&exact_sql),
+        // The same with the vector as text: what is left is not planning the array literal.
+        sql(&|v| exact_sql(&format!("'{v}'"))),
+    ];
+    let results: [serde_json::Value; 8] = timed(&table, &ctx, &queries, &paths)
+        .await?
+        .try_into()
+        .map_err(|_| Error::Internal("a KNN path has no result".into()))?;
+    let [api_index, sql_index, sql_function, sql_prepared, sql_params, api_exact, sql_exact, sql_exact_text] = results;
+    // What a bound statement costs before the search runs: binding, analysing and optimising
+    // (the logical plan), and that plus physical planning without executing (which runs the
+    // search, as the search runs while planning).
+    let (mut logical_s, mut physical_s) = (0.0, 0.0);
+    for q in &queries {
+        let start = Instant::now();
+        let df = template
+            .clone()
+            .with_param_values(vec![vector_value(&q.vector)])
+            .map_err(df_err)?;
+        df.clone().into_optimized_plan().map_err(df_err)?;
+        logical_s += start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        df.create_physical_plan().await.map_err(df_err)?;
+        physical_s += start.elapsed().as_secs_f64();
+    }
+    let params_plan_ms = logical_s * 1e3 / queries.len() as f64;
+    let params_physical_ms = physical_s * 1e3 / queries.len() as f64;
     // Planning alone: parsing the 384-number literal, the optimizer, the rewrite.
     let plan_ms = {
         let start = Instant::now();
@@ -323,6 +371,8 @@ pub async fn run(args: SqlArgs) -> Result<serde_json::Value> {
             "sql_exact_text": sql_exact_text,
             "sql_overhead_exact_text": overhead(&api_exact, &sql_exact_text),
             "sql_plan_ms": plan_ms,
+            "sql_params_logical_plan_ms": params_plan_ms,
+            "sql_params_physical_plan_ms": params_physical_ms,
         },
         "aggregates": aggregates,
     }))
