@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """SQL over vlake (DataFusion), in one run on one machine:
 
-- the same KNN query (k = 10, cosine, HNSW index, dev dataset) through SQL
-  (`ORDER BY cosine_distance(vector, [..]) LIMIT 10`, rewritten to an index search) and through
-  the Rust API, and the same for exact search (`vector_search(..., 'exact=true')`): queries/s,
-  recall@10 and SQL's overhead;
+- the same KNN query (k = 10, cosine, HNSW index, dev dataset) through SQL and through the Rust
+  API: `ORDER BY cosine_distance(vector, [..]) LIMIT 10` (rewritten to an index search) with the
+  vector written out, `vector_search` with the vector as text, a prepared statement
+  (`PREPARE knn AS ... cosine_distance(vector, $1) ...`, `EXECUTE knn('[..]')`) and the statement
+  planned once in Rust with the vector bound by `with_param_values`; and the same for exact
+  search (`vector_search(..., 'exact=true')`): queries/s, recall@10 and SQL's overhead;
 - a full-scan aggregate (`SELECT pos, count(*) ... GROUP BY pos`) over a vlake table against
   DataFusion over the same rows as plain Parquet files.
 
@@ -48,22 +50,29 @@ def main():
 
     knn = doc["knn"]
     print(f"KNN, k = 10, dev dataset, one query at a time ({args.profile} build)")
-    print(f"{'path':<34}{'queries/s':>12}{'ms/query':>10}{'recall@10':>11}")
+    print(f"{'path':<40}{'queries/s':>12}{'ms/query':>10}{'recall@10':>11}")
     for name, key in [
         ("Rust API, HNSW", "api_index"),
         ("SQL ORDER BY ... LIMIT, HNSW", "sql_index"),
         ("SQL vector_search('[..]'), HNSW", "sql_function_index"),
+        ("SQL PREPARE/EXECUTE knn('[..]'), HNSW", "sql_prepared_index"),
+        ("SQL planned once, with_param_values", "sql_params_index"),
         ("Rust API, exact", "api_exact"),
-        ("SQL vector_search, exact", "sql_exact"),
+        ("SQL vector_search([..]), exact", "sql_exact"),
+        ("SQL vector_search('[..]'), exact", "sql_exact_text"),
     ]:
         r = knn[key]
-        print(f"{name:<34}{r['qps']:>12.0f}{r['ms_per_query']:>10.3f}{r['recall']:>11.3f}")
+        print(f"{name:<40}{r['qps']:>12.0f}{r['ms_per_query']:>10.3f}{r['recall']:>11.3f}")
     print(f"SQL overhead: HNSW {knn['sql_overhead_index']:+.1%} (vector_search with a string query "
-          f"{knn['sql_overhead_function_index']:+.1%}), exact {knn['sql_overhead_exact']:+.1%}; "
+          f"{knn['sql_overhead_function_index']:+.1%}, prepared statement {knn['sql_overhead_prepared_index']:+.1%}, "
+          f"bound from Rust {knn['sql_overhead_params_index']:+.1%}), exact {knn['sql_overhead_exact']:+.1%} "
+          f"(with a string query {knn['sql_overhead_exact_text']:+.1%}); "
           f"planning alone {knn['sql_plan_ms']:.3f} ms/query")
+    print(f"A bound statement: binding + analysing + optimising {knn['sql_params_logical_plan_ms']:.3f} ms/query; "
+          f"all planning, the search included, {knn['sql_params_physical_plan_ms']:.3f} ms/query")
     print()
-    print("Full-scan aggregates, best of 5 runs")
-    print("(Parquet files zstd-compressed like vlake's; 'plain' reads strings as Utf8 as vlake does, not Utf8View)")
+    print("Full-scan aggregates, best of 20 runs")
+    print("(Parquet files zstd-compressed like vlake's; both read strings as Utf8View; 'plain' is DataFusion reading them as Utf8)")
     print(f"{'query':<34}{'rows':>8}{'vlake s':>9}{'parquet s':>10}{'speed':>7}{'plain s':>9}{'speed':>7}")
     for a in doc["aggregates"]:
         print(

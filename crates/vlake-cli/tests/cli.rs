@@ -613,7 +613,7 @@ fn sql_from_the_command_line() {
     );
     fails(
         &["sql", "--table", &table, "-c", "SELECT l2_distance(vector, 'x') FROM t"],
-        "expects vectors",
+        "must be a vector",
     );
     fails(&["sql", "-c", "SELEC 1"], "SELEC");
 }

@@ -5,9 +5,9 @@
 use std::future::Future;
 
 use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 use datafusion::physical_expr::create_physical_expr;
-use datafusion::prelude::SessionContext;
 use datafusion::{arrow::datatypes::Schema, common::DFSchema};
 use vlake_table::{CmpOp, Literal, Predicate};
 
@@ -161,8 +161,7 @@ pub fn eval_const(expr: &Expr) -> Result<ScalarValue> {
         return Ok(v.clone());
     }
     let schema = DFSchema::try_from(Schema::empty())?;
-    let ctx = SessionContext::new();
-    let physical = create_physical_expr(expr, &schema, ctx.state().execution_props())?;
+    let physical = create_physical_expr(expr, &schema, &ExecutionProps::new())?;
     let batch = datafusion::arrow::record_batch::RecordBatch::try_new_with_options(
         std::sync::Arc::new(Schema::empty()),
         vec![],
@@ -174,32 +173,40 @@ pub fn eval_const(expr: &Expr) -> Result<ScalarValue> {
     }
 }
 
+/// The error for a value that is not a vector.
+fn not_a_vector(what: &str, detail: String) -> DataFusionError {
+    DataFusionError::Plan(format!("{what} must be a vector such as [0.1, 0.2]: {detail}"))
+}
+
+/// A vector written as text, `'[0.1, 0.2]'` (a JSON list of numbers).
+pub(crate) fn parse_vector(what: &str, s: &str) -> Result<Vec<f32>> {
+    serde_json::from_str::<Vec<f32>>(s).map_err(|e| not_a_vector(what, format!("'{s}' is not a JSON list ({e})")))
+}
+
 /// A vector from a constant SQL value such as `[0.1, 0.2]` or `'[0.1, 0.2]'`.
 pub fn vector_from_scalar(what: &str, v: &ScalarValue) -> Result<Vec<f32>> {
-    let bad = |detail: String| DataFusionError::Plan(format!("{what} must be a vector such as [0.1, 0.2]: {detail}"));
-    if let ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) = v {
-        return serde_json::from_str::<Vec<f32>>(s).map_err(|e| bad(format!("'{s}' is not a JSON list ({e})")));
-    }
-    let array = v.to_array_of_size(1)?;
-    let values = match array.data_type() {
-        datafusion::arrow::datatypes::DataType::List(_)
-        | datafusion::arrow::datatypes::DataType::LargeList(_)
-        | datafusion::arrow::datatypes::DataType::FixedSizeList(..) => {
-            ScalarValue::convert_array_to_scalar_vec(&array)?
-                .into_iter()
-                .next()
-                .flatten()
-                .ok_or_else(|| bad("it is NULL".into()))?
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::{DataType, Float32Type};
+    let bad = |detail: String| not_a_vector(what, detail);
+    let elements = match v {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+            return parse_vector(what, s)
         }
-        other => return Err(bad(format!("got a value of type {other}"))),
+        ScalarValue::List(a) if a.is_valid(0) => a.value(0),
+        ScalarValue::LargeList(a) if a.is_valid(0) => a.value(0),
+        ScalarValue::FixedSizeList(a) if a.is_valid(0) => a.value(0),
+        ScalarValue::List(_) | ScalarValue::LargeList(_) | ScalarValue::FixedSizeList(_) => {
+            return Err(bad("it is NULL".into()))
+        }
+        other => return Err(bad(format!("got a value of type {}", other.data_type()))),
     };
-    values
-        .iter()
-        .map(|x| match x.cast_to(&datafusion::arrow::datatypes::DataType::Float32)? {
-            ScalarValue::Float32(Some(f)) => Ok(f),
-            _ => Err(bad(format!("element {x} is not a number"))),
-        })
-        .collect()
+    // Elements that are NULL or do not convert to numbers become NULL here.
+    let floats = datafusion::arrow::compute::cast(&elements, &DataType::Float32)?;
+    if let Some(i) = (0..floats.len()).find(|&i| floats.is_null(i)) {
+        let x = ScalarValue::try_from_array(&elements, i)?;
+        return Err(bad(format!("element {x} is not a number")));
+    }
+    Ok(floats.as_primitive::<Float32Type>().values().to_vec())
 }
 
 /// Runs `fut` to completion from synchronous code, even inside an async runtime (DataFusion

@@ -1,10 +1,12 @@
 //! Vector distance functions for SQL: `l2_distance`, `cosine_distance` and `inner_product` over
-//! vector columns (fixed-size lists of f16, f32 or f64) and array literals such as `[0.1, 0.2]`.
+//! vector columns (fixed-size lists of f16, f32 or f64), array literals such as `[0.1, 0.2]` and
+//! vectors written as text (`'[0.1, 0.2]'`, what a prepared statement's parameter can bind
+//! without planning an array of numbers).
 
 use std::any::Any;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float32Array};
+use arrow::array::{Array, ArrayRef, AsArray, Float32Array, ListArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float32Type};
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
@@ -13,6 +15,8 @@ use datafusion::logical_expr::{
 };
 use vlake_index::distance::{dot, l2_sq, norm};
 use vlake_index::Metric;
+
+use crate::convert::parse_vector;
 
 /// Which distance a [`DistanceUdf`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -162,6 +166,8 @@ fn element_type<'a>(func: &str, t: &'a DataType) -> Result<&'a DataType> {
     let element = match t {
         DataType::FixedSizeList(f, _) | DataType::List(f) | DataType::LargeList(f) => f.data_type(),
         DataType::Null => return Ok(t),
+        // Text such as '[0.1, 0.2]', parsed when the function runs.
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => return Ok(&DataType::Float32),
         other => return plan_err!("{func} expects vectors (lists of numbers), got {other}"),
     };
     if element.is_numeric() || element.is_null() {
@@ -169,6 +175,21 @@ fn element_type<'a>(func: &str, t: &'a DataType) -> Result<&'a DataType> {
     } else {
         plan_err!("{func} expects vectors of numbers, got a list of {element}")
     }
+}
+
+/// Vectors written as text (`'[0.1, 0.2]'`, NULL stays NULL) as a list array of f32.
+fn parse_vectors(func: &str, text: &ArrayRef) -> Result<ArrayRef> {
+    let text = cast(text, &DataType::Utf8)?;
+    let vectors = text
+        .as_string::<i32>()
+        .iter()
+        .map(|s| {
+            s.map(|s| parse_vector(&format!("{func}'s argument"), s))
+                .transpose()
+                .map(|v| v.map(|v| v.into_iter().map(Some)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Arc::new(ListArray::from_iter_primitive::<Float32Type, _, _>(vectors)))
 }
 
 /// One argument of a distance function as f32 rows.
@@ -187,6 +208,10 @@ impl Vectors {
             ColumnarValue::Scalar(s) => (s.to_array_of_size(1)?, true),
         };
         element_type(func, array.data_type())?;
+        let array = match array.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => parse_vectors(func, &array)?,
+            _ => array,
+        };
         let values = match array.data_type() {
             DataType::Null => Arc::new(Float32Array::from(Vec::<f32>::new())) as ArrayRef,
             DataType::FixedSizeList(..) => cast(array.as_fixed_size_list().values(), &DataType::Float32)?,

@@ -24,6 +24,7 @@
 mod convert;
 mod dml;
 mod functions;
+mod literal;
 mod merge;
 mod provider;
 mod rule;
@@ -38,6 +39,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 pub use convert::{from_df, to_predicate};
 pub use dml::VlakeDmlExec;
 pub use functions::{distance_udfs, DistanceKind, DistanceUdf};
+pub use literal::VectorLiteralPlanner;
 pub use merge::sql;
 pub use provider::{VlakeTable, VlakeTableFactory};
 pub use rule::{KnnRewrite, VlakeOptions};
@@ -52,13 +54,17 @@ pub fn session() -> SessionContext {
     session_with_config(SessionConfig::new())
 }
 
-/// A new session from `config`, with everything vlake registered.
+/// A new session from `config`, with everything vlake registered, and numeric array literals
+/// planned as single values ([`VectorLiteralPlanner`]).
 pub fn session_with_config(config: SessionConfig) -> SessionContext {
     let config = config.with_option_extension(VlakeOptions::default());
-    let mut state = SessionStateBuilder::new()
-        .with_config(config)
-        .with_default_features()
-        .build();
+    let mut builder = SessionStateBuilder::new().with_config(config).with_default_features();
+    // Ahead of DataFusion's own array planner, which makes one expression per element.
+    builder
+        .expr_planners()
+        .get_or_insert_with(Vec::new)
+        .insert(0, Arc::new(VectorLiteralPlanner));
+    let mut state = builder.build();
     state
         .table_factories_mut()
         .insert(FILE_TYPE.to_string(), Arc::new(VlakeTableFactory));
@@ -83,7 +89,7 @@ pub fn register(ctx: &SessionContext) {
 
 /// Registers the vlake table at `uri` (latest version) as `name`.
 pub async fn register_table(ctx: &SessionContext, name: &str, uri: &str) -> datafusion::common::Result<()> {
-    let table = VlakeTable::open(uri, vlake_table::VersionRef::Latest).await?;
+    let table = VlakeTable::open_for(&ctx.state(), uri, vlake_table::VersionRef::Latest).await?;
     ctx.register_table(name, Arc::new(table))?;
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
 use datafusion::common::stats::Precision;
@@ -29,31 +30,50 @@ use crate::scan::VlakeScanExec;
 /// The provider reads the version it was opened at, so every query of a session sees one
 /// snapshot; an `INSERT INTO` through it commits and moves it to the new version. Tables opened
 /// at an older version, timestamp or tag are read-only.
+///
+/// String and binary columns are `Utf8View` and `BinaryView` in SQL, as DataFusion reads
+/// Parquet strings (`datafusion.execution.parquet.schema_force_view_types`): scans decode them
+/// without copying. The table itself stores and returns plain `Utf8` and `Binary`.
 #[derive(Debug)]
 pub struct VlakeTable {
     table: Arc<RwLock<Table>>,
     schema: SchemaRef,
     pinned: bool,
     blobs: BlobMode,
+    view_types: bool,
 }
 
 impl VlakeTable {
-    /// A provider over `table`, pinned (read-only) when `pinned`. BLOB columns are descriptors.
+    /// A provider over `table`, pinned (read-only) when `pinned`, with view types; BLOB columns
+    /// are descriptors.
     pub fn new(table: Table, pinned: bool) -> Self {
         Self {
-            schema: table.schema().clone(),
+            schema: sql_schema(&table, BlobMode::Descriptors, true),
             table: Arc::new(RwLock::new(table)),
             pinned,
             blobs: BlobMode::Descriptors,
+            view_types: true,
+        }
+    }
+
+    /// The provider with string and binary columns as view types (the default) or as the
+    /// plain `Utf8` and `Binary` the table stores.
+    pub fn with_view_types(self, yes: bool) -> Self {
+        Self {
+            schema: sql_schema(&self.table(), self.blobs, yes),
+            view_types: yes,
+            ..self
         }
     }
 
     /// This provider with BLOB columns returned as `mode` says (`Bytes`: as `LargeBinary`
     /// values, which `INSERT INTO` then takes too).
-    pub fn with_blobs(mut self, mode: BlobMode) -> Result<Self> {
-        self.schema = self.table().scan().blobs(mode).output_schema().map_err(df_err)?;
-        self.blobs = mode;
-        Ok(self)
+    pub fn with_blobs(self, mode: BlobMode) -> Self {
+        Self {
+            schema: sql_schema(&self.table(), mode, self.view_types),
+            blobs: mode,
+            ..self
+        }
     }
 
     /// Opens the table at `uri` at a version (`VersionRef::Latest` for the newest, writable).
@@ -63,6 +83,13 @@ impl VlakeTable {
             .await
             .map_err(df_err)?;
         Ok(Self::new(table, pinned))
+    }
+
+    /// [`VlakeTable::open`] with the view types the session's
+    /// `datafusion.execution.parquet.schema_force_view_types` asks for.
+    pub async fn open_for(state: &dyn Session, uri: &str, at: VersionRef) -> Result<Self> {
+        let views = state.config_options().execution.parquet.schema_force_view_types;
+        Ok(Self::open(uri, at).await?.with_view_types(views))
     }
 
     /// The table version queries read now.
@@ -97,6 +124,16 @@ impl VlakeTable {
     }
 }
 
+/// The table's columns as SQL sees them: with `view_types`, strings and binaries as views.
+fn sql_schema(table: &Table, blobs: BlobMode, view_types: bool) -> SchemaRef {
+    table
+        .scan()
+        .blobs(blobs)
+        .view_types(view_types)
+        .output_schema()
+        .unwrap_or_else(|_| table.schema().clone())
+}
+
 /// The conjunction of the filters vlake can evaluate itself.
 pub(crate) fn pushed_predicate(filters: &[Expr]) -> Option<Predicate> {
     let mut preds: Vec<Predicate> = filters.iter().filter_map(to_predicate).collect();
@@ -129,7 +166,11 @@ impl TableProvider for VlakeTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let table = self.table();
-        let mut scanner = table.scan().columns(&self.column_names(projection)).blobs(self.blobs);
+        let mut scanner = table
+            .scan()
+            .columns(&self.column_names(projection))
+            .blobs(self.blobs)
+            .view_types(self.view_types);
         if let Some(p) = pushed_predicate(filters) {
             scanner = scanner.filter(p);
         }
@@ -139,7 +180,7 @@ impl TableProvider for VlakeTable {
         let schema = scanner.output_schema().map_err(df_err)?;
         let plan = scanner.plan().map_err(df_err)?;
         let partitions = state.config().target_partitions();
-        let stats = (filters.is_empty() && limit.is_none()).then(|| statistics(&table, projection));
+        let stats = (filters.is_empty() && limit.is_none()).then(|| statistics(&table, &self.schema, projection));
         Ok(Arc::new(VlakeScanExec::new(
             table.location().clone(),
             plan,
@@ -161,7 +202,7 @@ impl TableProvider for VlakeTable {
     }
 
     fn statistics(&self) -> Option<Statistics> {
-        Some(statistics(&self.table(), None))
+        Some(statistics(&self.table(), &self.schema, None))
     }
 
     async fn insert_into(
@@ -177,6 +218,7 @@ impl TableProvider for VlakeTable {
         let sink = VlakeSink {
             table: self.table.clone(),
             schema: self.schema.clone(),
+            storage: self.table().schema().clone(),
             overwrite: insert_op == InsertOp::Overwrite,
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
@@ -199,14 +241,14 @@ impl TableProvider for VlakeTable {
     }
 }
 
-/// Row count and per-column null counts and bounds from the manifest.
-fn statistics(table: &Table, projection: Option<&Vec<usize>>) -> Statistics {
+/// Row count and per-column null counts and bounds from the manifest, typed as `arrow` (the
+/// provider's schema).
+fn statistics(table: &Table, arrow: &SchemaRef, projection: Option<&Vec<usize>>) -> Statistics {
     let manifest = table.manifest();
     let schema = table.table_schema();
     let exact = manifest.data_files.iter().all(|f| f.deletion.is_none());
     let all: Vec<usize> = (0..schema.fields.len()).collect();
     let columns = projection.unwrap_or(&all);
-    let arrow = table.schema();
     let column_statistics = columns
         .iter()
         .map(|&i| {
@@ -278,7 +320,10 @@ fn stat_scalar(v: &StatValue, dtype: &datafusion::arrow::datatypes::DataType) ->
 /// Appends (or overwrites with) the rows of an `INSERT` as one commit.
 struct VlakeSink {
     table: Arc<RwLock<Table>>,
+    /// The provider's schema: what the rows arrive as.
     schema: SchemaRef,
+    /// The table's: what they are written as (plain strings, not views).
+    storage: SchemaRef,
     overwrite: bool,
 }
 
@@ -310,13 +355,15 @@ impl DataSink for VlakeSink {
         let current = self.table.read().unwrap_or_else(|e| e.into_inner()).clone();
         let rows = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = rows.clone();
+        let storage = self.storage.clone();
         let stream = data
             .inspect_ok(move |b| {
                 counter.fetch_add(b.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
             })
             .map_err(|e: DataFusionError| vlake_table::Error::invalid(e.to_string()))
+            .and_then(move |b| futures::future::ready(conform(&b, &storage)))
             .boxed();
-        let stream = BatchStream::new(self.schema.clone(), stream);
+        let stream = BatchStream::new(self.storage.clone(), stream);
         let opts = WriteOptions::default();
         let next = if self.overwrite {
             current.overwrite(stream, &opts).await
@@ -327,6 +374,18 @@ impl DataSink for VlakeSink {
         *self.table.write().unwrap_or_else(|e| e.into_inner()) = next;
         Ok(rows.load(std::sync::atomic::Ordering::Relaxed))
     }
+}
+
+/// `batch` (the provider's columns, in order) with the table's column types: views as the
+/// plain types stored.
+fn conform(batch: &RecordBatch, storage: &SchemaRef) -> vlake_table::Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(storage.fields())
+        .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(storage.clone(), columns)?)
 }
 
 /// Creates [`VlakeTable`]s for `CREATE EXTERNAL TABLE ... STORED AS VLAKE LOCATION '...'`.
@@ -341,7 +400,8 @@ pub struct VlakeTableFactory;
 
 #[async_trait]
 impl TableProviderFactory for VlakeTableFactory {
-    async fn create(&self, _state: &dyn Session, cmd: &CreateExternalTable) -> Result<Arc<dyn TableProvider>> {
+    async fn create(&self, state: &dyn Session, cmd: &CreateExternalTable) -> Result<Arc<dyn TableProvider>> {
+        let views = state.config_options().execution.parquet.schema_force_view_types;
         let at = version_option(cmd)?;
         let blobs: BlobMode = match option(cmd, "blobs") {
             Some(mode) => mode.parse().map_err(df_err)?,
@@ -351,7 +411,10 @@ impl TableProviderFactory for VlakeTableFactory {
             .map(|c| c.split(',').map(str::trim).filter(|c| !c.is_empty()).collect())
             .unwrap_or_default();
         let declared = storable(cmd.schema.as_arrow(), &blob_columns)?;
-        match VlakeTable::open(&cmd.location, at.clone()).await {
+        match VlakeTable::open(&cmd.location, at.clone())
+            .await
+            .map(|t| t.with_view_types(views))
+        {
             Err(DataFusionError::External(e))
                 if !declared.fields().is_empty()
                     && at == VersionRef::Latest
@@ -367,7 +430,8 @@ impl TableProviderFactory for VlakeTableFactory {
                 let table = Table::write(location, empty, vlake_table::WriteMode::Create, &opts)
                     .await
                     .map_err(df_err)?;
-                Ok(Arc::new(VlakeTable::new(table, false).with_blobs(blobs)?))
+                let provider = VlakeTable::new(table, false).with_view_types(views);
+                Ok(Arc::new(provider.with_blobs(blobs)))
             }
             Err(e) => Err(e),
             Ok(t) => {
@@ -379,7 +443,7 @@ impl TableProviderFactory for VlakeTableFactory {
                         t.schema.fields().len()
                     );
                 }
-                Ok(Arc::new(t.with_blobs(blobs)?))
+                Ok(Arc::new(t.with_blobs(blobs)))
             }
         }
     }

@@ -231,7 +231,9 @@ fn search_scan(
         return Ok(None);
     }
     let predicate = pushed_predicate(&scan.filters);
-    let Ok(query) = vector_from_scalar("the query vector", &eval_const(constant)?) else {
+    // A parameter not bound yet (`$1` of a prepared statement) waits for the plan with its
+    // value; a constant that is no vector is left to the exact plan and its error.
+    let Ok(query) = eval_const(constant).and_then(|v| vector_from_scalar("the query vector", &v)) else {
         return Ok(None);
     };
     let mut search = vlake

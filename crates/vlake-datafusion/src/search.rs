@@ -165,10 +165,11 @@ impl SearchExec {
             .fields()
             .iter()
             .map(|f| {
-                found
+                let column = found
                     .column_by_name(f.name())
-                    .cloned()
-                    .ok_or_else(|| DataFusionError::Internal(format!("search lost column {}", f.name())))
+                    .ok_or_else(|| DataFusionError::Internal(format!("search lost column {}", f.name())))?;
+                // The table's plain strings as the provider's view types.
+                Ok(datafusion::arrow::compute::cast(column, f.data_type())?)
             })
             .collect::<Result<Vec<_>>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(found.num_rows()));

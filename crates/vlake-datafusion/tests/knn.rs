@@ -114,7 +114,7 @@ async fn filtered_rows_match_the_filter() {
     let mut last = f32::MIN;
     let mut rows = 0;
     for b in &batches {
-        let pos = b.column(0).as_string::<i32>();
+        let pos = b.column(0).as_string_view();
         let d = b.column(1).as_primitive::<datafusion::arrow::datatypes::Float32Type>();
         for i in 0..b.num_rows() {
             assert!(["r", "s"].contains(&pos.value(i)));
@@ -124,4 +124,43 @@ async fn filtered_rows_match_the_filter() {
         }
     }
     assert_eq!(rows, 25);
+}
+
+/// A statement planned once with the query vector as a parameter, bound per query by
+/// `EXECUTE` (as text) or from Rust (`with_param_values`, as an array), runs as an index
+/// search and finds what the statement with the vector written out finds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bound_parameters_run_as_index_searches() {
+    use datafusion::arrow::array::FixedSizeListArray;
+    use datafusion::common::ScalarValue;
+    let dir = tempfile::tempdir().unwrap();
+    let table = common::dev_table(dir.path()).await;
+    let ctx = vlake_datafusion::session();
+    vlake_datafusion::register_table(&ctx, "dev", table.uri())
+        .await
+        .unwrap();
+    let knn = "SELECT id FROM dev ORDER BY cosine_distance(vector, $1) LIMIT 10";
+    ctx.sql(&format!("PREPARE knn AS {knn}")).await.unwrap();
+    let template = ctx.sql(knn).await.unwrap();
+    for q in &common::queries()[..5] {
+        let literal = common::literal(&q.vector);
+        let written = sql_ids(&ctx, &knn.replace("$1", &literal)).await;
+        let executed = ctx.sql(&format!("EXECUTE knn('{literal}')")).await.unwrap();
+        let array = FixedSizeListArray::from_iter_primitive::<datafusion::arrow::datatypes::Float32Type, _, _>(
+            [Some(q.vector.iter().copied().map(Some))],
+            q.vector.len() as i32,
+        );
+        let bound = template
+            .clone()
+            .with_param_values(vec![ScalarValue::FixedSizeList(std::sync::Arc::new(array))])
+            .unwrap();
+        for df in [executed, bound] {
+            let plan = df.clone().create_physical_plan().await.unwrap();
+            let text = datafusion::physical_plan::displayable(plan.as_ref())
+                .indent(false)
+                .to_string();
+            assert!(text.contains("VectorSearchExec: index vector_idx (hnsw"), "{text}");
+            assert_eq!(ids(&df.collect().await.unwrap()), written);
+        }
+    }
 }

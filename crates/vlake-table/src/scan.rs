@@ -15,7 +15,7 @@ use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use roaring::RoaringTreemap;
 use serde::{Deserialize, Serialize};
 use vlake_format::schema::arrow_field_id;
-use vlake_format::{DataFile, Error, Field, Result, Schema};
+use vlake_format::{DataFile, Error, Field, Result};
 use vlake_io::TableLocation;
 
 use crate::blob::{fetch_bytes, BlobMode};
@@ -36,6 +36,7 @@ pub struct Scanner {
     with_row_id: bool,
     batch_size: usize,
     blobs: BlobMode,
+    view_types: bool,
 }
 
 /// A scan split into units of work that can run anywhere (they serialise to JSON).
@@ -77,6 +78,9 @@ pub struct ScanTask {
     /// How BLOB columns are returned.
     #[serde(default)]
     pub blobs: BlobMode,
+    /// Return strings and binaries as Arrow view types (see [`Scanner::view_types`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub view_types: bool,
 }
 
 impl Scanner {
@@ -89,6 +93,7 @@ impl Scanner {
             with_row_id: false,
             batch_size: 8192,
             blobs: BlobMode::Descriptors,
+            view_types: false,
         }
     }
 
@@ -133,6 +138,15 @@ impl Scanner {
         self
     }
 
+    /// Return string and binary columns as Arrow's view types (`Utf8View`, `BinaryView`)
+    /// instead of `Utf8` and `Binary`: Parquet pages decode into them without copying the
+    /// values, which makes scans of string columns cheaper for engines that take views
+    /// (DataFusion). Nested strings keep their plain types.
+    pub fn view_types(mut self, yes: bool) -> Self {
+        self.view_types = yes;
+        self
+    }
+
     fn output_fields(&self) -> Result<Vec<Field>> {
         let schema = self.table.table_schema();
         Ok(match &self.columns {
@@ -143,7 +157,12 @@ impl Scanner {
 
     /// The schema of the batches the scan produces.
     pub fn output_schema(&self) -> Result<SchemaRef> {
-        Ok(output_schema(&self.output_fields()?, self.with_row_id, self.blobs))
+        Ok(output_schema(
+            &self.output_fields()?,
+            self.with_row_id,
+            self.blobs,
+            self.view_types,
+        ))
     }
 
     /// Splits the scan into tasks, skipping files whose statistics rule out the filter.
@@ -183,6 +202,7 @@ impl Scanner {
                 limit: self.limit,
                 row_offsets: None,
                 blobs: self.blobs,
+                view_types: self.view_types,
             });
         }
         Ok(ScanPlan {
@@ -232,18 +252,41 @@ impl Scanner {
     }
 }
 
-fn output_schema(columns: &[Field], with_row_id: bool, blobs: BlobMode) -> SchemaRef {
+/// The Arrow schema of a scan of `columns`: BLOB columns as values or descriptors (`blobs`),
+/// other string and binary columns as views with `view_types`.
+fn output_schema(columns: &[Field], with_row_id: bool, blobs: BlobMode, view_types: bool) -> SchemaRef {
     let mut fields: Vec<ArrowField> = columns
         .iter()
-        .map(|f| match blobs {
-            BlobMode::Bytes => f.to_arrow(false),
-            BlobMode::Descriptors => f.to_arrow_read(),
+        .map(|f| match (f.is_blob(), blobs) {
+            (true, BlobMode::Bytes) => f.to_arrow(false),
+            (true, BlobMode::Descriptors) => f.to_arrow_read(),
+            (false, _) => read_field(f.to_arrow(false), view_types),
         })
         .collect();
     if with_row_id {
         fields.push(ArrowField::new(ROW_ID, ArrowType::UInt64, false));
     }
     Arc::new(ArrowSchema::new(fields))
+}
+
+/// The Arrow schema of `fields` as a scan returns them.
+fn read_schema(fields: &[Field], view_types: bool) -> SchemaRef {
+    output_schema(fields, false, BlobMode::Descriptors, view_types)
+}
+
+/// `field` as a scan returns it: with `view_types`, a top-level string or binary column as the
+/// matching view type.
+fn read_field(field: ArrowField, view_types: bool) -> ArrowField {
+    let view = match field.data_type() {
+        ArrowType::Utf8 | ArrowType::LargeUtf8 => ArrowType::Utf8View,
+        ArrowType::Binary | ArrowType::LargeBinary => ArrowType::BinaryView,
+        _ => return field,
+    };
+    if view_types {
+        field.with_data_type(view)
+    } else {
+        field
+    }
 }
 
 /// Truncates a stream of batches after `limit` rows.
@@ -282,12 +325,13 @@ impl ScanTask {
             limit: None,
             row_offsets: None,
             blobs: BlobMode::Descriptors,
+            view_types: false,
         }
     }
 
     /// The schema of the batches this task produces.
     pub fn output_schema(&self) -> SchemaRef {
-        output_schema(&self.columns, self.with_row_id, self.blobs)
+        output_schema(&self.columns, self.with_row_id, self.blobs, self.view_types)
     }
 
     /// Reads the file from the table at `location`.
@@ -304,6 +348,25 @@ impl ScanTask {
                     .map_err(|e| read_error(location, &path, e))?;
                 Footers::insert(key, m.clone());
                 m
+            }
+        };
+        // Strings and binaries decoded straight into view arrays: the file's own Arrow schema
+        // (field ids included) with those types swapped.
+        let metadata = match self.view_types {
+            false => metadata,
+            true => {
+                let fields: Vec<ArrowField> = metadata
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| read_field(f.as_ref().clone(), true))
+                    .collect();
+                let hint = Arc::new(ArrowSchema::new_with_metadata(
+                    fields,
+                    metadata.schema().metadata().clone(),
+                ));
+                ArrowReaderMetadata::try_new(metadata.metadata().clone(), ArrowReaderOptions::new().with_schema(hint))
+                    .map_err(|e| read_error(location, &path, e))?
             }
         };
         let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(object, metadata);
@@ -351,7 +414,7 @@ impl ScanTask {
             .filter
             .as_ref()
             .filter(|_| !self.with_row_id && self.row_offsets.is_none())
-            .and_then(|f| row_filter(f, &needed, &sources, builder.parquet_schema()))
+            .and_then(|f| row_filter(f, &needed, &sources, builder.parquet_schema(), self.view_types))
         {
             builder = builder.with_row_filter(RowFilter::new(vec![predicate]));
             shaper_filter = None;
@@ -361,16 +424,16 @@ impl ScanTask {
             .with_batch_size(self.batch_size)
             .build()
             .map_err(|e| Error::corrupt(&path, e.to_string()))?;
-        let needed_schema = Schema { fields: needed };
         let shaper = Shaper {
-            needed_fields: needed_schema.fields.clone(),
+            needed_schema: read_schema(&needed, self.view_types),
+            needed_fields: needed,
             sources: sources
                 .iter()
                 .map(|s| s.map(|i| roots.iter().position(|r| *r == i).unwrap_or(i)))
                 .collect(),
-            needed_schema: Arc::new(needed_schema.to_arrow_read()),
+
             output_len: self.columns.len(),
-            output_schema: output_schema(&self.columns, self.with_row_id, BlobMode::Descriptors),
+            output_schema: output_schema(&self.columns, self.with_row_id, BlobMode::Descriptors, self.view_types),
             filter: shaper_filter,
             with_row_id: self.with_row_id,
         };
@@ -439,6 +502,7 @@ fn row_filter(
     fields: &[Field],
     sources: &[Option<usize>],
     parquet_schema: &parquet::schema::types::SchemaDescriptor,
+    view_types: bool,
 ) -> Option<Box<dyn ArrowPredicate>> {
     let used: Vec<(Field, usize)> = filter
         .columns()
@@ -451,13 +515,11 @@ fn row_filter(
     let mut roots: Vec<usize> = used.iter().map(|(_, s)| *s).collect();
     roots.sort_unstable();
     roots.dedup();
-    let schema = Schema {
-        fields: used.iter().map(|(f, _)| f.clone()).collect(),
-    };
-    let arrow = Arc::new(schema.to_arrow_read());
+    let fields: Vec<Field> = used.iter().map(|(f, _)| f.clone()).collect();
+    let arrow = read_schema(&fields, view_types);
     let shaper = Shaper {
         sources: used.iter().map(|(_, s)| roots.iter().position(|r| r == s)).collect(),
-        needed_fields: schema.fields,
+        needed_fields: fields,
         needed_schema: arrow.clone(),
         output_len: used.len(),
         output_schema: arrow,
@@ -560,13 +622,13 @@ impl Shaper {
             .zip(self.needed_schema.fields())
             .zip(&self.needed_fields)
             .map(|((source, field), table_field)| -> Result<ArrayRef> {
-                let Some(i) = source else {
-                    return match &table_field.initial_default {
-                        Some(value) => default_array(table_field, value, rows),
-                        None => Ok(arrow_array::new_null_array(field.data_type(), rows)),
-                    };
+                let c = match source {
+                    Some(i) => vector_codec::decode(table_field, batch.column(*i), field.data_type())?,
+                    None => match &table_field.initial_default {
+                        Some(value) => default_array(table_field, value, rows)?,
+                        None => arrow_array::new_null_array(field.data_type(), rows),
+                    },
                 };
-                let c = vector_codec::decode(table_field, batch.column(*i), field.data_type())?;
                 if c.data_type() == field.data_type() {
                     Ok(c)
                 } else {

@@ -159,6 +159,47 @@ async fn scans_project_filter_limit_and_prune() {
     );
 }
 
+/// Scans with view types return the same rows, strings as `Utf8View`, through the late
+/// materialising filter (a string comparison, LIKE) and with row ids (filtered after reading).
+#[tokio::test]
+async fn scans_with_view_types_match_plain_scans() {
+    let dir = tempdir();
+    let table = create(&uri(&dir, "t"), 0..3000).await;
+    for (filter, row_ids) in [("name >= 'row-002990'", false), ("name LIKE 'row-0000%'", true)] {
+        let scan = |views: bool| {
+            table
+                .scan()
+                .columns(&["name", "id"])
+                .filter_sql(filter)
+                .unwrap()
+                .with_row_id(row_ids)
+                .view_types(views)
+        };
+        let views = scan(true);
+        assert_eq!(
+            views.output_schema().unwrap().field(0).data_type(),
+            &arrow_schema::DataType::Utf8View
+        );
+        let names = |batches: Vec<arrow_array::RecordBatch>, views: bool| -> Vec<String> {
+            batches
+                .iter()
+                .flat_map(|b| {
+                    let column = b.column(0);
+                    (0..b.num_rows())
+                        .map(|i| match views {
+                            true => column.as_string_view().value(i).to_string(),
+                            false => column.as_string::<i32>().value(i).to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let plain = names(scan(false).collect().await.unwrap(), false);
+        assert_eq!(plain.len(), if row_ids { 100 } else { 10 }, "{filter}");
+        assert_eq!(names(views.collect().await.unwrap(), true), plain, "{filter}");
+    }
+}
+
 #[tokio::test]
 async fn time_travel_by_version_timestamp_and_tag() {
     let dir = tempdir();

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use datafusion::dataframe::DataFrame;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde_json::json;
 use vlake_table::{BatchStream, Error, Metric, Result, Table, TableLocation, WriteMode, WriteOptions};
@@ -29,8 +30,9 @@ pub struct SqlArgs {
     /// Use at most this many queries.
     #[arg(long, default_value_t = 200)]
     max_queries: usize,
-    /// Timed runs of the aggregate per engine (the best is reported).
-    #[arg(long, default_value_t = 5)]
+    /// Timed runs of the aggregate per engine (the best is reported; runs of a few
+    /// milliseconds on a shared machine need many to be stable).
+    #[arg(long, default_value_t = 20)]
     runs: usize,
 }
 
@@ -42,6 +44,16 @@ fn df_err(e: datafusion::common::DataFusionError) -> Error {
 fn literal(v: &[f32]) -> String {
     let parts: Vec<String> = v.iter().map(|x| format!("{x:?}")).collect();
     format!("[{}]", parts.join(", "))
+}
+
+/// A vector as an SQL parameter value: one `FLOAT[n]` array.
+fn vector_value(v: &[f32]) -> datafusion::common::ScalarValue {
+    let values = Some(v.iter().copied().map(Some));
+    let array = arrow::array::FixedSizeListArray::from_iter_primitive::<arrow::datatypes::Float32Type, _, _>(
+        [values],
+        v.len() as i32,
+    );
+    datafusion::common::ScalarValue::FixedSizeList(std::sync::Arc::new(array))
 }
 
 /// Ids of the `id` column (the first) of SQL results.
@@ -63,24 +75,80 @@ fn ids(batches: &[arrow::array::RecordBatch]) -> Result<Vec<i64>> {
         .collect())
 }
 
-/// Queries/s and recall@10 of one way of running the queries.
-async fn timed<F, Fut>(queries: &[Query], run: F) -> Result<serde_json::Value>
-where
-    F: Fn(&Query) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<i64>>>,
-{
-    run(&queries[0]).await?;
-    let start = Instant::now();
-    let mut hits = 0;
-    for q in queries {
-        hits += run(q).await?.iter().filter(|id| q.gt.contains(id)).count();
+/// Fails unless `df` runs as an index search (the KNN rewrite fired), so a bound statement
+/// is not timed as a full scan.
+async fn check_rewritten(df: DataFrame, what: &str) -> Result<()> {
+    let plan = df.create_physical_plan().await.map_err(df_err)?;
+    let text = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(false)
+        .to_string();
+    if text.contains("VectorSearchExec") {
+        Ok(())
+    } else {
+        Err(Error::Internal(format!(
+            "{what} did not run as an index search:\n{text}"
+        )))
     }
-    let seconds = start.elapsed().as_secs_f64();
-    Ok(json!({
-        "qps": queries.len() as f64 / seconds,
-        "ms_per_query": seconds * 1e3 / queries.len() as f64,
-        "recall": hits as f64 / (queries.len() * 10) as f64,
-    }))
+}
+
+/// One way of running the KNN queries.
+enum Path<'a> {
+    /// The Rust API's search, exact or through the index.
+    Api { exact: bool },
+    /// One SQL statement per query.
+    Sql(Vec<String>),
+    /// A statement planned once, each query's vector bound with `with_param_values`.
+    Bound(&'a DataFrame),
+}
+
+impl Path<'_> {
+    async fn run(&self, table: &Table, ctx: &SessionContext, i: usize, q: &Query) -> Result<Vec<i64>> {
+        match self {
+            Self::Api { exact } => api_ids(table, q.vector.clone(), *exact).await,
+            Self::Sql(statements) => sql_ids(ctx, &statements[i]).await,
+            Self::Bound(template) => {
+                let df = (*template)
+                    .clone()
+                    .with_param_values(vec![vector_value(&q.vector)])
+                    .map_err(df_err)?;
+                ids(&df.collect().await.map_err(df_err)?)
+            }
+        }
+    }
+}
+
+/// Queries/s and recall@10 of each path. The paths take turns query by query, so they share
+/// whatever else the machine is doing.
+async fn timed(
+    table: &Table,
+    ctx: &SessionContext,
+    queries: &[Query],
+    paths: &[Path<'_>],
+) -> Result<Vec<serde_json::Value>> {
+    let mut seconds = vec![0.0; paths.len()];
+    let mut hits = vec![0; paths.len()];
+    for p in paths {
+        p.run(table, ctx, 0, &queries[0]).await?;
+    }
+    for (i, q) in queries.iter().enumerate() {
+        for (j, p) in paths.iter().enumerate() {
+            let start = Instant::now();
+            let found = p.run(table, ctx, i, q).await?;
+            seconds[j] += start.elapsed().as_secs_f64();
+            hits[j] += found.iter().filter(|id| q.gt.contains(id)).count();
+        }
+    }
+    Ok(seconds
+        .iter()
+        .zip(&hits)
+        .map(|(s, h)| {
+            json!({
+                "qps": queries.len() as f64 / s,
+                "ms_per_query": s * 1e3 / queries.len() as f64,
+                "recall": *h as f64 / (queries.len() * 10) as f64,
+            })
+        })
+        .collect())
 }
 
 /// The Rust API's search, returning the `id` column.
@@ -139,50 +207,65 @@ pub async fn run(args: SqlArgs) -> Result<serde_json::Value> {
     vlake_datafusion::register_table(&ctx, "t", &knn_uri)
         .await
         .map_err(df_err)?;
-    let knn_sql = |q: &Query| {
-        format!(
-            "SELECT id FROM t ORDER BY cosine_distance(vector, {}) LIMIT 10",
-            literal(&q.vector)
-        )
-    };
-    let exact_sql = |q: &Query| {
-        format!(
-            "SELECT id FROM vector_search('t', 'vector', {}, 10, NULL, 'metric=cosine, exact=true')",
-            literal(&q.vector)
-        )
-    };
-    let api_index = timed(&queries, |q| api_ids(&table, q.vector.clone(), false)).await?;
-    let sql_index = timed(&queries, |q| {
-        let sql = knn_sql(q);
-        let ctx = &ctx;
-        async move { sql_ids(ctx, &sql).await }
-    })
-    .await?;
-    // The table function with the query as one string literal: no 384-element array to plan.
-    let function_sql = |q: &Query| {
-        format!(
-            "SELECT id FROM vector_search('t', 'vector', '{}', 10, NULL, 'metric=cosine')",
-            literal(&q.vector)
-        )
-    };
-    let sql_function = timed(&queries, |q| {
-        let sql = function_sql(q);
-        let ctx = &ctx;
-        async move { sql_ids(ctx, &sql).await }
-    })
-    .await?;
-    let api_exact = timed(&queries, |q| api_ids(&table, q.vector.clone(), true)).await?;
-    let sql_exact = timed(&queries, |q| {
-        let sql = exact_sql(q);
-        let ctx = &ctx;
-        async move { sql_ids(ctx, &sql).await }
-    })
-    .await?;
+    // The vectors written out as SQL text before any clock starts: that is the client's work.
+    let texts: Vec<String> = queries.iter().map(|q| literal(&q.vector)).collect();
+    let knn_sql = |v: &str| format!("SELECT id FROM t ORDER BY cosine_distance(vector, {v}) LIMIT 10");
+    let exact_sql =
+        |v: &str| format!("SELECT id FROM vector_search('t', 'vector', {v}, 10, NULL, 'metric=cosine, exact=true')");
+    // A prepared statement, planned once; each query binds the vector as a string.
+    ctx.sql(&format!("PREPARE knn AS {}", knn_sql("$1")))
+        .await
+        .map_err(df_err)?;
+    let bound = ctx.sql(&format!("EXECUTE knn('{}')", texts[0])).await.map_err(df_err)?;
+    check_rewritten(bound, "EXECUTE knn(...)").await?;
+    // The same from Rust: the statement parsed once, the vector bound as an array value.
+    let template = ctx.sql(&knn_sql("$1")).await.map_err(df_err)?;
+    let bound = template
+        .clone()
+        .with_param_values(vec![vector_value(&queries[0].vector)])
+        .map_err(df_err)?;
+    check_rewritten(bound, "with_param_values").await?;
+    let sql = |f: &dyn Fn(&str) -> String| Path::Sql(texts.iter().map(|v| f(v)).collect());
+    let paths = [
+        Path::Api { exact: false },
+        sql(&knn_sql),
+        // The table function with the query as one string literal: no array to plan.
+        sql(&|v| format!("SELECT id FROM vector_search('t', 'vector', '{v}', 10, NULL, 'metric=cosine')")),
+        sql(&|v| format!("EXECUTE knn('{v}')")),
+        Path::Bound(&template),
+        Path::Api { exact: true },
+        sql(&exact_sql),
+        // The same with the vector as text: what is left is not planning the array literal.
+        sql(&|v| exact_sql(&format!("'{v}'"))),
+    ];
+    let results: [serde_json::Value; 8] = timed(&table, &ctx, &queries, &paths)
+        .await?
+        .try_into()
+        .map_err(|_| Error::Internal("a KNN path has no result".into()))?;
+    let [api_index, sql_index, sql_function, sql_prepared, sql_params, api_exact, sql_exact, sql_exact_text] = results;
+    // What a bound statement costs before the search runs: binding, analysing and optimising
+    // (the logical plan), and that plus physical planning without executing (which runs the
+    // search, as the search runs while planning).
+    let (mut logical_s, mut physical_s) = (0.0, 0.0);
+    for q in &queries {
+        let start = Instant::now();
+        let df = template
+            .clone()
+            .with_param_values(vec![vector_value(&q.vector)])
+            .map_err(df_err)?;
+        df.clone().into_optimized_plan().map_err(df_err)?;
+        logical_s += start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        df.create_physical_plan().await.map_err(df_err)?;
+        physical_s += start.elapsed().as_secs_f64();
+    }
+    let params_plan_ms = logical_s * 1e3 / queries.len() as f64;
+    let params_physical_ms = physical_s * 1e3 / queries.len() as f64;
     // Planning alone: parsing the 384-number literal, the optimizer, the rewrite.
     let plan_ms = {
         let start = Instant::now();
-        for q in &queries {
-            ctx.sql(&format!("EXPLAIN {}", knn_sql(q))).await.map_err(df_err)?;
+        for v in &texts {
+            ctx.sql(&format!("EXPLAIN {}", knn_sql(v))).await.map_err(df_err)?;
         }
         start.elapsed().as_secs_f64() * 1e3 / queries.len() as f64
     };
@@ -234,7 +317,7 @@ pub async fn run(args: SqlArgs) -> Result<serde_json::Value> {
     )
     .await
     .map_err(df_err)?;
-    // The same Parquet read with plain (not view) string types, as vlake reads them.
+    // The same Parquet read with plain (not view) string types.
     let plain = vlake_datafusion::session_with_config(
         datafusion::prelude::SessionConfig::new()
             .set_bool("datafusion.execution.parquet.schema_force_view_types", false),
@@ -278,10 +361,18 @@ pub async fn run(args: SqlArgs) -> Result<serde_json::Value> {
             "sql_overhead_index": overhead(&api_index, &sql_index),
             "sql_function_index": sql_function,
             "sql_overhead_function_index": overhead(&api_index, &sql_function),
+            "sql_prepared_index": sql_prepared,
+            "sql_overhead_prepared_index": overhead(&api_index, &sql_prepared),
+            "sql_params_index": sql_params,
+            "sql_overhead_params_index": overhead(&api_index, &sql_params),
             "api_exact": api_exact,
             "sql_exact": sql_exact,
             "sql_overhead_exact": overhead(&api_exact, &sql_exact),
+            "sql_exact_text": sql_exact_text,
+            "sql_overhead_exact_text": overhead(&api_exact, &sql_exact_text),
             "sql_plan_ms": plan_ms,
+            "sql_params_logical_plan_ms": params_plan_ms,
+            "sql_params_physical_plan_ms": params_physical_ms,
         },
         "aggregates": aggregates,
     }))
