@@ -218,7 +218,7 @@ impl TableProvider for VlakeTable {
         let sink = VlakeSink {
             table: self.table.clone(),
             schema: self.schema.clone(),
-            storage: self.table().schema().clone(),
+            storage: sql_schema(&self.table(), self.blobs, false),
             overwrite: insert_op == InsertOp::Overwrite,
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
@@ -322,7 +322,7 @@ struct VlakeSink {
     table: Arc<RwLock<Table>>,
     /// The provider's schema: what the rows arrive as.
     schema: SchemaRef,
-    /// The table's: what they are written as (plain strings, not views).
+    /// What they are written as: plain strings, not views (BLOB columns as the provider has them).
     storage: SchemaRef,
     overwrite: bool,
 }
