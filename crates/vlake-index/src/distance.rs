@@ -1,5 +1,6 @@
-//! Distance kernels for f32 and f16 vectors, dispatched at run time to AVX2+FMA on x86-64 when
-//! the CPU has it (no `target-cpu` flag needed); aarch64 gets NEON from the baseline target.
+//! Distance kernels for f32 and f16 vectors, dispatched at run time to AVX-512 or AVX2+FMA on
+//! x86-64 when the CPU has them (no `target-cpu` flag needed); aarch64 gets NEON from the
+//! baseline target.
 //!
 //! Distances are "smaller is closer": squared L2, cosine distance `1 - cos`, and negative dot
 //! product.
@@ -117,28 +118,39 @@ macro_rules! kernels {
 
 kernels!(dot_base, l2_base, dot_norm_base, |a: f32, b: f32, c: f32| a * b + c);
 
+/// The kernels compiled for one set of x86-64 target features, as a module of `unsafe`
+/// wrappers: callers must have detected the features first.
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use super::LANES;
+macro_rules! x86_kernels {
+    ($module:ident, $features:literal) => {
+        mod $module {
+            use super::LANES;
 
-    kernels!(dot_inner, l2_inner, dot_norm_inner, |a: f32, b: f32, c: f32| a
-        .mul_add(b, c));
+            kernels!(dot_inner, l2_inner, dot_norm_inner, |a: f32, b: f32, c: f32| a
+                .mul_add(b, c));
 
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
-        dot_inner(a, b)
-    }
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+                dot_inner(a, b)
+            }
 
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn l2(a: &[f32], b: &[f32]) -> f32 {
-        l2_inner(a, b)
-    }
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn l2(a: &[f32], b: &[f32]) -> f32 {
+                l2_inner(a, b)
+            }
 
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dot_norm(a: &[f32], b: &[f32]) -> (f32, f32) {
-        dot_norm_inner(a, b)
-    }
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn dot_norm(a: &[f32], b: &[f32]) -> (f32, f32) {
+                dot_norm_inner(a, b)
+            }
+        }
+    };
 }
+
+#[cfg(target_arch = "x86_64")]
+x86_kernels!(avx2, "avx2,fma");
+#[cfg(target_arch = "x86_64")]
+x86_kernels!(avx512, "avx512f,avx2,fma");
 
 /// Whether this CPU runs AVX2 and FMA instructions (always false off x86-64).
 pub(crate) fn avx2_fma() -> bool {
@@ -159,6 +171,16 @@ struct Kernels {
 fn kernels() -> &'static Kernels {
     static CHOSEN: OnceLock<Kernels> = OnceLock::new();
     CHOSEN.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if avx2_fma() && std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: these wrappers are only selected after detecting AVX-512F, AVX2 and FMA.
+            return Kernels {
+                dot: |a, b| unsafe { avx512::dot(a, b) },
+                l2: |a, b| unsafe { avx512::l2(a, b) },
+                dot_norm: |a, b| unsafe { avx512::dot_norm(a, b) },
+                name: "avx512f",
+            };
+        }
         #[cfg(target_arch = "x86_64")]
         if avx2_fma() {
             // SAFETY: these wrappers are only selected after detecting AVX2 and FMA.
@@ -203,7 +225,7 @@ pub fn dot_short(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Which kernel family this CPU runs (`avx2+fma` or `portable`).
+/// Which kernel family this CPU runs (`avx512f`, `avx2+fma` or `portable`).
 pub fn kernel_name() -> &'static str {
     kernels().name
 }
@@ -287,6 +309,31 @@ mod tests {
                     (got - want).abs() <= 1e-4 * want.abs().max(1.0),
                     "{metric} dim {dim}: {got} vs {want}"
                 );
+            }
+        }
+    }
+
+    /// Every kernel family this CPU can run gives the portable kernels' sums.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn x86_kernel_families_agree_with_portable() {
+        type Family = (&'static str, unsafe fn(&[f32], &[f32]) -> f32, unsafe fn(&[f32], &[f32]) -> f32);
+        let mut families: Vec<Family> = Vec::new();
+        if avx2_fma() {
+            families.push(("avx2", avx2::dot, avx2::l2));
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                families.push(("avx512", avx512::dot, avx512::l2));
+            }
+        }
+        for dim in [1, 31, 32, 33, 64, 384, 1000] {
+            let a: Vec<f32> = (0..dim).map(|i| ((i * 7 % 13) as f32 - 6.0) / 3.0).collect();
+            let b: Vec<f32> = (0..dim).map(|i| ((i * 5 % 11) as f32 - 4.0) / 2.0).collect();
+            for (name, dot, l2) in &families {
+                // SAFETY: each family was pushed only after detecting its features.
+                let (d, l) = unsafe { (dot(&a, &b), l2(&a, &b)) };
+                let (want_d, want_l) = (dot_base(&a, &b), l2_base(&a, &b));
+                assert!((d - want_d).abs() <= 1e-4 * want_d.abs().max(1.0), "{name} dot dim {dim}");
+                assert!((l - want_l).abs() <= 1e-4 * want_l.abs().max(1.0), "{name} l2 dim {dim}");
             }
         }
     }

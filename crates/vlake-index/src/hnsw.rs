@@ -406,11 +406,10 @@ fn search_layer(
             g.load_neighbors(c.id as u32, layer, buf);
             // Keep the unvisited neighbours and start loading their vectors before computing.
             buf.retain(|&nb| first_visit(nb));
+            // Only each vector's first cache line: the hardware prefetcher follows on with the
+            // rest, and prefetching whole vectors fills the line buffers and stalls.
             for &nb in buf.iter() {
-                // Every cache line of the vector, not only the first.
-                for line in g.vector(nb).chunks(16) {
-                    crate::distance::prefetch(line);
-                }
+                crate::distance::prefetch(g.vector(nb));
             }
             for &nb in buf.iter() {
                 let d = g.distance(q, nb);
