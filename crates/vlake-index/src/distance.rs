@@ -317,7 +317,11 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn x86_kernel_families_agree_with_portable() {
-        type Family = (&'static str, unsafe fn(&[f32], &[f32]) -> f32, unsafe fn(&[f32], &[f32]) -> f32);
+        type Family = (
+            &'static str,
+            unsafe fn(&[f32], &[f32]) -> f32,
+            unsafe fn(&[f32], &[f32]) -> f32,
+        );
         let mut families: Vec<Family> = Vec::new();
         if avx2_fma() {
             families.push(("avx2", avx2::dot, avx2::l2));
@@ -332,8 +336,14 @@ mod tests {
                 // SAFETY: each family was pushed only after detecting its features.
                 let (d, l) = unsafe { (dot(&a, &b), l2(&a, &b)) };
                 let (want_d, want_l) = (dot_base(&a, &b), l2_base(&a, &b));
-                assert!((d - want_d).abs() <= 1e-4 * want_d.abs().max(1.0), "{name} dot dim {dim}");
-                assert!((l - want_l).abs() <= 1e-4 * want_l.abs().max(1.0), "{name} l2 dim {dim}");
+                assert!(
+                    (d - want_d).abs() <= 1e-4 * want_d.abs().max(1.0),
+                    "{name} dot dim {dim}"
+                );
+                assert!(
+                    (l - want_l).abs() <= 1e-4 * want_l.abs().max(1.0),
+                    "{name} l2 dim {dim}"
+                );
             }
         }
     }

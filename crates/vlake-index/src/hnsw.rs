@@ -283,7 +283,24 @@ impl<'a> Builder<'a> {
             let chosen = select(self, &found, self.m);
             {
                 let _guard = self.lock(i);
-                store_slots(self.slots(i, layer), &chosen);
+                let slots = self.slots(i, layer);
+                // Nodes that reached i on this layer before its list was written (from i's
+                // links on the layer above) have linked themselves here already: keep them, or
+                // they would lose their only way in.
+                load_slots(slots, &mut list);
+                list.retain(|x| !chosen.contains(x));
+                if chosen.len() + list.len() <= self.capacity(layer) {
+                    list.extend_from_slice(&chosen);
+                    store_slots(slots, &list);
+                } else {
+                    all.clear();
+                    all.extend(chosen.iter().chain(&list).map(|&x| Neighbor {
+                        distance: self.distance(q, x),
+                        id: x as u64,
+                    }));
+                    all.sort();
+                    store_slots(slots, &select(self, &all, self.capacity(layer)));
+                }
             }
             for &nb in &chosen {
                 let _guard = self.lock(nb);

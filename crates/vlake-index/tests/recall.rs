@@ -131,3 +131,45 @@ fn duplicate_vectors_are_found() {
     assert!(found.len() >= 32, "{} found", found.len());
     assert!(found.iter().all(|n| n.id < 300 && n.distance == 0.0));
 }
+
+/// Whether a filtered search that allows only node `j` finds it: with `ef` above the node
+/// count the search walks everything it can reach from the entry, so this asks whether `j` is
+/// reachable.
+fn unreachable_nodes(graph: &Hnsw, data: &[f32], dim: usize) -> Vec<u64> {
+    (0..graph.len() as u64)
+        .filter(|&j| {
+            let q = &data[j as usize * dim..(j as usize + 1) * dim];
+            graph
+                .search(q, 1, graph.len() + 1, &|id| id == j)
+                .into_sorted()
+                .is_empty()
+        })
+        .collect()
+}
+
+#[test]
+fn every_node_stays_reachable() {
+    // Structured low-dimensional points (the SQL tests' table): the neighbour heuristic prunes
+    // hard there, and a node whose every in-link was pruned could never be found.
+    let n = 2000;
+    let data: Vec<f32> = (0..n)
+        .flat_map(|i| {
+            let t = i as f32 * 0.37;
+            [t.cos(), t.sin(), (i % 7) as f32 / 7.0, (i % 11) as f32 / 11.0]
+        })
+        .collect();
+    for round in 0..5 {
+        let ids: Vec<u64> = (0..n as u64).collect();
+        let graph = Hnsw::build(Metric::L2, 4, ids, data.clone(), &HnswParams::default()).unwrap();
+        let lost = unreachable_nodes(&graph, &data, 4);
+        assert!(
+            lost.is_empty(),
+            "build {round}: {} unreachable nodes: {lost:?}",
+            lost.len()
+        );
+    }
+    let data = mixture(N, 3);
+    let ids: Vec<u64> = (0..N as u64).collect();
+    let graph = Hnsw::build(Metric::L2, DIM, ids, data.clone(), &HnswParams::default()).unwrap();
+    assert_eq!(unreachable_nodes(&graph, &data, DIM), Vec::<u64>::new());
+}
