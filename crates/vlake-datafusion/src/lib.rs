@@ -9,6 +9,8 @@
 //!   `hybrid_search(table, vector_column, query_vector, text_column, query_text, k [, ...])`
 //!   table functions ([`SearchKind`]).
 //! - [`KnnRewrite`]: `ORDER BY <distance>(vec, [..]) LIMIT k` runs as an index search.
+//! - [`sql`]: one statement, with `MERGE INTO` on vlake tables and prepared KNN statements
+//!   whose plans are kept for reuse ([`PreparedPlans`]).
 //!
 //! ```no_run
 //! # async fn demo() -> datafusion::common::Result<()> {
@@ -26,6 +28,7 @@ mod dml;
 mod functions;
 mod literal;
 mod merge;
+mod prepared;
 mod provider;
 mod rule;
 mod scan;
@@ -33,14 +36,17 @@ mod search;
 
 use std::sync::Arc;
 
+use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement;
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 
 pub use convert::{from_df, to_predicate};
 pub use dml::VlakeDmlExec;
 pub use functions::{distance_udfs, DistanceKind, DistanceUdf};
 pub use literal::VectorLiteralPlanner;
-pub use merge::sql;
+pub use prepared::PreparedPlans;
 pub use provider::{VlakeTable, VlakeTableFactory};
 pub use rule::{KnnRewrite, VlakeOptions};
 pub use scan::VlakeScanExec;
@@ -57,7 +63,9 @@ pub fn session() -> SessionContext {
 /// A new session from `config`, with everything vlake registered, and numeric array literals
 /// planned as single values ([`VectorLiteralPlanner`]).
 pub fn session_with_config(config: SessionConfig) -> SessionContext {
-    let config = config.with_option_extension(VlakeOptions::default());
+    let config = config
+        .with_option_extension(VlakeOptions::default())
+        .with_extension(Arc::new(PreparedPlans::default()));
     let mut builder = SessionStateBuilder::new().with_config(config).with_default_features();
     // Ahead of DataFusion's own array planner, which makes one expression per element.
     builder
@@ -85,6 +93,18 @@ pub fn register(ctx: &SessionContext) {
         ctx.register_udtf(kind.name(), Arc::new(SearchFunction::new(catalogs.clone(), kind)));
     }
     ctx.add_optimizer_rule(Arc::new(KnnRewrite));
+}
+
+/// Plans one parsed statement (running `MERGE INTO` on a vlake table, which DataFusion does not
+/// plan, and reusing the kept plans of prepared KNN statements, see [`PreparedPlans`]); collect
+/// the frame to run the rest.
+pub async fn sql(ctx: &SessionContext, statement: Statement) -> datafusion::common::Result<DataFrame> {
+    if let Statement::Statement(s) = &statement {
+        if let SqlStatement::Merge(merge) = s.as_ref() {
+            return merge::run_merge(ctx, merge).await;
+        }
+    }
+    prepared::run(ctx, statement).await
 }
 
 /// Registers the vlake table at `uri` (latest version) as `name`.

@@ -1,7 +1,6 @@
 //! `MERGE INTO` on vlake tables, which DataFusion does not plan: the statement is mapped onto
 //! [`Table::merge_insert`] (one commit, keyed by the table's primary key or by the `ON`
-//! columns), and every other statement goes to DataFusion. [`sql`] runs one statement of
-//! either kind.
+//! columns).
 
 use std::sync::Arc;
 
@@ -11,9 +10,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::{plan_datafusion_err, plan_err, DataFusionError, Result};
 use datafusion::dataframe::DataFrame;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    AssignmentTarget, BinaryOperator, Expr as SqlExpr, Merge, MergeAction, MergeClauseKind, MergeInsertKind, Statement,
+    AssignmentTarget, BinaryOperator, Expr as SqlExpr, Merge, MergeAction, MergeClauseKind, MergeInsertKind,
     TableFactor,
 };
 use futures::StreamExt;
@@ -23,17 +21,6 @@ use vlake_table::{
 
 use crate::convert::df_err;
 use crate::provider::VlakeTable;
-
-/// Plans (and, for `MERGE INTO`, runs) one parsed statement; collect the frame to run the rest.
-pub async fn sql(ctx: &SessionContext, statement: DfStatement) -> Result<DataFrame> {
-    if let DfStatement::Statement(s) = &statement {
-        if let Statement::Merge(merge) = s.as_ref() {
-            return run_merge(ctx, merge).await;
-        }
-    }
-    let plan = ctx.state().statement_to_plan(statement).await?;
-    ctx.execute_logical_plan(plan).await
-}
 
 /// The last identifier of a possibly qualified column reference.
 fn column(expr: &SqlExpr) -> Option<(Option<String>, String)> {
@@ -136,7 +123,7 @@ fn clauses(merge: &Merge, key: Vec<String>) -> Result<MergeInsert> {
     Ok(out)
 }
 
-async fn run_merge(ctx: &SessionContext, merge: &Merge) -> Result<DataFrame> {
+pub(crate) async fn run_merge(ctx: &SessionContext, merge: &Merge) -> Result<DataFrame> {
     let TableFactor::Table { name, .. } = &merge.table else {
         return plan_err!("MERGE INTO needs a table name");
     };

@@ -97,6 +97,11 @@ impl VlakeTable {
         self.table.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The table the provider reads, shared: it moves on when the provider commits.
+    pub(crate) fn shared_table(&self) -> Arc<RwLock<Table>> {
+        self.table.clone()
+    }
+
     /// Fails unless the provider may `what` (it is not pinned to an old version).
     pub(crate) fn writable(&self, what: &str) -> Result<()> {
         if self.pinned {

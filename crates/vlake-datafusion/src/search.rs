@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
@@ -18,7 +18,9 @@ use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType, SchedulingType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
-use vlake_table::{Fusion, HybridSearch, Metric, TextSearch, VectorSearch, VersionRef, DISTANCE, SCORE, SNIPPET};
+use vlake_table::{
+    Fusion, HybridSearch, Metric, Table, TextSearch, VectorSearch, VersionRef, DISTANCE, SCORE, SNIPPET,
+};
 
 use crate::convert::{block_on, df_err, eval_const, vector_from_scalar};
 use crate::provider::VlakeTable;
@@ -94,6 +96,7 @@ pub struct SearchTable {
     search: TableSearch,
     schema: SchemaRef,
     added: Vec<String>,
+    source: Arc<RwLock<Table>>,
 }
 
 impl SearchTable {
@@ -108,6 +111,7 @@ impl SearchTable {
             search,
             schema: Arc::new(Schema::new(fields)),
             added: names,
+            source: table.shared_table(),
         }
     }
 }
@@ -139,8 +143,9 @@ impl TableProvider for SearchTable {
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let columns: Vec<String> = names.iter().filter(|n| !self.added.contains(n)).cloned().collect();
         let snippet = names.iter().any(|n| n == SNIPPET) && self.added.iter().any(|n| n == SNIPPET);
+        let search = self.search.project(&columns, snippet);
         Ok(Arc::new(
-            SearchExec::try_new(self.search.project(&columns, snippet), schema).await?,
+            SearchExec::try_new(search, schema, self.source.clone()).await?,
         ))
     }
 }
@@ -153,12 +158,15 @@ pub struct SearchExec {
     description: String,
     batch: RecordBatch,
     properties: Arc<PlanProperties>,
+    search: TableSearch,
+    /// The provider's table, which moves on when the provider commits.
+    source: Arc<RwLock<Table>>,
 }
 
 impl SearchExec {
     /// Runs `search` and keeps the columns of `schema` (a projection of the search's columns
-    /// and the columns it adds).
-    pub async fn try_new(search: TableSearch, schema: SchemaRef) -> Result<Self> {
+    /// and the columns it adds); `source` is the searched provider's table.
+    pub(crate) async fn try_new(search: TableSearch, schema: SchemaRef, source: Arc<RwLock<Table>>) -> Result<Self> {
         let description = search.describe().map_err(df_err)?;
         let found = search.execute().await.map_err(df_err)?;
         let columns = schema
@@ -188,7 +196,34 @@ impl SearchExec {
             description,
             batch,
             properties,
+            search,
+            source,
         })
+    }
+
+    /// The vector search this plan ran, if it is one.
+    pub(crate) fn vector_search(&self) -> Option<&VectorSearch> {
+        match &self.search {
+            TableSearch::Vector(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a vector search of the table version the provider still reads.
+    pub(crate) fn is_current(&self) -> bool {
+        let now = self.source.read().unwrap_or_else(|e| e.into_inner()).version();
+        self.vector_search().is_some_and(|s| s.table_version() == now)
+    }
+
+    /// This plan for another query vector (vector searches only): the search runs again.
+    pub(crate) async fn with_query(&self, query: &[f32]) -> Result<Option<Self>> {
+        let Some(search) = self.vector_search() else {
+            return Ok(None);
+        };
+        let search = TableSearch::Vector(search.clone().with_query(query));
+        Self::try_new(search, self.batch.schema(), self.source.clone())
+            .await
+            .map(Some)
     }
 }
 

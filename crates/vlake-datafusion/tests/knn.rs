@@ -164,3 +164,68 @@ async fn bound_parameters_run_as_index_searches() {
         }
     }
 }
+
+/// One statement through [`vlake_datafusion::sql`], as `vlake sql` and Python run it.
+async fn vlake_sql(ctx: &SessionContext, sql: &str) -> datafusion::dataframe::DataFrame {
+    let mut statements = datafusion::sql::parser::DFParser::parse_sql(sql).unwrap();
+    assert_eq!(statements.len(), 1);
+    vlake_datafusion::sql(ctx, statements.pop_front().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Whether a frame runs a plan made already (a kept plan) rather than one DataFusion makes.
+fn runs_kept_plan(df: &datafusion::dataframe::DataFrame) -> bool {
+    matches!(df.logical_plan(), datafusion::logical_expr::LogicalPlan::TableScan(_))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_knn_plans_are_kept_and_rerun_for_each_vector() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = common::dev_table(dir.path()).await;
+    let ctx = vlake_datafusion::session();
+    vlake_datafusion::register_table(&ctx, "dev", table.uri())
+        .await
+        .unwrap();
+    let knn = "SELECT id, cosine_distance(vector, $1) AS d FROM dev WHERE pos = 'n' ORDER BY d LIMIT 10";
+    vlake_sql(&ctx, &format!("PREPARE knn AS {knn}")).await;
+    for (i, q) in common::queries()[..5].iter().enumerate() {
+        let literal = common::literal(&q.vector);
+        let written = sql_ids(&ctx, &knn.replace("$1", &literal)).await;
+        let executed = vlake_sql(&ctx, &format!("EXECUTE knn('{literal}')")).await;
+        // The first execution plans; the later ones run its plan with their own search.
+        assert!(runs_kept_plan(&executed), "execution {i}");
+        let plan = executed.clone().create_physical_plan().await.unwrap();
+        let text = datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(false)
+            .to_string();
+        assert!(text.contains("VectorSearchExec: index vector_idx (hnsw"), "{text}");
+        assert_eq!(ids(&executed.collect().await.unwrap()), written, "execution {i}");
+    }
+    // A setting the rewrite reads: planned again, here as the exact plan.
+    vlake_sql(&ctx, "SET vlake.knn_rewrite = false").await;
+    let literal = common::literal(&common::queries()[0].vector);
+    let exact = vlake_sql(&ctx, &format!("EXECUTE knn('{literal}')")).await;
+    let plan = exact.clone().create_physical_plan().await.unwrap();
+    let text = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(false)
+        .to_string();
+    assert!(!text.contains("VectorSearchExec"), "{text}");
+    let written = sql_ids(&ctx, &knn.replace("$1", &literal)).await;
+    assert_eq!(ids(&exact.collect().await.unwrap()), written);
+    // Statements prepared with more parameters than the vector are never kept.
+    vlake_sql(&ctx, "SET vlake.knn_rewrite = true").await;
+    vlake_sql(
+        &ctx,
+        "PREPARE two(VARCHAR, VARCHAR) AS SELECT id FROM dev WHERE pos = $2 ORDER BY cosine_distance(vector, $1) LIMIT 10",
+    )
+    .await;
+    for _ in 0..2 {
+        let df = vlake_sql(&ctx, &format!("EXECUTE two('{literal}', 'n')")).await;
+        assert!(!runs_kept_plan(&df));
+        assert_eq!(
+            df.collect().await.unwrap().iter().map(|b| b.num_rows()).sum::<usize>(),
+            10
+        );
+    }
+}

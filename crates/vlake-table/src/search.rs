@@ -77,6 +77,22 @@ impl VectorSearch {
         &self.table
     }
 
+    /// The query vector.
+    pub fn query_vector(&self) -> &[f32] {
+        &self.query
+    }
+
+    /// The same search for another query vector.
+    pub fn with_query(mut self, query: &[f32]) -> Self {
+        self.query = query.to_vec();
+        self
+    }
+
+    /// The version of the table searched.
+    pub fn table_version(&self) -> u64 {
+        self.table.version()
+    }
+
     /// Number of results (default 10).
     pub fn limit(mut self, k: usize) -> Self {
         self.k = k;

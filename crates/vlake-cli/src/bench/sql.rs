@@ -56,9 +56,19 @@ fn vector_value(v: &[f32]) -> datafusion::common::ScalarValue {
     datafusion::common::ScalarValue::FixedSizeList(std::sync::Arc::new(array))
 }
 
+/// One statement planned as `vlake sql` and the Python package plan it
+/// ([`vlake_datafusion::sql`], which keeps the plans of prepared KNN statements).
+async fn statement(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
+    let mut statements = datafusion::sql::parser::DFParser::parse_sql(sql).map_err(df_err)?;
+    let (Some(one), None) = (statements.pop_front(), statements.pop_front()) else {
+        return Err(Error::invalid(format!("not one statement: {sql}")));
+    };
+    vlake_datafusion::sql(ctx, one).await.map_err(df_err)
+}
+
 /// Ids of the `id` column (the first) of SQL results.
 async fn sql_ids(ctx: &SessionContext, sql: &str) -> Result<Vec<i64>> {
-    ids(&ctx.sql(sql).await.map_err(df_err)?.collect().await.map_err(df_err)?)
+    ids(&statement(ctx, sql).await?.collect().await.map_err(df_err)?)
 }
 
 /// The `id` column (the first) of batches.
@@ -213,9 +223,7 @@ pub async fn run(args: SqlArgs) -> Result<serde_json::Value> {
     let exact_sql =
         |v: &str| format!("SELECT id FROM vector_search('t', 'vector', {v}, 10, NULL, 'metric=cosine, exact=true')");
     // A prepared statement, planned once; each query binds the vector as a string.
-    ctx.sql(&format!("PREPARE knn AS {}", knn_sql("$1")))
-        .await
-        .map_err(df_err)?;
+    statement(&ctx, &format!("PREPARE knn AS {}", knn_sql("$1"))).await?;
     let bound = ctx.sql(&format!("EXECUTE knn('{}')", texts[0])).await.map_err(df_err)?;
     check_rewritten(bound, "EXECUTE knn(...)").await?;
     // The same from Rust: the statement parsed once, the vector bound as an array value.
