@@ -13,6 +13,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -21,9 +22,10 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::dataframe::DataFrame;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, LogicalPlan, Statement as PlanStatement, TableType};
 use datafusion::physical_plan::projection::ProjectionExec;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::{displayable, DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Statement, UnaryOperator, Value};
@@ -69,19 +71,20 @@ impl PreparedPlans {
 /// Runs `PREPARE`, `EXECUTE` and `DEALLOCATE` (and, when the session keeps no plans, any
 /// statement) as DataFusion does, keeping and reusing plans of prepared KNN statements.
 pub(crate) async fn run(ctx: &SessionContext, statement: DfStatement) -> Result<DataFrame> {
-    let state = ctx.state();
-    let Some(plans) = state.config().get_extension::<PreparedPlans>() else {
-        let plan = state.statement_to_plan(statement).await?;
+    // Not from a copy of the session state: copying it costs about as much as a search.
+    let plans = ctx.state_ref().read().config().get_extension::<PreparedPlans>();
+    let Some(plans) = plans else {
+        let plan = ctx.state().statement_to_plan(statement).await?;
         return ctx.execute_logical_plan(plan).await;
     };
     if let Some((name, vector, literal)) = execute_arguments(&statement) {
         if let Some(df) = rerun(ctx, &plans, &name, &vector, literal).await? {
             return Ok(df);
         }
-        let plan = state.statement_to_plan(statement).await?;
+        let plan = ctx.state().statement_to_plan(statement).await?;
         return first_run(ctx, &plans, &name, vector, literal, plan).await;
     }
-    let plan = state.statement_to_plan(statement).await?;
+    let plan = ctx.state().statement_to_plan(statement).await?;
     match &plan {
         LogicalPlan::Statement(PlanStatement::Prepare(p)) => {
             let name = p.name.clone();
@@ -364,9 +367,62 @@ impl TableProvider for PlannedTable {
                         Ok((column, field.name().clone()))
                     })
                     .collect::<Result<Vec<_>, DataFusionError>>()?;
-                Ok(Arc::new(ProjectionExec::try_new(exprs, self.plan.clone())?))
+                let projected: Arc<dyn ExecutionPlan> = Arc::new(ProjectionExec::try_new(exprs, self.plan.clone())?);
+                Ok(Arc::new(KeptExec::new(projected)))
             }
-            _ => Ok(self.plan.clone()),
+            _ => Ok(Arc::new(KeptExec::new(self.plan.clone()))),
         }
+    }
+}
+
+/// A physical plan made already, as one node: the physical optimizer, which runs again over
+/// every plan a frame runs, finds nothing in it to visit.
+#[derive(Debug)]
+struct KeptExec {
+    plan: Arc<dyn ExecutionPlan>,
+}
+
+impl KeptExec {
+    fn new(plan: Arc<dyn ExecutionPlan>) -> Self {
+        Self { plan }
+    }
+}
+
+impl DisplayAs for KeptExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Every node of the kept plan on one line, top down.
+        let mut nodes = vec![];
+        let mut stack = vec![&self.plan];
+        while let Some(p) = stack.pop() {
+            nodes.push(displayable(p.as_ref()).one_line().to_string());
+            stack.extend(p.children().into_iter().rev());
+        }
+        write!(f, "KeptPlanExec: {}", nodes.join(" <- "))
+    }
+}
+
+impl ExecutionPlan for KeptExec {
+    fn name(&self) -> &str {
+        "KeptPlanExec"
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.plan.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        self.plan.execute(partition, context)
     }
 }

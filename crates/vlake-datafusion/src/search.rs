@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatchOptions;
 use datafusion::catalog::{CatalogProviderList, Session, TableFunctionImpl, TableProvider};
@@ -14,7 +15,8 @@ use datafusion::common::stats::Precision;
 use datafusion::common::{plan_datafusion_err, plan_err, DataFusionError, Result, ScalarValue, Statistics};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalSortExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType, SchedulingType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
@@ -182,9 +184,21 @@ impl SearchExec {
             .collect::<Result<Vec<_>>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(found.num_rows()));
         let batch = RecordBatch::try_new_with_options(schema.clone(), columns, &options)?;
+        // Vector searches return their rows nearest first: a sort on `_distance` above has
+        // nothing to do, and the planner drops it.
+        let ordering = match (&search, schema.index_of(DISTANCE)) {
+            (TableSearch::Vector(_), Ok(i)) => vec![PhysicalSortExpr::new(
+                Arc::new(Column::new(DISTANCE, i)),
+                SortOptions {
+                    descending: false,
+                    nulls_first: false,
+                },
+            )],
+            _ => vec![],
+        };
         let properties = Arc::new(
             PlanProperties::new(
-                EquivalenceProperties::new(schema),
+                EquivalenceProperties::new_with_orderings(schema, [ordering].into_iter().filter(|o| !o.is_empty())),
                 Partitioning::UnknownPartitioning(1),
                 EmissionType::Incremental,
                 Boundedness::Bounded,
