@@ -388,7 +388,7 @@ fn search_layer(
         };
         candidates.clear();
         results.clear();
-        let worst = |results: &BinaryHeap<Neighbor>| {
+        let worst = |results: &BinaryHeap<Cand>| {
             if results.len() >= ef {
                 results.peek().map_or(f32::INFINITY, |r| r.distance)
             } else {
@@ -396,20 +396,20 @@ fn search_layer(
             }
         };
         // A node enters the candidates, and the results when allowed (keeping the best ef).
-        let offer =
-            |candidates: &mut BinaryHeap<Reverse<Neighbor>>, results: &mut BinaryHeap<Neighbor>, distance, id: u32| {
-                let n = Neighbor {
-                    distance,
-                    id: id as u64,
-                };
-                candidates.push(Reverse(n));
-                if allow(id) {
+        let offer = |candidates: &mut BinaryHeap<Reverse<Cand>>, results: &mut BinaryHeap<Cand>, distance, id: u32| {
+            let n = Cand { distance, id };
+            candidates.push(Reverse(n));
+            if allow(id) {
+                if results.len() < ef {
                     results.push(n);
-                    if results.len() > ef {
-                        results.pop();
+                } else if let Some(mut far) = results.peek_mut() {
+                    // Full: the new node takes the farthest one's place (one sift).
+                    if n < *far {
+                        *far = n;
                     }
                 }
-            };
+            }
+        };
         first_visit(entry);
         offer(candidates, results, g.distance(q, entry), entry);
         while let Some(Reverse(c)) = candidates.pop() {
@@ -418,9 +418,9 @@ fn search_layer(
             }
             // The next candidate's list is likely needed next: start loading it.
             if let Some(Reverse(next)) = candidates.peek() {
-                g.prefetch_neighbors(next.id as u32, layer);
+                g.prefetch_neighbors(next.id, layer);
             }
-            g.load_neighbors(c.id as u32, layer, buf);
+            g.load_neighbors(c.id, layer, buf);
             // Keep the unvisited neighbours and start loading their vectors before computing.
             buf.retain(|&nb| first_visit(nb));
             // Only each vector's first cache line: the hardware prefetcher follows on with the
@@ -435,7 +435,13 @@ fn search_layer(
                 }
             }
         }
-        let mut found: Vec<Neighbor> = results.drain().collect();
+        let mut found: Vec<Neighbor> = results
+            .drain()
+            .map(|c| Neighbor {
+                distance: c.distance,
+                id: c.id as u64,
+            })
+            .collect();
         found.sort();
         found
     })
@@ -458,6 +464,27 @@ fn select(g: &impl Graph, candidates: &[Neighbor], limit: usize) -> Vec<u32> {
     kept
 }
 
+/// A search candidate: half a [`Neighbor`], so heaps move less memory.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Cand {
+    distance: f32,
+    id: u32,
+}
+
+impl Eq for Cand {}
+
+impl Ord for Cand {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.distance.total_cmp(&other.distance).then(self.id.cmp(&other.id))
+    }
+}
+
+impl PartialOrd for Cand {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// A thread's reusable search state.
 #[derive(Default)]
 struct Scratch {
@@ -465,8 +492,8 @@ struct Scratch {
     /// graphs keep the set in cache and it is cleared only every 255 searches.
     marks: Vec<u8>,
     epoch: u8,
-    candidates: BinaryHeap<Reverse<Neighbor>>,
-    results: BinaryHeap<Neighbor>,
+    candidates: BinaryHeap<Reverse<Cand>>,
+    results: BinaryHeap<Cand>,
     buf: Vec<u32>,
 }
 
