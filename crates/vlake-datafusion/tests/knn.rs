@@ -23,6 +23,25 @@ async fn sql_ids(ctx: &SessionContext, sql: &str) -> Vec<i64> {
     ids(&ctx.sql(sql).await.unwrap().collect().await.unwrap())
 }
 
+/// The dev dataset as a table with a cosine HNSW index, registered as `dev` in a new session.
+async fn dev_session(dir: &std::path::Path) -> (vlake_table::Table, SessionContext) {
+    let table = common::dev_table(dir).await;
+    let ctx = vlake_datafusion::session();
+    vlake_datafusion::register_table(&ctx, "dev", table.uri())
+        .await
+        .unwrap();
+    (table, ctx)
+}
+
+/// The physical plan a frame runs, as indented text.
+async fn physical_plan_text(df: &datafusion::dataframe::DataFrame) -> String {
+    let plan = df.clone().create_physical_plan().await.unwrap();
+    let text = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(false)
+        .to_string();
+    text
+}
+
 async fn plan_text(ctx: &SessionContext, sql: &str) -> String {
     let batches = ctx
         .sql(&format!("EXPLAIN {sql}"))
@@ -39,11 +58,7 @@ async fn plan_text(ctx: &SessionContext, sql: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewritten_knn_matches_exact_plan_and_rust_api() {
     let dir = tempfile::tempdir().unwrap();
-    let table = common::dev_table(dir.path()).await;
-    let ctx = vlake_datafusion::session();
-    vlake_datafusion::register_table(&ctx, "dev", table.uri())
-        .await
-        .unwrap();
+    let (table, ctx) = dev_session(dir.path()).await;
     let queries = common::queries();
     let n = 40;
     let (mut hits_sql, mut hits_exact, mut agree) = (0, 0, 0);
@@ -102,11 +117,7 @@ async fn rewritten_knn_matches_exact_plan_and_rust_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filtered_rows_match_the_filter() {
     let dir = tempfile::tempdir().unwrap();
-    let table = common::dev_table(dir.path()).await;
-    let ctx = vlake_datafusion::session();
-    vlake_datafusion::register_table(&ctx, "dev", table.uri())
-        .await
-        .unwrap();
+    let (_, ctx) = dev_session(dir.path()).await;
     let q = common::literal(&common::queries()[3].vector);
     let sql =
         format!("SELECT pos, cosine_distance(vector, {q}) AS d FROM dev WHERE pos IN ('r', 's') ORDER BY d LIMIT 25");
@@ -134,11 +145,7 @@ async fn bound_parameters_run_as_index_searches() {
     use datafusion::arrow::array::FixedSizeListArray;
     use datafusion::common::ScalarValue;
     let dir = tempfile::tempdir().unwrap();
-    let table = common::dev_table(dir.path()).await;
-    let ctx = vlake_datafusion::session();
-    vlake_datafusion::register_table(&ctx, "dev", table.uri())
-        .await
-        .unwrap();
+    let (_, ctx) = dev_session(dir.path()).await;
     let knn = "SELECT id FROM dev ORDER BY cosine_distance(vector, $1) LIMIT 10";
     ctx.sql(&format!("PREPARE knn AS {knn}")).await.unwrap();
     let template = ctx.sql(knn).await.unwrap();
@@ -155,10 +162,7 @@ async fn bound_parameters_run_as_index_searches() {
             .with_param_values(vec![ScalarValue::FixedSizeList(std::sync::Arc::new(array))])
             .unwrap();
         for df in [executed, bound] {
-            let plan = df.clone().create_physical_plan().await.unwrap();
-            let text = datafusion::physical_plan::displayable(plan.as_ref())
-                .indent(false)
-                .to_string();
+            let text = physical_plan_text(&df).await;
             assert!(text.contains("VectorSearchExec: index vector_idx (hnsw"), "{text}");
             assert_eq!(ids(&df.collect().await.unwrap()), written);
         }
@@ -182,11 +186,7 @@ fn runs_kept_plan(df: &datafusion::dataframe::DataFrame) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prepared_knn_plans_are_kept_and_rerun_for_each_vector() {
     let dir = tempfile::tempdir().unwrap();
-    let table = common::dev_table(dir.path()).await;
-    let ctx = vlake_datafusion::session();
-    vlake_datafusion::register_table(&ctx, "dev", table.uri())
-        .await
-        .unwrap();
+    let (_, ctx) = dev_session(dir.path()).await;
     let knn = "SELECT id, cosine_distance(vector, $1) AS d FROM dev WHERE pos = 'n' ORDER BY d LIMIT 10";
     vlake_sql(&ctx, &format!("PREPARE knn AS {knn}")).await;
     for (i, q) in common::queries()[..5].iter().enumerate() {
@@ -195,10 +195,7 @@ async fn prepared_knn_plans_are_kept_and_rerun_for_each_vector() {
         let executed = vlake_sql(&ctx, &format!("EXECUTE knn('{literal}')")).await;
         // The first execution plans; the later ones run its plan with their own search.
         assert!(runs_kept_plan(&executed), "execution {i}");
-        let plan = executed.clone().create_physical_plan().await.unwrap();
-        let text = datafusion::physical_plan::displayable(plan.as_ref())
-            .indent(false)
-            .to_string();
+        let text = physical_plan_text(&executed).await;
         assert!(text.contains("VectorSearchExec: index vector_idx (hnsw"), "{text}");
         assert_eq!(ids(&executed.collect().await.unwrap()), written, "execution {i}");
     }
@@ -206,10 +203,7 @@ async fn prepared_knn_plans_are_kept_and_rerun_for_each_vector() {
     vlake_sql(&ctx, "SET vlake.knn_rewrite = false").await;
     let literal = common::literal(&common::queries()[0].vector);
     let exact = vlake_sql(&ctx, &format!("EXECUTE knn('{literal}')")).await;
-    let plan = exact.clone().create_physical_plan().await.unwrap();
-    let text = datafusion::physical_plan::displayable(plan.as_ref())
-        .indent(false)
-        .to_string();
+    let text = physical_plan_text(&exact).await;
     assert!(!text.contains("VectorSearchExec"), "{text}");
     let written = sql_ids(&ctx, &knn.replace("$1", &literal)).await;
     assert_eq!(ids(&exact.collect().await.unwrap()), written);

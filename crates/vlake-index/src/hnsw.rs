@@ -388,7 +388,7 @@ fn search_layer(
         };
         candidates.clear();
         results.clear();
-        let worst = |results: &BinaryHeap<Cand>| {
+        let worst = |results: &BinaryHeap<Neighbor<u32>>| {
             if results.len() >= ef {
                 results.peek().map_or(f32::INFINITY, |r| r.distance)
             } else {
@@ -396,8 +396,11 @@ fn search_layer(
             }
         };
         // A node enters the candidates, and the results when allowed (keeping the best ef).
-        let offer = |candidates: &mut BinaryHeap<Reverse<Cand>>, results: &mut BinaryHeap<Cand>, distance, id: u32| {
-            let n = Cand { distance, id };
+        let offer = |candidates: &mut BinaryHeap<Reverse<Neighbor<u32>>>,
+                     results: &mut BinaryHeap<Neighbor<u32>>,
+                     distance,
+                     id: u32| {
+            let n = Neighbor { distance, id };
             candidates.push(Reverse(n));
             if allow(id) {
                 if results.len() < ef {
@@ -464,27 +467,6 @@ fn select(g: &impl Graph, candidates: &[Neighbor], limit: usize) -> Vec<u32> {
     kept
 }
 
-/// A search candidate: half a [`Neighbor`], so heaps move less memory.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Cand {
-    distance: f32,
-    id: u32,
-}
-
-impl Eq for Cand {}
-
-impl Ord for Cand {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.distance.total_cmp(&other.distance).then(self.id.cmp(&other.id))
-    }
-}
-
-impl PartialOrd for Cand {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
 /// A thread's reusable search state.
 #[derive(Default)]
 struct Scratch {
@@ -492,8 +474,9 @@ struct Scratch {
     /// graphs keep the set in cache and it is cleared only every 255 searches.
     marks: Vec<u8>,
     epoch: u8,
-    candidates: BinaryHeap<Reverse<Cand>>,
-    results: BinaryHeap<Cand>,
+    /// Node numbers, not row ids: 8-byte entries keep the heaps small.
+    candidates: BinaryHeap<Reverse<Neighbor<u32>>>,
+    results: BinaryHeap<Neighbor<u32>>,
     buf: Vec<u32>,
 }
 

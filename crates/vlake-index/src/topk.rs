@@ -3,24 +3,25 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-/// A candidate: a distance and the row id it belongs to.
+/// A candidate: a distance and the row id it belongs to (`I` narrower where ids fit, such as
+/// the `u32` node numbers of an HNSW search, so heaps move less memory).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Neighbor {
+pub struct Neighbor<I = u64> {
     /// Distance to the query (smaller is closer).
     pub distance: f32,
     /// Row id (or an index-internal id).
-    pub id: u64,
+    pub id: I,
 }
 
-impl Eq for Neighbor {}
+impl<I: Eq> Eq for Neighbor<I> {}
 
-impl Ord for Neighbor {
+impl<I: Ord> Ord for Neighbor<I> {
     fn cmp(&self, other: &Self) -> Ordering {
         self.distance.total_cmp(&other.distance).then(self.id.cmp(&other.id))
     }
 }
 
-impl PartialOrd for Neighbor {
+impl<I: Ord> PartialOrd for Neighbor<I> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
