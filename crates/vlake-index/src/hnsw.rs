@@ -504,7 +504,7 @@ impl Hnsw {
             .for_each(|i| builder.insert(i, params.ef_construction));
         let (entry, max_level) = *read(&builder.top);
         let (layer0, upper) = builder.into_lists();
-        Ok(Self {
+        let mut graph = Self {
             metric,
             space: space(metric),
             dim,
@@ -516,7 +516,98 @@ impl Hnsw {
             upper,
             entry,
             max_level,
-        })
+        };
+        graph.link_unreachable(params.ef_construction);
+        Ok(graph)
+    }
+
+    /// Which nodes a walk over layer 0 from the entry reaches.
+    fn reachable(&self) -> Vec<bool> {
+        let mut reached = vec![false; self.len()];
+        if let Some(r) = reached.get_mut(self.entry as usize) {
+            *r = true;
+        }
+        self.mark_reachable(self.entry, &mut reached);
+        reached
+    }
+
+    /// Marks what layer 0 reaches from `start` (itself marked), stopping at marked nodes.
+    fn mark_reachable(&self, start: u32, reached: &mut [bool]) {
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            for &nb in self.neighbors(i, 0) {
+                if !reached[nb as usize] {
+                    reached[nb as usize] = true;
+                    stack.push(nb);
+                }
+            }
+        }
+    }
+
+    /// Gives every node a way in on layer 0. Pruning a full list (and, in a parallel build,
+    /// threads linking in a different order) can drop a node's last in-link, and a cluster whose
+    /// lists all point inside it can close off the rest; a search could then never return those
+    /// nodes. Each node a walk from the entry misses is linked from one of its `m` nearest
+    /// reachable nodes: the first with a free slot, or else the first that holds a link whose
+    /// target has another way in (the farthest such link makes room).
+    fn link_unreachable(&mut self, ef: usize) {
+        for _round in 0..4 {
+            let mut reached = self.reachable();
+            let lost: Vec<u32> = (0..self.len() as u32).filter(|&i| !reached[i as usize]).collect();
+            if lost.is_empty() {
+                return;
+            }
+            let mut in_links = vec![0u32; self.len()];
+            for &x in self.layer0.iter().filter(|&&x| x != EMPTY) {
+                in_links[x as usize] += 1;
+            }
+            for u in lost {
+                if reached[u as usize] {
+                    continue;
+                }
+                let q = self.vector(u);
+                let found = search_layer(&*self, q, self.descend(q), ef.max(self.m), 0, &|i| reached[i as usize]);
+                let slot = found
+                    .iter()
+                    .take(self.m)
+                    .find_map(|c| self.free_slot(c.id as u32, &in_links));
+                let Some(slot) = slot else {
+                    continue;
+                };
+                let old = std::mem::replace(&mut self.layer0[slot], u);
+                if old != EMPTY {
+                    in_links[old as usize] -= 1;
+                }
+                in_links[u as usize] += 1;
+                reached[u as usize] = true;
+                self.mark_reachable(u, &mut reached);
+            }
+        }
+    }
+
+    /// A layer-0 slot of `host` that a new link may take (as an index into the flat lists): its
+    /// first empty one, or the one holding its farthest neighbour that has another in-link.
+    fn free_slot(&self, host: u32, in_links: &[u32]) -> Option<usize> {
+        let start = host as usize * 2 * self.m;
+        let links = self.neighbors(host, 0);
+        if links.len() < 2 * self.m {
+            return Some(start + links.len());
+        }
+        let hv = self.vector(host);
+        (0..links.len())
+            .filter(|&s| in_links[links[s] as usize] > 1)
+            .map(|s| (self.space.distance(hv, self.vector(links[s])), s))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, s)| start + s)
+    }
+
+    /// The greedy walk down the upper layers to layer 0's starting node for `q`.
+    fn descend(&self, q: &[f32]) -> u32 {
+        let mut ep = self.entry;
+        for layer in (1..=self.max_level).rev() {
+            ep = greedy(self, q, ep, layer);
+        }
+        ep
     }
 
     fn neighbors(&self, i: u32, layer: u8) -> &[u32] {
@@ -535,11 +626,7 @@ impl Hnsw {
         if self.ids.is_empty() {
             return top;
         }
-        let mut ep = self.entry;
-        for layer in (1..=self.max_level).rev() {
-            ep = greedy(self, q, ep, layer);
-        }
-        for n in search_layer(self, q, ep, ef.max(k), 0, &|i| allow(self.ids[i as usize])) {
+        for n in search_layer(self, q, self.descend(q), ef.max(k), 0, &|i| allow(self.ids[i as usize])) {
             top.push(n.distance, self.ids[n.id as usize]);
         }
         top

@@ -120,15 +120,16 @@ fn ivf_flat_and_pq_recall() {
 
 #[test]
 fn duplicate_vectors_are_found() {
-    // 300 identical vectors and 300 others. Duplicates compete for the same neighbour slots, so
-    // a graph reaches only some of them (the table layer then falls back to exact search); what
-    // it finds must be right, and at least the layer-0 capacity of them.
+    // 300 identical vectors and 300 others. Duplicates compete for the same neighbour slots and
+    // their lists fill with each other, closing the cluster off from the rest; the build must
+    // still leave every node reachable, and a search must return duplicates only.
     let mut data = vec![1.0f32; 300 * DIM];
     data.extend(mixture(300, 9));
     let ids: Vec<u64> = (0..600).collect();
-    let graph = Hnsw::build(Metric::L2, DIM, ids, data, &HnswParams::default()).unwrap();
+    let graph = Hnsw::build(Metric::L2, DIM, ids, data.clone(), &HnswParams::default()).unwrap();
+    assert_eq!(unreachable_nodes(&graph, &data, DIM), Vec::<u64>::new());
     let found = graph.search(&[1.0; DIM], 50, 64, &|_| true).into_sorted();
-    assert!(found.len() >= 32, "{} found", found.len());
+    assert_eq!(found.len(), 50);
     assert!(found.iter().all(|n| n.id < 300 && n.distance == 0.0));
 }
 
