@@ -895,7 +895,7 @@ fn sql(py: Python<'_>, query: &str, tables: Vec<(String, PyRef<'_, RawTable>)>) 
         let mut last = None;
         for statement in statements {
             let df = vlake_datafusion::sql(&ctx, statement).await.map_err(from_df)?;
-            let schema: SchemaRef = df.schema().inner().clone();
+            let schema: SchemaRef = df.schema();
             let batches = df.collect().await.map_err(from_df)?;
             last = Some((schema, batches));
         }

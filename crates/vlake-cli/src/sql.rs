@@ -91,7 +91,7 @@ impl Session {
         let statements = DFParser::parse_sql_with_dialect(sql, dialect.as_ref()).map_err(from_df)?;
         for statement in statements {
             let df = vlake_datafusion::sql(&self.ctx, statement).await.map_err(from_df)?;
-            let schema: SchemaRef = df.schema().inner().clone();
+            let schema: SchemaRef = df.schema();
             let batches = df.collect().await.map_err(from_df)?;
             if !schema.fields().is_empty() {
                 self.print(&schema, &batches)?;

@@ -30,6 +30,9 @@ pub enum DistanceKind {
 }
 
 impl DistanceKind {
+    /// Every distance function.
+    pub const ALL: [Self; 3] = [Self::L2, Self::Cosine, Self::InnerProduct];
+
     /// The SQL function name.
     pub fn name(self) -> &'static str {
         match self {
@@ -90,7 +93,7 @@ impl DistanceUdf {
 
 /// The three distance functions, ready to register.
 pub fn distance_udfs() -> Vec<ScalarUDF> {
-    [DistanceKind::L2, DistanceKind::Cosine, DistanceKind::InnerProduct]
+    DistanceKind::ALL
         .into_iter()
         .map(|k| ScalarUDF::new_from_impl(DistanceUdf::new(k)))
         .collect()

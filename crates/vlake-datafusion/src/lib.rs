@@ -9,8 +9,8 @@
 //!   `hybrid_search(table, vector_column, query_vector, text_column, query_text, k [, ...])`
 //!   table functions ([`SearchKind`]).
 //! - [`KnnRewrite`]: `ORDER BY <distance>(vec, [..]) LIMIT k` runs as an index search.
-//! - [`sql`]: one statement, with `MERGE INTO` on vlake tables and prepared KNN statements
-//!   whose plans are kept for reuse ([`PreparedPlans`]).
+//! - [`sql`]: one statement, with `MERGE INTO` on vlake tables, and KNN statements (prepared
+//!   or not) whose plans are kept for reuse ([`KeptPlans`]).
 //!
 //! ```no_run
 //! # async fn demo() -> datafusion::common::Result<()> {
@@ -26,9 +26,9 @@
 mod convert;
 mod dml;
 mod functions;
+mod kept;
 mod literal;
 mod merge;
-mod prepared;
 mod provider;
 mod rule;
 mod scan;
@@ -36,7 +36,6 @@ mod search;
 
 use std::sync::Arc;
 
-use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement;
@@ -45,8 +44,8 @@ use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 pub use convert::{from_df, to_predicate};
 pub use dml::VlakeDmlExec;
 pub use functions::{distance_udfs, DistanceKind, DistanceUdf};
+pub use kept::{KeptPlans, Planned};
 pub use literal::VectorLiteralPlanner;
-pub use prepared::PreparedPlans;
 pub use provider::{VlakeTable, VlakeTableFactory};
 pub use rule::{KnnRewrite, VlakeOptions};
 pub use scan::VlakeScanExec;
@@ -65,7 +64,7 @@ pub fn session() -> SessionContext {
 pub fn session_with_config(config: SessionConfig) -> SessionContext {
     let config = config
         .with_option_extension(VlakeOptions::default())
-        .with_extension(Arc::new(PreparedPlans::default()));
+        .with_extension(Arc::new(KeptPlans::default()));
     let mut builder = SessionStateBuilder::new().with_config(config).with_default_features();
     // Ahead of DataFusion's own array planner, which makes one expression per element.
     builder
@@ -96,15 +95,15 @@ pub fn register(ctx: &SessionContext) {
 }
 
 /// Plans one parsed statement (running `MERGE INTO` on a vlake table, which DataFusion does not
-/// plan, and reusing the kept plans of prepared KNN statements, see [`PreparedPlans`]); collect
-/// the frame to run the rest.
-pub async fn sql(ctx: &SessionContext, statement: Statement) -> datafusion::common::Result<DataFrame> {
+/// plan, and reusing the kept plans of KNN statements, see [`KeptPlans`]); collect the result
+/// to run the rest.
+pub async fn sql(ctx: &SessionContext, statement: Statement) -> datafusion::common::Result<Planned> {
     if let Statement::Statement(s) = &statement {
         if let SqlStatement::Merge(merge) = s.as_ref() {
-            return merge::run_merge(ctx, merge).await;
+            return merge::run_merge(ctx, merge).await.map(|df| Planned::Frame(Box::new(df)));
         }
     }
-    prepared::run(ctx, statement).await
+    kept::run(ctx, statement).await
 }
 
 /// Registers the vlake table at `uri` (latest version) as `name`.

@@ -95,19 +95,20 @@ impl Rewritten {
 
 /// The sort with its input's vlake table scan replaced by a search, when the sort is a KNN.
 fn rewrite_sort(sort: &Sort, settings: &VlakeOptions) -> Result<Option<LogicalPlan>> {
-    let (Some(k), Some(first)) = (sort.fetch, sort.expr.first()) else {
+    let (Some(k), false) = (sort.fetch, sort.expr.is_empty()) else {
         return Ok(None);
     };
     if k > vlake_table::MAX_K {
         return Ok(None);
     }
+    let mut expr = reuse_projected(&sort.expr, &sort.input)?;
+    let first = &expr[0];
     let found = replace_scan(&sort.input, first.expr.clone().unalias(), &|scan, expr| {
         search_scan(scan, expr, first.asc, first.nulls_first, k, settings)
     })?;
     let Some((input, rewritten)) = found else {
         return Ok(None);
     };
-    let mut expr = sort.expr.clone();
     if let Some(r) = &rewritten {
         expr = expr
             .into_iter()
@@ -126,6 +127,43 @@ fn rewrite_sort(sort: &Sort, settings: &VlakeOptions) -> Result<Option<LogicalPl
     })))
 }
 
+/// Sort keys that compute again what the projection below outputs under a name (`SELECT
+/// cosine_distance(v, [..]) AS d ... ORDER BY cosine_distance(v, [..])`) as that output column,
+/// so that a rewritten sort orders by the distance the search returned.
+fn reuse_projected(keys: &[SortExpr], input: &LogicalPlan) -> Result<Vec<SortExpr>> {
+    let LogicalPlan::Projection(p) = input else {
+        return Ok(keys.to_vec());
+    };
+    keys.iter()
+        .map(|key| {
+            let resolved = resolve(p, key.expr.clone().unalias())?;
+            let same = p.expr.iter().position(|e| {
+                matches!(e, Expr::Alias(_)) && !matches!(resolved, Expr::Column(_)) && e.clone().unalias() == resolved
+            });
+            Ok(match same {
+                Some(i) => SortExpr {
+                    expr: Expr::Column(Column::from(p.schema.qualified_field(i))),
+                    ..key.clone()
+                },
+                None => key.clone(),
+            })
+        })
+        .collect()
+}
+
+/// `expr` over a projection's output in terms of the projection's input.
+fn resolve(p: &Projection, expr: Expr) -> Result<Expr> {
+    Ok(expr
+        .transform(|e| match &e {
+            Expr::Column(c) => match p.schema.maybe_index_of_column(c) {
+                Some(i) => Ok(Transformed::yes(p.expr[i].clone().unalias())),
+                None => Ok(Transformed::no(e)),
+            },
+            _ => Ok(Transformed::no(e)),
+        })?
+        .data)
+}
+
 type ScanRewrite<'a> = dyn Fn(&TableScan, &Expr) -> Result<Option<Rewritten>> + 'a;
 
 /// Follows `expr` down through projections to the table scan; returns the plan with the scan
@@ -139,16 +177,7 @@ fn replace_scan(
 ) -> Result<Option<(LogicalPlan, Option<Rewritten>)>> {
     match plan {
         LogicalPlan::Projection(p) => {
-            let resolved = expr
-                .transform(|e| match &e {
-                    Expr::Column(c) => match p.schema.maybe_index_of_column(c) {
-                        Some(i) => Ok(Transformed::yes(p.expr[i].clone().unalias())),
-                        None => Ok(Transformed::no(e)),
-                    },
-                    _ => Ok(Transformed::no(e)),
-                })?
-                .data;
-            let Some((input, rewritten)) = replace_scan(&p.input, resolved, f)? else {
+            let Some((input, rewritten)) = replace_scan(&p.input, resolve(p, expr)?, f)? else {
                 return Ok(None);
             };
             let exprs = match &rewritten {

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::prelude::SessionContext;
+use vlake_datafusion::{KeptPlans, Planned};
 use vlake_table::Metric;
 
 fn ids(batches: &[RecordBatch]) -> Vec<i64> {
@@ -170,7 +171,7 @@ async fn bound_parameters_run_as_index_searches() {
 }
 
 /// One statement through [`vlake_datafusion::sql`], as `vlake sql` and Python run it.
-async fn vlake_sql(ctx: &SessionContext, sql: &str) -> datafusion::dataframe::DataFrame {
+async fn vlake_sql(ctx: &SessionContext, sql: &str) -> Planned {
     let mut statements = datafusion::sql::parser::DFParser::parse_sql(sql).unwrap();
     assert_eq!(statements.len(), 1);
     vlake_datafusion::sql(ctx, statements.pop_front().unwrap())
@@ -178,9 +179,19 @@ async fn vlake_sql(ctx: &SessionContext, sql: &str) -> datafusion::dataframe::Da
         .unwrap()
 }
 
-/// Whether a frame runs a plan made already (a kept plan) rather than one DataFusion makes.
-fn runs_kept_plan(df: &datafusion::dataframe::DataFrame) -> bool {
-    matches!(df.logical_plan(), datafusion::logical_expr::LogicalPlan::TableScan(_))
+/// How many statements of the session ran a kept plan.
+fn reruns(ctx: &SessionContext) -> u64 {
+    let plans = ctx.state().config().get_extension::<KeptPlans>().unwrap();
+    plans.reruns()
+}
+
+/// The physical plan a statement runs, as one line per node.
+async fn planned_text(planned: &Planned) -> String {
+    let plan = planned.physical_plan().await.unwrap();
+    let text = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(false)
+        .to_string();
+    text
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,18 +203,21 @@ async fn prepared_knn_plans_are_kept_and_rerun_for_each_vector() {
     for (i, q) in common::queries()[..5].iter().enumerate() {
         let literal = common::literal(&q.vector);
         let written = sql_ids(&ctx, &knn.replace("$1", &literal)).await;
+        let before = reruns(&ctx);
         let executed = vlake_sql(&ctx, &format!("EXECUTE knn('{literal}')")).await;
         // The first execution plans; the later ones run its plan with their own search.
-        assert!(runs_kept_plan(&executed), "execution {i}");
-        let text = physical_plan_text(&executed).await;
+        assert_eq!(reruns(&ctx) - before, u64::from(i > 0), "execution {i}");
+        let text = planned_text(&executed).await;
         assert!(text.contains("VectorSearchExec: index vector_idx (hnsw"), "{text}");
         assert_eq!(ids(&executed.collect().await.unwrap()), written, "execution {i}");
     }
     // A setting the rewrite reads: planned again, here as the exact plan.
     vlake_sql(&ctx, "SET vlake.knn_rewrite = false").await;
     let literal = common::literal(&common::queries()[0].vector);
+    let before = reruns(&ctx);
     let exact = vlake_sql(&ctx, &format!("EXECUTE knn('{literal}')")).await;
-    let text = physical_plan_text(&exact).await;
+    assert_eq!(reruns(&ctx), before);
+    let text = planned_text(&exact).await;
     assert!(!text.contains("VectorSearchExec"), "{text}");
     let written = sql_ids(&ctx, &knn.replace("$1", &literal)).await;
     assert_eq!(ids(&exact.collect().await.unwrap()), written);
@@ -214,12 +228,90 @@ async fn prepared_knn_plans_are_kept_and_rerun_for_each_vector() {
         "PREPARE two(VARCHAR, VARCHAR) AS SELECT id FROM dev WHERE pos = $2 ORDER BY cosine_distance(vector, $1) LIMIT 10",
     )
     .await;
+    let before = reruns(&ctx);
     for _ in 0..2 {
-        let df = vlake_sql(&ctx, &format!("EXECUTE two('{literal}', 'n')")).await;
-        assert!(!runs_kept_plan(&df));
+        let planned = vlake_sql(&ctx, &format!("EXECUTE two('{literal}', 'n')")).await;
         assert_eq!(
-            df.collect().await.unwrap().iter().map(|b| b.num_rows()).sum::<usize>(),
+            planned
+                .collect()
+                .await
+                .unwrap()
+                .iter()
+                .map(|b| b.num_rows())
+                .sum::<usize>(),
             10
         );
     }
+    assert_eq!(reruns(&ctx), before);
+}
+
+/// Ad-hoc KNN queries that differ only in their vector share one kept plan, which each runs
+/// with its own search; a table name that resolves to another table, or a statement of
+/// another shape, plans again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ad_hoc_knn_queries_share_a_kept_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ctx) = dev_session(dir.path()).await;
+    let queries = common::queries();
+    let shapes = [
+        "SELECT id FROM dev WHERE pos = 'v' ORDER BY cosine_distance(vector, V) LIMIT 10",
+        "SELECT id, cosine_distance(vector, V) AS d FROM dev ORDER BY cosine_distance(vector, V) LIMIT 5",
+        "SELECT id FROM dev ORDER BY cosine_distance('V', vector) LIMIT 10",
+    ];
+    for shape in shapes {
+        let before = reruns(&ctx);
+        for (i, q) in queries[..4].iter().enumerate() {
+            let sql = shape.replace('V', &common::literal(&q.vector));
+            let planned = vlake_sql(&ctx, &sql).await;
+            let text = planned_text(&planned).await;
+            assert!(text.contains("VectorSearchExec: index vector_idx (hnsw"), "{text}");
+            // DataFusion's own planning of the same statement finds the same rows.
+            assert_eq!(
+                ids(&planned.collect().await.unwrap()),
+                sql_ids(&ctx, &sql).await,
+                "{shape}, query {i}"
+            );
+        }
+        assert_eq!(reruns(&ctx) - before, 3, "{shape}");
+    }
+    // Two different vectors in one statement: never kept.
+    let (a, b) = (common::literal(&queries[0].vector), common::literal(&queries[1].vector));
+    let two = format!("SELECT id FROM dev ORDER BY cosine_distance(vector, {a}) + l2_distance(vector, {b}) LIMIT 3");
+    let before = reruns(&ctx);
+    for _ in 0..2 {
+        let rows: usize = vlake_sql(&ctx, &two)
+            .await
+            .collect()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.num_rows())
+            .sum();
+        assert_eq!(rows, 3);
+    }
+    assert_eq!(reruns(&ctx), before);
+    // `dev` names another table now (the first 100 rows): planned again, over that table.
+    let first = common::read(&common::dev("base.parquet"))[0].slice(0, 100);
+    let small_ids: HashSet<i64> = ids(std::slice::from_ref(&first)).into_iter().collect();
+    let small = vlake_table::Table::write(
+        vlake_table::TableLocation::parse(dir.path().join("small").to_str().unwrap()).unwrap(),
+        vlake_table::BatchStream::from_batches(first.schema(), vec![first]),
+        vlake_table::WriteMode::Create,
+        &vlake_table::WriteOptions::default(),
+    )
+    .await
+    .unwrap();
+    let knn = shapes[1].replace('V', &a);
+    ctx.deregister_table("dev").unwrap();
+    vlake_datafusion::register_table(&ctx, "dev", small.uri())
+        .await
+        .unwrap();
+    let before = reruns(&ctx);
+    let found = ids(&vlake_sql(&ctx, &knn).await.collect().await.unwrap());
+    assert_eq!(reruns(&ctx), before);
+    assert!(
+        found.len() == 5 && found.iter().all(|id| small_ids.contains(id)),
+        "{found:?}"
+    );
+    assert_eq!(found, sql_ids(&ctx, &knn).await);
 }

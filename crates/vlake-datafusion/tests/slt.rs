@@ -51,7 +51,7 @@ impl sqllogictest::AsyncDB for Db {
             _ => return Err(DataFusionError::Plan("one statement per record".into())),
         };
         let df = vlake_datafusion::sql(&self.ctx, statement).await?;
-        let schema = df.schema().inner().clone();
+        let schema = df.schema();
         let batches = df.collect().await?;
         if schema.fields().is_empty() {
             return Ok(DBOutput::StatementComplete(0));

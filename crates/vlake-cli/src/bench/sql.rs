@@ -57,8 +57,8 @@ fn vector_value(v: &[f32]) -> datafusion::common::ScalarValue {
 }
 
 /// One statement planned as `vlake sql` and the Python package plan it
-/// ([`vlake_datafusion::sql`], which keeps the plans of prepared KNN statements).
-async fn statement(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
+/// ([`vlake_datafusion::sql`], which keeps the plans of KNN statements).
+async fn statement(ctx: &SessionContext, sql: &str) -> Result<vlake_datafusion::Planned> {
     let mut statements = datafusion::sql::parser::DFParser::parse_sql(sql).map_err(df_err)?;
     let (Some(one), None) = (statements.pop_front(), statements.pop_front()) else {
         return Err(Error::invalid(format!("not one statement: {sql}")));
