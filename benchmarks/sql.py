@@ -70,6 +70,8 @@ def main():
           f"planning alone {knn['sql_plan_ms']:.3f} ms/query")
     print(f"A bound statement: binding + analysing + optimising {knn['sql_params_logical_plan_ms']:.3f} ms/query; "
           f"all planning, the search included, {knn['sql_params_physical_plan_ms']:.3f} ms/query")
+    print(f"A kept ORDER BY query: parsing {knn['sql_kept_parse_ms']:.3f} ms, its kept plan and search "
+          f"{knn['sql_kept_search_ms']:.3f} ms, collecting {knn['sql_kept_collect_ms']:.3f} ms per query")
     print()
     print("Full-scan aggregates, best of 20 runs")
     print("(Parquet files zstd-compressed like vlake's; both read strings as Utf8View; 'plain' is DataFusion reading them as Utf8)")

@@ -8,7 +8,6 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
-use datafusion::sql::parser::DFParser;
 use futures::StreamExt;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -890,7 +889,7 @@ fn sql(py: Python<'_>, query: &str, tables: Vec<(String, PyRef<'_, RawTable>)>) 
         ctx.register_table(name.as_str(), Arc::new(VlakeTable::new(t.table.clone(), t.pinned)))
             .map_err(|e| to_py(from_df(e)))?;
     }
-    let statements = DFParser::parse_sql(query).map_err(|e| to_py(from_df(e)))?;
+    let statements = vlake_datafusion::parse(&ctx, query).map_err(|e| to_py(from_df(e)))?;
     let (schema, batches) = run(py, async move {
         let mut last = None;
         for statement in statements {

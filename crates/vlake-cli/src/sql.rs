@@ -7,8 +7,6 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use clap::Args;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::DFParser;
-use datafusion::sql::sqlparser::dialect::dialect_from_str;
 use vlake_table::{Error, Result};
 
 use crate::render::{self, Output};
@@ -84,12 +82,7 @@ struct Session {
 impl Session {
     /// Runs each statement of `sql` in order, printing the results of those that return rows.
     async fn run_all(&mut self, sql: &str) -> Result<()> {
-        let state = self.ctx.state();
-        let name = state.config().options().sql_parser.dialect;
-        let dialect = dialect_from_str(name.as_ref())
-            .ok_or_else(|| Error::invalid(format!("unsupported SQL dialect {}", name.as_ref())))?;
-        let statements = DFParser::parse_sql_with_dialect(sql, dialect.as_ref()).map_err(from_df)?;
-        for statement in statements {
+        for statement in vlake_datafusion::parse(&self.ctx, sql).map_err(from_df)? {
             let df = vlake_datafusion::sql(&self.ctx, statement).await.map_err(from_df)?;
             let schema: SchemaRef = df.schema();
             let batches = df.collect().await.map_err(from_df)?;

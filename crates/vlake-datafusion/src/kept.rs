@@ -31,7 +31,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Result, TableReference};
+use datafusion::common::{DataFusionError, Result, TableReference};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, LogicalPlan, Statement as PlanStatement};
@@ -48,6 +48,7 @@ use crate::convert::vector_from_scalar;
 use crate::functions::{DistanceKind, DistanceUdf};
 use crate::rule::VlakeOptions;
 use crate::search::SearchExec;
+use crate::text::{parse_text, Inner, ParsedStatement, TextShape};
 
 /// Query shapes kept at most; a session that runs more drops them all and starts again.
 const MAX_QUERIES: usize = 256;
@@ -58,16 +59,36 @@ const MAX_QUERIES: usize = 256;
 pub struct KeptPlans {
     /// Prepared statements by name; `None` for one that may keep a plan but has none yet.
     prepared: Mutex<HashMap<String, Option<Kept>>>,
-    /// Queries by their text with the vector taken out.
+    /// Queries by their statement with the vector taken out.
     queries: Mutex<HashMap<String, Kept>>,
-    /// Statements that ran a kept plan.
+    /// Query texts with their vectors taken out ([`TextShape`]) and the statements they parse
+    /// to, keys of `queries`.
+    texts: Mutex<HashMap<String, String>>,
+    /// Statements that ran a kept plan, and those of them run from their text, unparsed.
     reruns: AtomicU64,
+    unparsed: AtomicU64,
 }
 
 impl KeptPlans {
     /// How many statements ran a kept plan instead of being planned.
     pub fn reruns(&self) -> u64 {
         self.reruns.load(Ordering::Relaxed)
+    }
+
+    /// How many of those ran from their text, never parsed ([`crate::parse`]).
+    pub fn unparsed(&self) -> u64 {
+        self.unparsed.load(Ordering::Relaxed)
+    }
+
+    /// Whether a query text of this shape kept a plan.
+    pub(crate) fn knows_text(&self, key: &str) -> bool {
+        entries(&self.texts).contains_key(key)
+    }
+
+    /// Drops the kept plans of queries.
+    fn forget_queries(&self) {
+        entries(&self.queries).clear();
+        entries(&self.texts).clear();
     }
 }
 
@@ -136,9 +157,25 @@ impl Planned {
 
 /// Plans one statement as DataFusion does, keeping and reusing the plans of KNN statements
 /// (and handling `PREPARE` and `DEALLOCATE` for them).
-pub(crate) async fn run(ctx: &SessionContext, statement: DfStatement) -> Result<Planned> {
+pub(crate) async fn run(ctx: &SessionContext, statement: ParsedStatement) -> Result<Planned> {
     // Not from a copy of the session state: copying it costs about as much as a search.
     let plans = ctx.state_ref().read().config().get_extension::<KeptPlans>();
+    let (statement, text) = match statement.0 {
+        Inner::Parsed(statement, text) => (statement, text),
+        Inner::Text(text, shape) => {
+            if let Some(plans) = &plans {
+                let key = entries(&plans.texts).get(&shape.key).cloned();
+                if let Some(planned) = rerun_query(ctx, plans, key, &shape.vector, LiteralKind::Array).await? {
+                    plans.unparsed.fetch_add(1, Ordering::Relaxed);
+                    return Ok(planned);
+                }
+            }
+            match parse_text(ctx, &text)?.pop() {
+                Some(ParsedStatement(Inner::Parsed(statement, _))) => (statement, Some(text)),
+                _ => return Err(DataFusionError::Plan(format!("not one statement: {text}"))),
+            }
+        }
+    };
     let Some(plans) = plans else {
         return frame(ctx, statement).await;
     };
@@ -159,9 +196,9 @@ pub(crate) async fn run(ctx: &SessionContext, statement: DfStatement) -> Result<
         return Ok(planned);
     }
     if is_query(&statement) {
-        return query(ctx, &plans, statement).await;
+        return query(ctx, &plans, statement, text).await;
     }
-    entries(&plans.queries).clear();
+    plans.forget_queries();
     let plan = ctx.state().statement_to_plan(statement).await?;
     match &plan {
         LogicalPlan::Statement(PlanStatement::Prepare(p)) => {
@@ -193,39 +230,64 @@ fn is_query(statement: &DfStatement) -> bool {
     matches!(statement, DfStatement::Statement(s) if matches!(s.as_ref(), Statement::Query(_)))
 }
 
-/// A query, through the plan kept for its shape when there is one.
-async fn query(ctx: &SessionContext, plans: &KeptPlans, mut statement: DfStatement) -> Result<Planned> {
+/// A query, through the plan kept for its shape when there is one. `text`, the statement's
+/// text when it came as text, is remembered for [`crate::parse`] when the plan is kept.
+async fn query(
+    ctx: &SessionContext,
+    plans: &KeptPlans,
+    mut statement: DfStatement,
+    text: Option<String>,
+) -> Result<Planned> {
     let Some((vector, literal, originals)) = take_vector(&mut statement) else {
         return frame(ctx, statement).await;
     };
     let key = statement.to_string();
-    let kept = entries(&plans.queries)
-        .get(&key)
-        .map(|k| (k.plan.clone(), k.literal, k.settings, k.tables.clone()));
-    if let Some((plan, kind, settings, tables)) = kept {
-        if same_tables(ctx, &tables).await {
-            if let Some(planned) = rerun(ctx, plans, Some((plan, kind, settings)), &vector, literal).await? {
-                return Ok(planned);
-            }
-        }
+    if let Some(planned) = rerun_query(ctx, plans, Some(key.clone()), &vector, literal).await? {
+        return Ok(planned);
     }
+    // The text stands for the statement when its literals are the ones taken out.
+    let shape = text
+        .and_then(|t| TextShape::of(&t))
+        .filter(|s| literal == LiteralKind::Array && s.vector == vector && s.literals == originals.len());
     let tables = resolve_tables(ctx, &statement).await;
     put_vector_back(&mut statement, originals);
     let plan = ctx.state().statement_to_plan(statement).await?;
     let (planned, kept) = first_run(ctx, plan, &vector, literal, true).await?;
-    let mut queries = entries(&plans.queries);
-    match kept {
-        Some(kept) => {
-            if queries.len() >= MAX_QUERIES {
-                queries.clear();
-            }
-            queries.insert(key, Kept { tables, ..kept });
-        }
-        None => {
-            queries.remove(&key);
-        }
+    let Some(kept) = kept else {
+        entries(&plans.queries).remove(&key);
+        return Ok(planned);
+    };
+    if entries(&plans.queries).len() >= MAX_QUERIES {
+        plans.forget_queries();
     }
+    if let Some(shape) = shape {
+        entries(&plans.texts).insert(shape.key, key.clone());
+    }
+    entries(&plans.queries).insert(key, Kept { tables, ..kept });
     Ok(planned)
+}
+
+/// The plan kept for the query `key` run for `vector`, when it still holds and its table
+/// names resolve to the tables they did.
+async fn rerun_query(
+    ctx: &SessionContext,
+    plans: &KeptPlans,
+    key: Option<String>,
+    vector: &[f32],
+    literal: LiteralKind,
+) -> Result<Option<Planned>> {
+    let kept = key.and_then(|key| {
+        entries(&plans.queries)
+            .get(&key)
+            .map(|k| (k.plan.clone(), k.literal, k.settings, k.tables.clone()))
+    });
+    let Some((plan, kind, settings, tables)) = kept else {
+        return Ok(None);
+    };
+    if !same_tables(ctx, &tables).await {
+        return Ok(None);
+    }
+    rerun(ctx, plans, Some((plan, kind, settings)), vector, literal).await
 }
 
 /// The distance call's vector literals replaced by `$1`, when they all write one vector and

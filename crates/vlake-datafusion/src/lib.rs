@@ -9,8 +9,9 @@
 //!   `hybrid_search(table, vector_column, query_vector, text_column, query_text, k [, ...])`
 //!   table functions ([`SearchKind`]).
 //! - [`KnnRewrite`]: `ORDER BY <distance>(vec, [..]) LIMIT k` runs as an index search.
-//! - [`sql`]: one statement, with `MERGE INTO` on vlake tables, and KNN statements (prepared
-//!   or not) whose plans are kept for reuse ([`KeptPlans`]).
+//! - [`parse`] and [`sql`]: SQL text statement by statement, with `MERGE INTO` on vlake
+//!   tables, and KNN statements (prepared or not) whose plans are kept for reuse
+//!   ([`KeptPlans`]; the text of a query that kept its plan is not even parsed again).
 //!
 //! ```no_run
 //! # async fn demo() -> datafusion::common::Result<()> {
@@ -33,6 +34,7 @@ mod provider;
 mod rule;
 mod scan;
 mod search;
+mod text;
 
 use std::sync::Arc;
 
@@ -50,6 +52,7 @@ pub use provider::{VlakeTable, VlakeTableFactory};
 pub use rule::{KnnRewrite, VlakeOptions};
 pub use scan::VlakeScanExec;
 pub use search::{SearchExec, SearchFunction, SearchKind, SearchTable, TableSearch};
+pub use text::{parse, ParsedStatement};
 
 /// The file type name of vlake tables in `CREATE EXTERNAL TABLE ... STORED AS VLAKE`.
 pub const FILE_TYPE: &str = "VLAKE";
@@ -94,13 +97,16 @@ pub fn register(ctx: &SessionContext) {
     ctx.add_optimizer_rule(Arc::new(KnnRewrite));
 }
 
-/// Plans one parsed statement (running `MERGE INTO` on a vlake table, which DataFusion does not
-/// plan, and reusing the kept plans of KNN statements, see [`KeptPlans`]); collect the result
-/// to run the rest.
-pub async fn sql(ctx: &SessionContext, statement: Statement) -> datafusion::common::Result<Planned> {
-    if let Statement::Statement(s) = &statement {
+/// Plans one statement (from [`parse`], or any parsed DataFusion statement): runs `MERGE INTO`
+/// on a vlake table, which DataFusion does not plan, and reuses the kept plans of KNN
+/// statements (see [`KeptPlans`]); collect the result to run the rest.
+pub async fn sql(ctx: &SessionContext, statement: impl Into<ParsedStatement>) -> datafusion::common::Result<Planned> {
+    let statement = statement.into();
+    if let text::Inner::Parsed(Statement::Statement(s), _) = &statement.0 {
         if let SqlStatement::Merge(merge) = s.as_ref() {
-            return merge::run_merge(ctx, merge).await.map(|df| Planned::Frame(Box::new(df)));
+            return merge::run_merge(ctx, merge)
+                .await
+                .map(|df| Planned::Frame(Box::new(df)));
         }
     }
     kept::run(ctx, statement).await

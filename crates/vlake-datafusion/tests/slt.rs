@@ -45,8 +45,8 @@ impl sqllogictest::AsyncDB for Db {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DataFusionError> {
-        let mut statements = datafusion::sql::parser::DFParser::parse_sql(sql)?;
-        let statement = match (statements.pop_front(), statements.is_empty()) {
+        let mut statements = vlake_datafusion::parse(&self.ctx, sql)?;
+        let statement = match (statements.pop(), statements.is_empty()) {
             (Some(s), true) => s,
             _ => return Err(DataFusionError::Plan("one statement per record".into())),
         };
