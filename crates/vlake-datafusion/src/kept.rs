@@ -13,6 +13,10 @@
 //!   cosine_distance(vector, [0.1, ...]) LIMIT 10`), kept under its text with the vector taken
 //!   out: the next query that differs only in its vector reuses the plan.
 //!
+//! A statement that calls a function that is not immutable (`now()`, which the optimizer folds
+//! into the plan) keeps nothing. A query whose text kept a plan is not parsed again: its
+//! vector is read from the text ([`crate::parse`]).
+//!
 //! A later statement of the same shape runs the search for its own vector under the kept plan;
 //! the nodes above are made anew with `reset_state`. A kept plan is planned again when its
 //! table's provider moved to a new version (a commit through it), when a `vlake.*` setting
@@ -34,7 +38,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, Result, TableReference};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{Expr, LogicalPlan, Statement as PlanStatement};
+use datafusion::logical_expr::{Expr, LogicalPlan, Statement as PlanStatement, Volatility};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
@@ -484,21 +488,35 @@ fn vector_parameter_only(plan: &LogicalPlan) -> Result<bool> {
         return Ok(false);
     }
     let (mut all, mut as_vector) = (0, 0);
+    any_expr(plan, |e| {
+        match e {
+            Expr::Placeholder(_) => all += 1,
+            Expr::ScalarFunction(call) if call.func.inner().as_any().is::<DistanceUdf>() => {
+                as_vector += call.args.iter().filter(|a| matches!(a, Expr::Placeholder(_))).count();
+            }
+            _ => {}
+        }
+        false
+    })?;
+    Ok(all > 0 && all == as_vector)
+}
+
+/// Whether `f` holds for an expression of `plan` or of its subqueries (the walk stops there).
+fn any_expr(plan: &LogicalPlan, mut f: impl FnMut(&Expr) -> bool) -> Result<bool> {
+    let mut found = false;
     plan.apply_with_subqueries(|node| {
         node.apply_expressions(|e| {
             e.apply(|e| {
-                match e {
-                    Expr::Placeholder(_) => all += 1,
-                    Expr::ScalarFunction(call) if call.func.inner().as_any().is::<DistanceUdf>() => {
-                        as_vector += call.args.iter().filter(|a| matches!(a, Expr::Placeholder(_))).count();
-                    }
-                    _ => {}
-                }
-                Ok(TreeNodeRecursion::Continue)
+                found = f(e);
+                Ok(if found {
+                    TreeNodeRecursion::Stop
+                } else {
+                    TreeNodeRecursion::Continue
+                })
             })
         })
     })?;
-    Ok(all > 0 && all == as_vector)
+    Ok(found)
 }
 
 /// The `vlake.*` settings of the session now.
@@ -571,12 +589,13 @@ async fn first_run(
     }
     let settings = settings(ctx);
     let (state, plan) = df.into_parts();
+    let stable = !calls_unstable(&plan)?;
     let optimized = state.optimize(&plan)?;
     let physical = state.query_planner().create_physical_plan(&optimized, &state).await?;
     let searches_vector = the_search(&physical)
         .and_then(SearchExec::vector_search)
         .is_some_and(|s| s.query_vector() == vector);
-    let kept = (searches_vector && !mentions(&optimized, vector)?).then(|| Kept {
+    let kept = (stable && searches_vector && !mentions(&optimized, vector)?).then(|| Kept {
         plan: physical.clone(),
         settings,
         literal,
@@ -604,20 +623,17 @@ fn the_search(plan: &Arc<dyn ExecutionPlan>) -> Option<&SearchExec> {
 /// Whether a literal of `plan` is the vector `v` (then a kept plan would keep computing with
 /// the first vector).
 fn mentions(plan: &LogicalPlan, v: &[f32]) -> Result<bool> {
-    let mut found = false;
-    plan.apply_with_subqueries(|node| {
-        node.apply_expressions(|e| {
-            e.apply(|e| {
-                if let Expr::Literal(value, _) = e {
-                    found |= vector_from_scalar("", value).is_ok_and(|x| x == v);
-                }
-                Ok(if found {
-                    TreeNodeRecursion::Stop
-                } else {
-                    TreeNodeRecursion::Continue
-                })
-            })
-        })
-    })?;
-    Ok(found)
+    any_expr(
+        plan,
+        |e| matches!(e, Expr::Literal(value, _) if vector_from_scalar("", value).is_ok_and(|x| x == v)),
+    )
+}
+
+/// Whether `plan` calls a function whose value may change from one run to the next: the
+/// optimizer folds `now()` into the plan, which a kept plan would then keep.
+fn calls_unstable(plan: &LogicalPlan) -> Result<bool> {
+    any_expr(
+        plan,
+        |e| matches!(e, Expr::ScalarFunction(call) if call.func.signature().volatility != Volatility::Immutable),
+    )
 }

@@ -294,6 +294,16 @@ async fn ad_hoc_knn_queries_share_a_kept_plan() {
         assert_eq!(rows, 3);
     }
     assert_eq!(reruns(&ctx), before);
+    // A function the optimizer folds into the plan (`now()`): never kept, so never stale.
+    let timed = format!(
+        "SELECT id FROM dev WHERE now() > TIMESTAMP '2000-01-01' ORDER BY cosine_distance(vector, {a}) LIMIT 3"
+    );
+    for _ in 0..2 {
+        let planned = vlake_sql(&ctx, &timed).await;
+        assert!(planned_text(&planned).await.contains("VectorSearchExec"));
+        assert_eq!(ids(&planned.collect().await.unwrap()).len(), 3);
+    }
+    assert_eq!(reruns(&ctx), before);
     // `dev` names another table now (the first 100 rows): planned again, over that table.
     let first = common::read(&common::dev("base.parquet"))[0].slice(0, 100);
     let small_ids: HashSet<i64> = ids(std::slice::from_ref(&first)).into_iter().collect();
