@@ -101,8 +101,8 @@ fn entries<T>(map: &Mutex<T>) -> MutexGuard<'_, T> {
     map.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A kept physical plan and what it was planned under.
-#[derive(Debug)]
+/// A kept physical plan and what it was planned under (cheap to clone: shared pointers).
+#[derive(Clone, Debug)]
 struct Kept {
     plan: Arc<dyn ExecutionPlan>,
     settings: Settings,
@@ -169,7 +169,11 @@ pub(crate) async fn run(ctx: &SessionContext, statement: ParsedStatement) -> Res
         Inner::Text(text, shape) => {
             if let Some(plans) = &plans {
                 let key = entries(&plans.texts).get(&shape.key).cloned();
-                if let Some(planned) = rerun_query(ctx, plans, key, &shape.vector, LiteralKind::Array).await? {
+                let found = match key {
+                    Some(key) => rerun_query(ctx, plans, &key, &shape.vector, LiteralKind::Array).await?,
+                    None => None,
+                };
+                if let Some(planned) = found {
                     plans.unparsed.fetch_add(1, Ordering::Relaxed);
                     return Ok(planned);
                 }
@@ -184,12 +188,11 @@ pub(crate) async fn run(ctx: &SessionContext, statement: ParsedStatement) -> Res
         return frame(ctx, statement).await;
     };
     if let Some((name, vector, literal)) = execute_arguments(&statement) {
-        let kept = entries(&plans.prepared)
-            .get(&name)
-            .and_then(Option::as_ref)
-            .map(|k| (k.plan.clone(), k.literal, k.settings));
-        if let Some(planned) = rerun(ctx, &plans, kept, &vector, literal).await? {
-            return Ok(planned);
+        let kept = entries(&plans.prepared).get(&name).cloned().flatten();
+        if let Some(kept) = kept {
+            if let Some(planned) = rerun(ctx, &plans, &kept, &vector, literal).await? {
+                return Ok(planned);
+            }
         }
         let keep = entries(&plans.prepared).contains_key(&name);
         let plan = ctx.state().statement_to_plan(statement).await?;
@@ -246,7 +249,7 @@ async fn query(
         return frame(ctx, statement).await;
     };
     let key = statement.to_string();
-    if let Some(planned) = rerun_query(ctx, plans, Some(key.clone()), &vector, literal).await? {
+    if let Some(planned) = rerun_query(ctx, plans, &key, &vector, literal).await? {
         return Ok(planned);
     }
     // The text stands for the statement when its literals are the ones taken out.
@@ -276,22 +279,18 @@ async fn query(
 async fn rerun_query(
     ctx: &SessionContext,
     plans: &KeptPlans,
-    key: Option<String>,
+    key: &str,
     vector: &[f32],
     literal: LiteralKind,
 ) -> Result<Option<Planned>> {
-    let kept = key.and_then(|key| {
-        entries(&plans.queries)
-            .get(&key)
-            .map(|k| (k.plan.clone(), k.literal, k.settings, k.tables.clone()))
-    });
-    let Some((plan, kind, settings, tables)) = kept else {
+    let kept = entries(&plans.queries).get(key).cloned();
+    let Some(kept) = kept else {
         return Ok(None);
     };
-    if !same_tables(ctx, &tables).await {
+    if !same_tables(ctx, &kept.tables).await {
         return Ok(None);
     }
-    rerun(ctx, plans, Some((plan, kind, settings)), vector, literal).await
+    rerun(ctx, plans, &kept, vector, literal).await
 }
 
 /// The distance call's vector literals replaced by `$1`, when they all write one vector and
@@ -533,19 +532,19 @@ fn settings(ctx: &SessionContext) -> Settings {
     (o.knn_rewrite, o.nprobes, o.ef, o.refine)
 }
 
-/// A kept plan (with the literal kind and settings it was planned under) run for `vector`,
-/// when it still holds.
+/// A kept plan run for `vector`, when it still holds: the vector comes as the same kind of
+/// literal, the settings are the same, and the table has not moved on.
 async fn rerun(
     ctx: &SessionContext,
     plans: &KeptPlans,
-    kept: Option<(Arc<dyn ExecutionPlan>, LiteralKind, Settings)>,
+    kept: &Kept,
     vector: &[f32],
     literal: LiteralKind,
 ) -> Result<Option<Planned>> {
-    let Some((plan, _, _)) = kept.filter(|(_, kind, settings)| *kind == literal && *settings == self::settings(ctx))
-    else {
+    if kept.literal != literal || kept.settings != settings(ctx) {
         return Ok(None);
-    };
+    }
+    let plan = kept.plan.clone();
     let Some(search) = the_search(&plan).filter(|s| s.is_current()) else {
         return Ok(None);
     };

@@ -137,9 +137,13 @@ fn reuse_projected(keys: &[SortExpr], input: &LogicalPlan) -> Result<Vec<SortExp
     keys.iter()
         .map(|key| {
             let resolved = resolve(p, key.expr.clone().unalias())?;
-            let same = p.expr.iter().position(|e| {
-                matches!(e, Expr::Alias(_)) && !matches!(resolved, Expr::Column(_)) && e.clone().unalias() == resolved
-            });
+            let same = match resolved {
+                Expr::Column(_) => None,
+                _ => p
+                    .expr
+                    .iter()
+                    .position(|e| matches!(e, Expr::Alias(a) if *a.expr == resolved)),
+            };
             Ok(match same {
                 Some(i) => SortExpr {
                     expr: Expr::Column(Column::from(p.schema.qualified_field(i))),

@@ -36,11 +36,7 @@ async fn dev_session(dir: &std::path::Path) -> (vlake_table::Table, SessionConte
 
 /// The physical plan a frame runs, as indented text.
 async fn physical_plan_text(df: &datafusion::dataframe::DataFrame) -> String {
-    let plan = df.clone().create_physical_plan().await.unwrap();
-    let text = datafusion::physical_plan::displayable(plan.as_ref())
-        .indent(false)
-        .to_string();
-    text
+    planned_text(&Planned::Frame(Box::new(df.clone()))).await
 }
 
 async fn plan_text(ctx: &SessionContext, sql: &str) -> String {
@@ -187,7 +183,7 @@ fn reruns(ctx: &SessionContext) -> u64 {
     kept(ctx).reruns()
 }
 
-/// The physical plan a statement runs, as one line per node.
+/// The physical plan a statement runs, as indented text.
 async fn planned_text(planned: &Planned) -> String {
     let plan = planned.physical_plan().await.unwrap();
     let text = datafusion::physical_plan::displayable(plan.as_ref())
