@@ -50,8 +50,30 @@ impl std::fmt::Display for Metric {
 
 const LANES: usize = 32;
 
+/// The sum of an accumulator's lanes in 256-bit registers, folded pairwise (a short chain of
+/// whole-register adds rather than 31 dependent scalar adds).
+///
+/// # Safety
+/// The CPU must have AVX.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn lane_sum_avx(acc: &[f32; LANES]) -> f32 {
+    use std::arch::x86_64::*;
+    const { assert!(LANES == 32) };
+    let p = acc.as_ptr();
+    // SAFETY: the four 8-lane loads cover exactly the 32 lanes of `acc`; AVX is the caller's.
+    unsafe {
+        let low = _mm256_add_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)));
+        let high = _mm256_add_ps(_mm256_loadu_ps(p.add(16)), _mm256_loadu_ps(p.add(24)));
+        let s = _mm256_add_ps(low, high);
+        let s = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+    }
+}
+
 macro_rules! kernels {
-    ($dot:ident, $l2:ident, $dot_norm:ident, $fma:expr) => {
+    ($dot:ident, $l2:ident, $dot_norm:ident, $fma:expr, $sum:expr) => {
         #[inline(always)]
         fn $dot(a: &[f32], b: &[f32]) -> f32 {
             let n = a.len().min(b.len());
@@ -64,7 +86,7 @@ macro_rules! kernels {
                     acc[i] = $fma(x[i], y[i], acc[i]);
                 }
             }
-            let mut sum: f32 = acc.iter().sum();
+            let mut sum: f32 = $sum(&acc);
             for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
                 sum += x * y;
             }
@@ -84,7 +106,7 @@ macro_rules! kernels {
                     acc[i] = $fma(d, d, acc[i]);
                 }
             }
-            let mut sum: f32 = acc.iter().sum();
+            let mut sum: f32 = $sum(&acc);
             for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
                 sum += (x - y) * (x - y);
             }
@@ -106,7 +128,7 @@ macro_rules! kernels {
                     nrm[i] = $fma(y[i], y[i], nrm[i]);
                 }
             }
-            let (mut d, mut m): (f32, f32) = (acc.iter().sum(), nrm.iter().sum());
+            let (mut d, mut m): (f32, f32) = ($sum(&acc), $sum(&nrm));
             for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
                 d += x * y;
                 m += y * y;
@@ -116,7 +138,13 @@ macro_rules! kernels {
     };
 }
 
-kernels!(dot_base, l2_base, dot_norm_base, |a: f32, b: f32, c: f32| a * b + c);
+kernels!(
+    dot_base,
+    l2_base,
+    dot_norm_base,
+    |a: f32, b: f32, c: f32| a * b + c,
+    |acc: &[f32; LANES]| acc.iter().sum::<f32>()
+);
 
 /// The kernels compiled for one set of x86-64 target features, as a module of `unsafe`
 /// wrappers: callers must have detected the features first.
@@ -126,8 +154,14 @@ macro_rules! x86_kernels {
         mod $module {
             use super::LANES;
 
-            kernels!(dot_inner, l2_inner, dot_norm_inner, |a: f32, b: f32, c: f32| a
-                .mul_add(b, c));
+            kernels!(
+                dot_inner,
+                l2_inner,
+                dot_norm_inner,
+                |a: f32, b: f32, c: f32| a.mul_add(b, c),
+                // SAFETY: these kernels run only where AVX2 (so AVX) was detected.
+                |acc: &[f32; LANES]| unsafe { super::lane_sum_avx(acc) }
+            );
 
             #[target_feature(enable = $features)]
             pub(super) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
