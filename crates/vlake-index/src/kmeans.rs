@@ -191,8 +191,7 @@ impl Bounds {
         // of each centroid searched for among all of them (itself being the nearest).
         let mut half_gap = vec![0f32; k];
         book.each_nearest::<true>(centroids, dim, 0, k, &mut Vec::new(), |c, nearest| {
-            let c2: f32 = centroids[c * dim..(c + 1) * dim].iter().map(|v| v * v).sum();
-            half_gap[c] = 0.5 * (c2 + nearest.second).max(0.0).sqrt();
+            half_gap[c] = 0.5 * (book.norms[c] + nearest.second).max(0.0).sqrt();
         });
         let short = dim < SHORT_DIM;
         self.labels
@@ -214,6 +213,7 @@ impl Bounds {
                                 continue;
                             }
                             let c = &centroids[a * dim..(a + 1) * dim];
+                            // Direct calls, not `distance_fn`: the short one inlines here.
                             upper[i] = if short { l2_sq_short(x, c) } else { l2_sq(x, c) }.sqrt();
                             if upper[i] <= bound {
                                 continue;
@@ -503,26 +503,28 @@ fn short_nearest<const SECOND: bool, const DIM: usize>(
 mod x86 {
     use super::Nearest;
 
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn short_avx2<const SECOND: bool, const DIM: usize>(
-        values: &[f32],
-        norms: &[f32],
-        dim: usize,
-        v: &[f32],
-    ) -> Nearest {
-        super::short_nearest::<SECOND, DIM>(values, norms, dim, v, f32::mul_add)
+    /// The short-vector kernel compiled for one set of target features.
+    macro_rules! short_with {
+        ($(#[$doc:meta])* $name:ident, $features:literal) => {
+            $(#[$doc])*
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $name<const SECOND: bool, const DIM: usize>(
+                values: &[f32],
+                norms: &[f32],
+                dim: usize,
+                v: &[f32],
+            ) -> Nearest {
+                super::short_nearest::<SECOND, DIM>(values, norms, dim, v, f32::mul_add)
+            }
+        };
     }
 
-    /// The same kernel in 512-bit registers (about 15% faster where the CPU has them).
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn short_avx512<const SECOND: bool, const DIM: usize>(
-        values: &[f32],
-        norms: &[f32],
-        dim: usize,
-        v: &[f32],
-    ) -> Nearest {
-        super::short_nearest::<SECOND, DIM>(values, norms, dim, v, f32::mul_add)
-    }
+    short_with!(short_avx2, "avx2,fma");
+    short_with!(
+        /// The same kernel in 512-bit registers (about 15% faster where the CPU has them).
+        short_avx512,
+        "avx512f,avx2,fma"
+    );
 }
 
 /// The widest SIMD the short-vector kernel can use here.
