@@ -14,8 +14,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use vlake_datafusion::{from_df, VlakeTable};
 use vlake_table::{
-    AnalyzerConfig, BatchStream, BlobMode, BlobReader, BlobSource, Error, Fusion, HnswParams, HybridSearch,
-    IndexOptions, IndexType, IvfParams, Metric, ScanTask, Table, TableLocation, VersionRef, WriteMode, WriteOptions,
+    AnalyzerConfig, BatchStream, BlobMode, BlobReader, BlobSource, CleanupOptions, Error, Fusion, HnswParams,
+    HybridSearch, IndexOptions, IndexType, IvfParams, Metric, ScanTask, Table, TableLocation, VersionRef, WriteMode,
+    WriteOptions,
 };
 
 /// The runtime every call blocks on (with the GIL released), one per process. A process forked
@@ -374,14 +375,24 @@ impl RawTable {
     }
 
     /// Removes versions older than `older_than_s` seconds (never the latest or tagged ones) and
-    /// unreferenced files; returns the report as JSON.
-    fn cleanup(&self, py: Python<'_>, older_than_s: f64) -> PyResult<String> {
-        let age = std::time::Duration::from_secs_f64(older_than_s.max(0.0));
-        let report = run(py, self.table.cleanup(age))?;
+    /// unreferenced files older than that and the minimum file age (`unsafe_min_file_age_s`
+    /// lowers it); returns the report as JSON.
+    #[pyo3(signature = (older_than_s, unsafe_min_file_age_s=None))]
+    fn cleanup(&self, py: Python<'_>, older_than_s: f64, unsafe_min_file_age_s: Option<f64>) -> PyResult<String> {
+        let seconds = |s: f64| {
+            std::time::Duration::try_from_secs_f64(s.max(0.0))
+                .map_err(|e| to_py(Error::invalid(format!("bad cleanup age {s}: {e}"))))
+        };
+        let mut options = CleanupOptions::new(seconds(older_than_s)?);
+        if let Some(s) = unsafe_min_file_age_s {
+            options = options.dangerously_remove_files_younger_than_min_age(seconds(s)?);
+        }
+        let report = run(py, self.table.cleanup(&options))?;
         Ok(serde_json::json!({
             "versions_removed": report.versions_removed,
             "files_removed": report.files_removed,
             "bytes_removed": report.bytes_removed,
+            "files_kept_recent": report.files_kept_recent,
         })
         .to_string())
     }

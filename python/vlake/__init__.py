@@ -346,11 +346,22 @@ class Table:
         """Commits this version's contents as the newest version and returns it."""
         return Table(self._raw.restore())
 
-    def cleanup(self, older_than: Union[_dt.timedelta, float] = _dt.timedelta(days=7)) -> Dict[str, int]:
+    def cleanup(
+        self,
+        older_than: Union[_dt.timedelta, float] = _dt.timedelta(days=7),
+        *,
+        unsafe_min_file_age: Union[_dt.timedelta, float, None] = None,
+    ) -> Dict[str, int]:
         """Removes versions older than ``older_than`` (never the latest or tagged ones) and the
-        files only they used."""
-        seconds = older_than.total_seconds() if isinstance(older_than, _dt.timedelta) else float(older_than)
-        return json.loads(self._raw.cleanup(seconds))
+        files only they used, once those are also older than the minimum file age (one hour),
+        which protects the files of writes in flight. ``unsafe_min_file_age`` lowers that
+        minimum: only safe when nobody is writing to the table."""
+
+        def seconds(age: Union[_dt.timedelta, float]) -> float:
+            return age.total_seconds() if isinstance(age, _dt.timedelta) else float(age)
+
+        unsafe = None if unsafe_min_file_age is None else seconds(unsafe_min_file_age)
+        return json.loads(self._raw.cleanup(seconds(older_than), unsafe))
 
     # -- writes ---------------------------------------------------------------------------
     def append(self, data: Any) -> "Table":

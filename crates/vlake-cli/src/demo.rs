@@ -10,7 +10,8 @@ use arrow::array::{AsArray, FixedSizeListArray, Float32Array, Int64Array, Record
 use arrow::datatypes::{DataType, Field, Schema};
 use rand::{Rng, SeedableRng};
 use vlake_table::{
-    BatchStream, Error, IndexOptions, IndexType, Result, Table, TableLocation, VersionRef, WriteMode, WriteOptions,
+    BatchStream, CleanupOptions, Error, IndexOptions, IndexType, Result, Table, TableLocation, VersionRef, WriteMode,
+    WriteOptions,
 };
 
 use crate::import::open_source;
@@ -280,11 +281,13 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     heading("restore version 1 as the newest version, then clean up");
     let v3 = by_tag.restore().await?;
     println!("version {} has {} rows again", v3.version(), v3.num_rows());
-    let report = v3.cleanup(Duration::ZERO).await?;
+    let report = v3.cleanup(&CleanupOptions::new(Duration::ZERO)).await?;
     println!(
-        "cleanup: removed {} versions and {} files; version 1 stays (tagged), version {} stays (latest)",
+        "cleanup: removed {} versions and {} files ({} unreferenced files are younger than the minimum \
+         file age and kept for writers in flight); version 1 stays (tagged), version {} stays (latest)",
         report.versions_removed,
         report.files_removed,
+        report.files_kept_recent,
         v3.version()
     );
     println!("\ntry: vlake head {uri} -n 3 --columns id,gloss --filter \"pos = 'n'\"");

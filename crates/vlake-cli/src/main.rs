@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
-use vlake_table::{Error, Result, Table, TableLocation, VersionRef, WriteMode};
+use vlake_table::{cleanup, CleanupOptions, Error, Result, Table, TableLocation, VersionRef, WriteMode};
 
 use crate::render::Output;
 
@@ -62,6 +62,9 @@ enum Command {
     Versions {
         /// Table URI.
         uri: String,
+        /// Only the newest N versions.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
         /// Print one JSON document.
         #[arg(long)]
         json: bool,
@@ -104,9 +107,14 @@ enum Command {
     Cleanup {
         /// Table URI.
         uri: String,
-        /// Keep versions and files younger than this (e.g. 30s, 12h, 7d).
+        /// Keep versions and files younger than this (e.g. 30s, 12h, 7d). Unreferenced files are
+        /// also kept until they are an hour old, since a writer may be about to commit them.
         #[arg(long, default_value = "7d", value_parser = parse_duration)]
         older_than: Duration,
+        /// UNSAFE while anyone writes to the table: also remove unreferenced files younger than
+        /// an hour, down to this age. Writes in flight then lose their files and fail.
+        #[arg(long, value_name = "AGE", value_parser = parse_duration)]
+        unsafe_min_file_age: Option<Duration>,
         /// Print one JSON document.
         #[arg(long)]
         json: bool,
@@ -218,14 +226,16 @@ fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("bad duration '{s}': expected e.g. 30s, 15m, 12h, 7d"))?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
+    let per_unit: u64 = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
         _ => return Err(format!("bad duration unit '{unit}': use s, m, h or d")),
     };
-    Ok(Duration::from_secs(secs))
+    n.checked_mul(per_unit)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("duration '{s}' is too long: at most {} seconds", u64::MAX))
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -253,9 +263,10 @@ async fn run(cli: Cli) -> Result<()> {
             let table = at.open(&uri).await?;
             render::info(&table, Output::new(json))
         }
-        Command::Versions { uri, json } => {
+        Command::Versions { uri, limit, json } => {
             let table = Table::open(&uri).await?;
-            render::versions(&table.versions().await?, Output::new(json))
+            let versions = table.newest_versions(limit.unwrap_or(usize::MAX)).await?;
+            render::versions(&versions, Output::new(json))
         }
         Command::Head {
             uri,
@@ -301,13 +312,29 @@ async fn run(cli: Cli) -> Result<()> {
                 || format!("restored version {} as version {}", old.version(), new.version()),
             )
         }
-        Command::Cleanup { uri, older_than, json } => {
-            let report = Table::open(&uri).await?.cleanup(older_than).await?;
+        Command::Cleanup {
+            uri,
+            older_than,
+            unsafe_min_file_age,
+            json,
+        } => {
+            let mut options = CleanupOptions::new(older_than);
+            if let Some(age) = unsafe_min_file_age {
+                options = options.dangerously_remove_files_younger_than_min_age(age);
+            }
+            let report = cleanup(&TableLocation::parse(&uri)?, &options).await?;
             Output::new(json).doc(&report, || {
-                format!(
+                let mut line = format!(
                     "removed {} versions, {} files ({} bytes), {} partial uploads",
                     report.versions_removed, report.files_removed, report.bytes_removed, report.staging_files_removed
-                )
+                );
+                if report.files_kept_recent > 0 {
+                    line += &format!(
+                        "; kept {} unreferenced files younger than the minimum file age (writes may be in flight)",
+                        report.files_kept_recent
+                    );
+                }
+                line
             })
         }
         Command::Index { action } => search::index(action).await,

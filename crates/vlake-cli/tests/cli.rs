@@ -1,101 +1,21 @@
 //! The `vlake` binary end to end: commands, JSON output, errors, concurrent processes, crashes.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+mod common;
+
+use common::*;
+
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{AsArray, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use arrow::array::{FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
 use rand::Rng;
 use serde_json::Value;
 use vlake_table::Table;
-
-fn vlake(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vlake")).args(args).output().unwrap()
-}
-
-fn ok_json(args: &[&str]) -> Value {
-    let out = vlake(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?} printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
-
-/// Runs a command that must fail with one clear line on stderr.
-fn fails(args: &[&str], expect: &str) {
-    let out = vlake(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} succeeded");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
-    assert!(
-        stderr.starts_with("error:") && stderr.contains(expect),
-        "{args:?}: {stderr}"
-    );
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("backtrace"),
-        "{stderr}"
-    );
-}
-
-fn write_parquet(path: &Path, ids: std::ops::Range<i64>, dim: i32) {
-    let item = Arc::new(Field::new("item", DataType::Float32, true));
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("pos", DataType::Utf8, true),
-        Field::new("vector", DataType::FixedSizeList(item.clone(), dim), true),
-    ]));
-    let file = std::fs::File::create(path).unwrap();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None).unwrap();
-    let ids: Vec<i64> = ids.collect();
-    for chunk in ids.chunks(8192) {
-        let values: Float32Array = chunk
-            .iter()
-            .flat_map(|i| (0..dim).map(move |d| (*i + d as i64) as f32))
-            .collect();
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(Int64Array::from(chunk.to_vec())),
-                Arc::new(StringArray::from_iter_values(chunk.iter().map(|i| {
-                    if i % 2 == 0 {
-                        "n"
-                    } else {
-                        "v"
-                    }
-                }))),
-                Arc::new(FixedSizeListArray::new(item.clone(), dim, Arc::new(values), None)),
-            ],
-        )
-        .unwrap();
-        writer.write(&batch).unwrap();
-    }
-    writer.close().unwrap();
-}
-
-fn table_ids(uri: &str) -> (u64, Vec<i64>) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let table = Table::open(uri).await.unwrap();
-        let batches = table.scan().columns(&["id"]).collect().await.unwrap();
-        let mut ids: Vec<i64> = batches
-            .iter()
-            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
-            .collect();
-        ids.sort_unstable();
-        (table.version(), ids)
-    })
-}
 
 #[test]
 fn import_inspect_tag_restore_cleanup() {
@@ -165,6 +85,11 @@ fn import_inspect_tag_restore_cleanup() {
     assert_eq!(restored["version"], 3);
     assert_eq!(ok_json(&["info", &uri, "--json"])["rows"], 3);
     let report = ok_json(&["cleanup", &uri, "--older-than", "0s", "--json"]);
+    assert_eq!(
+        (&report["files_removed"], &report["files_kept_recent"]),
+        (&Value::from(0), &Value::from(1)),
+        "version 2's file is younger than the minimum file age: a writer may still need it"
+    );
     assert_eq!(
         report["versions_removed"], 1,
         "version 2 goes; 1 is tagged, 3 is latest"
@@ -402,8 +327,17 @@ fn writers_killed_mid_write_leave_the_last_good_version() {
     }
     assert!(killed > 0, "no writer was killed mid-write; the test proved nothing");
 
-    // Cleanup removes the orphans of killed writers and keeps every referenced file.
-    ok_json(&["cleanup", &uri, "--older-than", "0s", "--json"]);
+    // Cleanup removes the orphans of killed writers and keeps every referenced file (no writer
+    // runs now, so the minimum file age may be waived).
+    ok_json(&[
+        "cleanup",
+        &uri,
+        "--older-than",
+        "0s",
+        "--unsafe-min-file-age",
+        "0s",
+        "--json",
+    ]);
     let (files, staging) = stored_files(&root);
     assert_eq!(staging, 0, "partial uploads remain");
     let rt = tokio::runtime::Runtime::new().unwrap();

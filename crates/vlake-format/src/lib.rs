@@ -12,6 +12,6 @@ pub mod schema;
 pub use error::{Error, Result};
 pub use manifest::{
     BlobFile, ColumnStats, DataFile, DeletionFile, FileFormat, IndexEntry, LatestHint, Manifest, Operation, RowIdFile,
-    StatValue, Tag, Transaction, FORMAT_VERSION,
+    StatValue, Tag, Transaction, VersionSummary, FORMAT_VERSION,
 };
 pub use schema::{DataType, Field, Schema};

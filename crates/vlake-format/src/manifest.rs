@@ -74,6 +74,77 @@ pub struct Manifest {
     pub transaction: Transaction,
 }
 
+/// What a listing of versions shows of one manifest, decoded without the rest of it (schema,
+/// statistics, paths, indexes), so that listing many versions stays cheap.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VersionSummary {
+    /// The table version.
+    pub version: u64,
+    /// Commit time, milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// The operation that produced the version.
+    pub operation: Operation,
+    /// Live rows (deleted rows excluded).
+    pub rows: u64,
+    /// Data files.
+    pub files: usize,
+}
+
+impl VersionSummary {
+    /// Decodes the summary of the manifest read from `path`, which must hold `expected_version`.
+    pub fn decode(bytes: &[u8], path: &str, expected_version: u64) -> Result<Self> {
+        #[derive(Deserialize)]
+        struct Wire {
+            format_version: u32,
+            version: u64,
+            timestamp_ms: i64,
+            data_files: Vec<FileWire>,
+            transaction: TransactionWire,
+        }
+        #[derive(Deserialize)]
+        struct FileWire {
+            num_rows: u64,
+            #[serde(default)]
+            deletion: Option<DeletionWire>,
+        }
+        #[derive(Deserialize)]
+        struct DeletionWire {
+            num_deleted: u64,
+        }
+        #[derive(Deserialize)]
+        struct TransactionWire {
+            operation: Operation,
+        }
+        let wire: Wire =
+            serde_json::from_slice(bytes).map_err(|e| Error::corrupt(path, format!("not a vlake manifest: {e}")))?;
+        if wire.format_version == 0 || wire.format_version > FORMAT_VERSION {
+            return Err(Error::unsupported(format!(
+                "{path} has format version {}; this vlake reads versions 1 to {FORMAT_VERSION}",
+                wire.format_version
+            )));
+        }
+        if wire.version != expected_version {
+            return Err(Error::corrupt(
+                path,
+                format!("holds version {}, expected {expected_version}", wire.version),
+            ));
+        }
+        let rows = wire.data_files.iter().try_fold(0u64, |sum, f| {
+            f.num_rows
+                .checked_sub(f.deletion.as_ref().map_or(0, |d| d.num_deleted))
+                .and_then(|live| sum.checked_add(live))
+        });
+        let rows = rows.ok_or_else(|| Error::corrupt(path, "row counts overflow or deletions exceed rows"))?;
+        Ok(Self {
+            version: wire.version,
+            timestamp_ms: wire.timestamp_ms,
+            operation: wire.transaction.operation,
+            rows,
+            files: wire.data_files.len(),
+        })
+    }
+}
+
 /// Storage format of a data file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -303,6 +374,21 @@ impl Manifest {
     /// Total size of the data files in bytes.
     pub fn data_size_bytes(&self) -> u64 {
         self.data_files.iter().map(|f| f.size_bytes).sum()
+    }
+
+    /// Every file this version references, by path relative to the table root: data files,
+    /// their deletion, row-id and blob files, and the files of its indexes (an index entry may
+    /// name a directory, which covers everything under it). Paths may repeat.
+    pub fn referenced_files(&self) -> impl Iterator<Item = &str> {
+        self.data_files
+            .iter()
+            .flat_map(|f| {
+                std::iter::once(f.path.as_str())
+                    .chain(f.deletion.iter().map(|d| d.path.as_str()))
+                    .chain(f.row_ids.iter().map(|r| r.path.as_str()))
+                    .chain(f.blob_files.iter().map(|b| b.path.as_str()))
+            })
+            .chain(self.indexes.iter().flat_map(|i| i.files.iter().map(String::as_str)))
     }
 
     /// Serialises the manifest as the spec's JSON document.

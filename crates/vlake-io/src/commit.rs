@@ -1,8 +1,8 @@
 //! The commit store (format-spec/commit.md): manifests created with put-if-absent, and a
-//! latest-version lookup that reads a hint and probes forward instead of listing every version.
+//! latest-version lookup that reads a hint and lists only the versions after it.
 
 use vlake_format::layout::{manifest_path, parse_manifest_name, LATEST_HINT, VERSIONS_DIR};
-use vlake_format::{Error, LatestHint, Manifest, Result};
+use vlake_format::{Error, LatestHint, Manifest, Result, VersionSummary};
 
 use crate::TableLocation;
 
@@ -49,17 +49,25 @@ impl CommitStore {
     /// Reads and validates the manifest of `version`.
     pub async fn load_manifest(&self, version: u64) -> Result<Manifest> {
         let rel = manifest_path(version);
-        let bytes = match self.location.get(&rel).await {
-            Ok(b) => b,
-            Err(Error::NotFound { .. }) => {
-                return Err(Error::not_found(format!(
-                    "version {version} of table {}",
-                    self.location.uri()
-                )))
-            }
-            Err(e) => return Err(e),
-        };
+        let bytes = self.get_manifest_bytes(version, &rel).await?;
         Manifest::decode(&bytes, &format!("{}/{rel}", self.location.uri()), version)
+    }
+
+    /// Reads the summary of the manifest of `version` (what a version listing shows).
+    pub async fn load_summary(&self, version: u64) -> Result<VersionSummary> {
+        let rel = manifest_path(version);
+        let bytes = self.get_manifest_bytes(version, &rel).await?;
+        VersionSummary::decode(&bytes, &format!("{}/{rel}", self.location.uri()), version)
+    }
+
+    async fn get_manifest_bytes(&self, version: u64, rel: &str) -> Result<bytes::Bytes> {
+        match self.location.get(rel).await {
+            Err(Error::NotFound { .. }) => Err(Error::not_found(format!(
+                "version {version} of table {}",
+                self.location.uri()
+            ))),
+            other => other,
+        }
     }
 
     /// Whether the manifest of `version` exists.
@@ -69,18 +77,21 @@ impl CommitStore {
 
     /// The latest version, or `None` when the table has none.
     ///
-    /// Reads `_latest.json` and probes forward one version at a time; lists `_versions/` only
-    /// when the hint is missing, unreadable or points at a removed version.
+    /// Reads `_latest.json` and lists the versions after it (one listing request); lists all of
+    /// `_versions/` only when the hint is missing, unreadable or points at a removed version with
+    /// nothing after it. Listing rather than probing `hint + 1` finds the latest version across
+    /// gaps that cleanup leaves (a stale hint below a removed version), so that no writer commits
+    /// below it (format-spec/commit.md#finding-the-latest-version).
     pub async fn latest_version(&self) -> Result<Option<u64>> {
-        let start = match self.read_hint().await? {
-            Some(v) if self.version_exists(v).await? => Some(v),
-            _ => self.list_versions_after(None).await?.last().copied(),
-        };
-        let Some(mut latest) = start else { return Ok(None) };
-        while self.version_exists(latest + 1).await? {
-            latest += 1;
+        if let Some(hint) = self.read_hint().await? {
+            if let Some(latest) = self.list_versions_after(Some(hint)).await?.last() {
+                return Ok(Some(*latest));
+            }
+            if self.version_exists(hint).await? {
+                return Ok(Some(hint));
+            }
         }
-        Ok(Some(latest))
+        Ok(self.list_versions().await?.last().copied())
     }
 
     async fn read_hint(&self) -> Result<Option<u64>> {

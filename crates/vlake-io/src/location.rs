@@ -11,6 +11,7 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use vlake_format::layout::is_vlake_staging_file;
 use vlake_format::{Error, Result};
 
 /// Where a table lives: an object store and the table's root inside it.
@@ -242,7 +243,9 @@ impl TableLocation {
     }
 
     /// Removes staging files left by writers that crashed mid-upload on local disk (`name#n`,
-    /// invisible to listings) when they are older than `older_than`. Returns how many were removed.
+    /// invisible to listings) when they are older than `older_than`: only those of objects vlake
+    /// writes (`vlake_format::layout::is_vlake_staging_file`); a user's file with `#` in its
+    /// name is left alone. Returns how many were removed.
     pub fn remove_local_staging_files(&self, older_than: std::time::SystemTime) -> Result<usize> {
         let Some(root) = &self.local_root else { return Ok(0) };
         let mut removed = 0;
@@ -260,8 +263,13 @@ impl TableLocation {
                     .map_err(|e| Error::io(entry.path().display().to_string(), e))?;
                 if meta.is_dir() {
                     stack.push(entry.path());
-                } else if entry.file_name().to_string_lossy().contains('#')
-                    && meta.modified().is_ok_and(|m| m < older_than)
+                } else if meta.modified().is_ok_and(|m| m < older_than)
+                    && entry
+                        .path()
+                        .strip_prefix(root)
+                        .ok()
+                        .and_then(|rel| rel.to_str())
+                        .is_some_and(|rel| is_vlake_staging_file(&rel.replace(std::path::MAIN_SEPARATOR, "/")))
                 {
                     std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path().display().to_string(), e))?;
                     removed += 1;

@@ -25,7 +25,7 @@ use crate::blob::descriptors;
 use crate::rows::encode_bitmap;
 use crate::txn::{Action, CompactedGroup};
 use crate::write::{remove_files, write_with_blobs, WriteOptions, WrittenFile};
-use crate::{BatchStream, CleanupReport, ScanTask, Table, ROW_ID};
+use crate::{BatchStream, CleanupOptions, CleanupReport, ScanTask, Table, ROW_ID};
 
 /// Knobs of a compaction.
 #[derive(Clone, Debug)]
@@ -150,7 +150,7 @@ impl Table {
             }
             table = updated;
         }
-        let cleanup = table.cleanup(opts.cleanup_older_than).await?;
+        let cleanup = table.cleanup(&CleanupOptions::new(opts.cleanup_older_than)).await?;
         let report = OptimizeReport {
             version: table.version(),
             compaction,

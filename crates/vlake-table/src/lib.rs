@@ -36,7 +36,7 @@ mod write;
 
 pub use assign::{ArithOp, Assignment, ValueExpr};
 pub use blob::{BlobMode, BlobReader, BlobSource};
-pub use cleanup::CleanupReport;
+pub use cleanup::{cleanup, CleanupOptions, CleanupReport, MIN_FILE_AGE};
 pub use compact::{CompactOptions, CompactReport, OptimizeOptions, OptimizeReport};
 pub use evolve::{ColumnValue, SchemaChange};
 pub use hybrid::{fuse, Fusion, HybridSearch};

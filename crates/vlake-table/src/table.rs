@@ -319,17 +319,25 @@ impl Table {
     }
 
     /// Every version that still exists, oldest first.
+    ///
+    /// Reads one summary per listed version (not the full manifests).
     pub async fn versions(&self) -> Result<Vec<VersionInfo>> {
-        let versions = self.store.list_versions().await?;
+        self.newest_versions(usize::MAX).await
+    }
+
+    /// The newest `limit` versions that still exist, oldest first.
+    pub async fn newest_versions(&self, limit: usize) -> Result<Vec<VersionInfo>> {
+        let mut versions = self.store.list_versions().await?;
+        versions.drain(..versions.len().saturating_sub(limit));
         futures::stream::iter(versions)
             .map(|v| async move {
-                let m = self.store.load_manifest(v).await?;
+                let m = self.store.load_summary(v).await?;
                 Ok(VersionInfo {
                     version: m.version,
                     timestamp_ms: m.timestamp_ms,
-                    operation: m.transaction.operation.name().to_string(),
-                    rows: m.num_rows(),
-                    files: m.data_files.len(),
+                    operation: m.operation.name().to_string(),
+                    rows: m.rows,
+                    files: m.files,
                 })
             })
             .buffered(16)
@@ -366,15 +374,7 @@ impl Table {
 
     /// All tags, by name.
     pub async fn tags(&self) -> Result<Vec<Tag>> {
-        let objects = self.location().list(TAGS_DIR).await?;
-        let mut tags = Vec::with_capacity(objects.len());
-        for o in objects {
-            if let Some(name) = o.location.filename().and_then(|f| f.strip_suffix(".json")) {
-                tags.push(load_tag(&self.store, name).await?);
-            }
-        }
-        tags.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(tags)
+        list_tags(&self.store).await
     }
 
     /// A blob writer for a write on top of this version: input descriptors may point into
@@ -413,6 +413,19 @@ pub(crate) fn certainly_failed(e: &Error) -> bool {
         e,
         Error::CommitConflict { .. } | Error::AlreadyExists { .. } | Error::InvalidInput(_) | Error::Unsupported { .. }
     )
+}
+
+/// Every tag of the table at `store`, sorted by name.
+pub(crate) async fn list_tags(store: &CommitStore) -> Result<Vec<Tag>> {
+    let objects = store.location().list(TAGS_DIR).await?;
+    let mut tags = Vec::with_capacity(objects.len());
+    for o in objects {
+        if let Some(name) = o.location.filename().and_then(|f| f.strip_suffix(".json")) {
+            tags.push(load_tag(store, name).await?);
+        }
+    }
+    tags.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(tags)
 }
 
 async fn load_tag(store: &CommitStore, name: &str) -> Result<Tag> {

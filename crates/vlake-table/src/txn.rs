@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
 use rand::Rng;
 use uuid::Uuid;
 use vlake_format::manifest::{BLOB_FILES, COLUMN_DEFAULTS, DELETION_FILES, PRIMARY_KEY, ROW_ID_FILES};
@@ -122,6 +123,15 @@ impl Action {
         }
     }
 
+    /// Paths of the files that must exist for the commit to be valid: the files it wrote and,
+    /// for a restore, every file of the restored version.
+    fn required_paths(&self) -> Vec<&str> {
+        match self {
+            Self::Restore { from } => from.referenced_files().collect(),
+            _ => self.written_paths(),
+        }
+    }
+
     /// Paths of the files this action wrote (removed again when it fails).
     pub(crate) fn written_paths(&self) -> Vec<&str> {
         match self {
@@ -150,26 +160,30 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn new_files(files: &[WrittenFile], mut next_row_id: u64) -> (Vec<DataFile>, u64) {
+/// Data file entries for `files`, with row ids from `next_row_id`; fails when the row ids would
+/// overflow.
+fn new_files(files: &[WrittenFile], mut next_row_id: u64) -> Result<(Vec<DataFile>, u64)> {
     let out = files
         .iter()
         .map(|f| {
-            let file = DataFile {
+            let row_id_start = next_row_id;
+            next_row_id = next_row_id
+                .checked_add(f.num_rows)
+                .ok_or_else(|| Error::invalid("row ids overflow: the table has reached 2^64 rows"))?;
+            Ok(DataFile {
                 path: f.path.clone(),
                 format: FileFormat::Parquet,
                 num_rows: f.num_rows,
                 size_bytes: f.size_bytes,
-                row_id_start: next_row_id,
+                row_id_start,
                 stats: f.stats.clone(),
                 deletion: f.deletion.clone(),
                 row_ids: None,
                 blob_files: f.blob_files.clone(),
-            };
-            next_row_id += f.num_rows;
-            file
+            })
         })
-        .collect();
-    (out, next_row_id)
+        .collect::<Result<_>>()?;
+    Ok((out, next_row_id))
 }
 
 /// The manifest that results from applying `pending` on top of `base`.
@@ -188,7 +202,7 @@ fn apply(base: Option<&Manifest>, pending: &PendingCommit) -> Result<Manifest> {
         else {
             return Err(Error::Internal("only a create commits without a base version".into()));
         };
-        let (data_files, next_row_id) = new_files(files, 0);
+        let (data_files, next_row_id) = new_files(files, 0)?;
         let mut first = Manifest {
             format_version: FORMAT_VERSION,
             reader_features: Default::default(),
@@ -209,14 +223,19 @@ fn apply(base: Option<&Manifest>, pending: &PendingCommit) -> Result<Manifest> {
         return Ok(first);
     };
     let mut next = base.clone();
-    next.version = base.version + 1;
+    next.version = base.version.checked_add(1).ok_or_else(|| {
+        Error::invalid(format!(
+            "version {} is the largest a table can have; no version can follow it",
+            base.version
+        ))
+    })?;
     next.parent_version = Some(base.version);
     next.timestamp_ms = now_ms().max(base.timestamp_ms);
     next.transaction = transaction;
     match &pending.action {
         Action::Create { .. } => return Err(Error::Internal("create applied on top of an existing version".into())),
         Action::Append { files } => {
-            let (added, next_row_id) = new_files(files, base.next_row_id);
+            let (added, next_row_id) = new_files(files, base.next_row_id)?;
             next.data_files.extend(added);
             next.next_row_id = next_row_id;
             add_features(&mut next);
@@ -227,7 +246,7 @@ fn apply(base: Option<&Manifest>, pending: &PendingCommit) -> Result<Manifest> {
             primary_key,
             files,
         } => {
-            let (data_files, next_row_id) = new_files(files, base.next_row_id);
+            let (data_files, next_row_id) = new_files(files, base.next_row_id)?;
             next.schema = schema.clone();
             next.primary_key = primary_key.clone();
             next.max_field_id = (*max_field_id).max(base.max_field_id);
@@ -262,7 +281,7 @@ fn apply(base: Option<&Manifest>, pending: &PendingCommit) -> Result<Manifest> {
                     }
                 }
             }
-            let (added, next_row_id) = new_files(appended, base.next_row_id);
+            let (added, next_row_id) = new_files(appended, base.next_row_id)?;
             next.data_files.extend(added);
             next.next_row_id = next_row_id;
         }
@@ -494,6 +513,10 @@ async fn check_keys(
 const MAX_IO_RETRIES: u32 = 3;
 
 /// Commits `pending`, retrying over compatible concurrent commits. Returns the new manifest.
+///
+/// Every attempt first rebases over all versions committed after its base (found by listing,
+/// not by probing `base + 1`), so a put never creates a version below the latest one, even when
+/// the base is stale or cleanup removed versions in between.
 pub(crate) async fn commit(store: &CommitStore, pending: &PendingCommit, max_retries: u32) -> Result<Arc<Manifest>> {
     if let Some(read) = &pending.read {
         read.check_writable()?;
@@ -501,56 +524,137 @@ pub(crate) async fn commit(store: &CommitStore, pending: &PendingCommit, max_ret
     let mut base = pending.read.clone();
     let mut io_failures = 0;
     for attempt in 0..=max_retries {
-        let candidate = apply(base.as_deref(), pending)?;
-        let outcome = match store.try_commit(&candidate).await {
-            Ok(o) => o,
-            // The put may or may not have happened: look before trying again.
-            Err(e @ Error::Io { .. }) => match store.load_manifest(candidate.version).await {
-                Ok(_) => CommitOutcome::VersionTaken,
-                Err(_) if io_failures < MAX_IO_RETRIES && attempt < max_retries => {
-                    io_failures += 1;
-                    backoff(attempt).await;
-                    continue;
-                }
-                Err(_) => return Err(e),
-            },
-            Err(e) => return Err(e),
+        base = match catch_up(store, pending, base).await? {
+            CatchUp::Committed(ours) => return Ok(ours),
+            CatchUp::Rebased(base) => base,
         };
-        match outcome {
-            CommitOutcome::Committed => {
+        let candidate = apply(base.as_deref(), pending)?;
+        check_files_exist(store, pending).await?;
+        match store.try_commit(&candidate).await {
+            Ok(CommitOutcome::Committed) => {
                 store.write_hint(candidate.version).await;
                 return Ok(Arc::new(candidate));
             }
-            CommitOutcome::VersionTaken => {
-                let theirs = store.load_manifest(candidate.version).await?;
-                if theirs.transaction.id == pending.id {
-                    store.write_hint(theirs.version).await;
-                    return Ok(Arc::new(theirs));
-                }
-                check_rebase(pending, &theirs)?;
-                theirs.check_writable()?;
-                check_keys(store, pending, base.as_deref(), &theirs).await?;
-                // Catch up to the latest version before trying again.
-                let mut latest = Arc::new(theirs);
-                while let Ok(newer) = store.load_manifest(latest.version + 1).await {
-                    if newer.transaction.id == pending.id {
-                        return Ok(Arc::new(newer));
+            // The next attempt's catch-up reads the winner (or our own earlier attempt).
+            Ok(CommitOutcome::VersionTaken) => {}
+            // The put may or may not have happened: the catch-up finds out by the transaction id.
+            Err(e @ Error::Io { .. }) => {
+                if !store.version_exists(candidate.version).await.unwrap_or(false) {
+                    if io_failures >= MAX_IO_RETRIES || attempt >= max_retries {
+                        return Err(e);
                     }
-                    check_rebase(pending, &newer)?;
-                    newer.check_writable()?;
-                    check_keys(store, pending, Some(&latest), &newer).await?;
-                    latest = Arc::new(newer);
+                    io_failures += 1;
                 }
-                base = Some(latest);
-                backoff(attempt).await;
             }
+            Err(e) => return Err(e),
         }
+        backoff(attempt).await;
+    }
+    if let CatchUp::Committed(ours) = catch_up(store, pending, base.clone()).await? {
+        return Ok(ours);
     }
     Err(Error::CommitConflict {
-        version: base.map_or(1, |b| b.version + 1),
+        version: base.map_or(Some(1), |b| b.version.checked_add(1)).unwrap_or(u64::MAX),
         reason: format!("gave up after {max_retries} retries against concurrent writers"),
         retryable: true,
     })
+}
+
+/// Fails when a file the commit would reference is gone, so that no version ever references a
+/// missing file. Cleanup keeps unreferenced files younger than its minimum age
+/// ([`crate::MIN_FILE_AGE`]); this catches a cleanup that was told to ignore it.
+async fn check_files_exist(store: &CommitStore, pending: &PendingCommit) -> Result<()> {
+    // Owned paths and locations keep the future `Send` for any lifetime (a borrowed closure
+    // here trips rustc's higher-ranked `Send` check in callers).
+    let paths: Vec<String> = pending
+        .action
+        .required_paths()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let location = store.location().clone();
+    let mut checks = futures::stream::iter(paths)
+        .map(move |path| {
+            let location = location.clone();
+            async move { location.exists(&path).await.map(|found| (path, found)) }
+        })
+        .buffer_unordered(16);
+    while let Some((path, found)) = checks.try_next().await? {
+        if !found {
+            return Err(Error::CommitConflict {
+                version: pending.read.as_ref().map_or(0, |m| m.version),
+                reason: format!(
+                    "file {path}, which this {} needs, was removed before it committed \
+                     (a cleanup that ignored the minimum file age?); run it again",
+                    pending.action.operation().name()
+                ),
+                retryable: true,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Where a transaction stands after reading the versions committed since its base.
+enum CatchUp {
+    /// An earlier attempt of this transaction committed this version.
+    Committed(Arc<Manifest>),
+    /// The transaction was rebased onto this base (the latest version; `None`: no versions).
+    Rebased(Option<Arc<Manifest>>),
+}
+
+/// Reads every version committed after `base`, checks that `pending` may be rebased over each,
+/// and returns the latest as the new base.
+///
+/// Versions between `base` and the latest may be missing when cleanup removed them. Their
+/// operations are unknown, so only an append, whose conflicts depend on the latest schema
+/// alone, is rebased across such a gap; anything else fails with a retryable conflict.
+async fn catch_up(store: &CommitStore, pending: &PendingCommit, base: Option<Arc<Manifest>>) -> Result<CatchUp> {
+    let after = base.as_ref().map(|b| b.version);
+    let newer = store.list_versions_after(after).await?;
+    let mut loaded = Vec::with_capacity(newer.len());
+    for version in newer {
+        let theirs = store.load_manifest(version).await?;
+        if theirs.transaction.id == pending.id {
+            store.write_hint(theirs.version).await;
+            return Ok(CatchUp::Committed(Arc::new(theirs)));
+        }
+        loaded.push(Arc::new(theirs));
+    }
+    let Some(latest) = loaded.last().cloned() else {
+        return Ok(CatchUp::Rebased(base));
+    };
+    let Some(base) = base else {
+        return Err(Error::AlreadyExists {
+            what: format!("the table (version {} exists)", latest.version),
+        });
+    };
+    let contiguous = loaded
+        .iter()
+        .zip(1u64..)
+        .all(|(m, i)| base.version.checked_add(i) == Some(m.version));
+    if !contiguous && !matches!(pending.action, Action::Append { .. }) {
+        let first = loaded.first().map_or(latest.version, |m| m.version);
+        return Err(Error::CommitConflict {
+            version: latest.version,
+            reason: format!(
+                "versions after {} (up to {}) were removed by cleanup while this {} ran; \
+                 run it again on the latest version",
+                base.version,
+                first.saturating_sub(1),
+                pending.action.operation().name()
+            ),
+            retryable: true,
+        });
+    }
+    let mut prev = base;
+    for theirs in loaded {
+        check_rebase(pending, &theirs)?;
+        theirs.check_writable()?;
+        check_keys(store, pending, Some(prev.as_ref()), &theirs).await?;
+        prev = theirs;
+    }
+    Ok(CatchUp::Rebased(Some(prev)))
 }
 
 pub(crate) async fn backoff(attempt: u32) {

@@ -9,7 +9,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float16Type, UInt64Type};
 use arrow_array::Array;
 use common::*;
-use vlake_table::{Error, Table, TableLocation, VersionRef, WriteMode, WriteOptions};
+use vlake_table::{CleanupOptions, Error, Table, TableLocation, VersionRef, WriteMode, WriteOptions};
 
 async fn create(uri: &str, ids: std::ops::Range<i64>) -> Table {
     Table::write(
@@ -285,8 +285,17 @@ async fn restore_and_cleanup_keep_what_live_versions_need() {
     assert_eq!((v4.version(), ids(&v4).await), (4, (0..10).collect::<Vec<_>>()));
 
     // Nothing is old enough yet.
-    assert_eq!(v4.cleanup(Duration::from_secs(3600)).await.unwrap().versions_removed, 0);
-    let report = v4.cleanup(Duration::ZERO).await.unwrap();
+    assert_eq!(
+        v4.cleanup(&CleanupOptions::new(Duration::from_secs(3600)))
+            .await
+            .unwrap()
+            .versions_removed,
+        0
+    );
+    let report = v4
+        .cleanup(&CleanupOptions::new(Duration::ZERO).dangerously_remove_files_younger_than_min_age(Duration::ZERO))
+        .await
+        .unwrap();
     // Versions 1 and 3 go; 2 is tagged and 4 is the latest. The overwrite's file goes.
     assert_eq!(report.versions_removed, 2);
     assert_eq!(report.files_removed, 1);

@@ -16,8 +16,8 @@ use arrow_array::{Array, ArrayRef, Int64Array, LargeBinaryArray, RecordBatch, St
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, ReadBuf};
 use vlake_table::{
-    Assignment, BatchStream, BlobMode, BlobSource, CompactOptions, MergeInsert, MergeReport, Predicate, Table,
-    TableLocation, ValueExpr, WhenMatched, WriteMode, WriteOptions,
+    Assignment, BatchStream, BlobMode, BlobSource, CleanupOptions, CompactOptions, MergeInsert, MergeReport, Predicate,
+    Table, TableLocation, ValueExpr, WhenMatched, WriteMode, WriteOptions,
 };
 
 fn blob_schema() -> SchemaRef {
@@ -337,7 +337,10 @@ async fn streamed_appends_deletes_compaction_and_cleanup_keep_blob_files_exact()
         64
     );
 
-    let cleanup = v5.cleanup(Duration::ZERO).await.unwrap();
+    let cleanup = v5
+        .cleanup(&CleanupOptions::new(Duration::ZERO).dangerously_remove_files_younger_than_min_age(Duration::ZERO))
+        .await
+        .unwrap();
     assert!(cleanup.files_removed > 0);
     let on_disk = blob_file_sizes(&root);
     let live: u64 = expected.values().flatten().map(|v| v.len() as u64).sum();
@@ -630,7 +633,9 @@ async fn upserts_write_blob_values_and_leave_no_orphan_blob_files() {
     assert_eq!(blob_file_sizes(&root), before);
 
     // After cleanup the blob files are exactly those the latest version lists.
-    v4.cleanup(Duration::ZERO).await.unwrap();
+    v4.cleanup(&CleanupOptions::new(Duration::ZERO).dangerously_remove_files_younger_than_min_age(Duration::ZERO))
+        .await
+        .unwrap();
     let listed: BTreeMap<String, u64> = v4
         .manifest()
         .blob_files()

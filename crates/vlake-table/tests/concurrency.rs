@@ -6,10 +6,11 @@ mod common;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use vlake_io::{InstrumentedStore, IoCounters};
-use vlake_table::{Error, Table, TableLocation, VersionRef, WriteMode, WriteOptions};
+use vlake_table::{cleanup, CleanupOptions, Error, Table, TableLocation, VersionRef, WriteMode, WriteOptions};
 
 const WRITERS: i64 = 8;
 const ROWS: i64 = 50;
@@ -180,7 +181,7 @@ async fn a_failed_write_leaves_the_table_unchanged() {
 }
 
 #[tokio::test]
-async fn latest_version_lookup_does_not_list() {
+async fn latest_version_lookup_lists_only_after_the_hint() {
     let dir = tempdir();
     let uri = uri(&dir, "t");
     let mut table = Table::create(&uri, schema()).await.unwrap();
@@ -193,20 +194,63 @@ async fn latest_version_lookup_does_not_list() {
         .with_store(|s| Arc::new(InstrumentedStore::new(s, counters.clone())));
     let opened = Table::open_at(location.clone(), VersionRef::Latest).await.unwrap();
     assert_eq!(opened.version(), 31);
-    assert_eq!(counters.lists.load(Ordering::SeqCst), 0, "no listing with a good hint");
-    assert!(counters.heads.load(Ordering::SeqCst) <= 3);
+    assert_eq!(counters.lists.load(Ordering::SeqCst), 1, "one listing after the hint");
+    assert!(counters.heads.load(Ordering::SeqCst) <= 1);
 
-    // A stale hint costs a few probes, still no listing.
-    std::fs::write(dir.path().join("t/_latest.json"), br#"{"version": 27}"#).unwrap();
+    // A stale hint costs the same listing, not one probe per version.
+    std::fs::write(dir.path().join("t/_latest.json"), br#"{"version": 3}"#).unwrap();
+    let heads = counters.heads.load(Ordering::SeqCst);
     let opened = Table::open_at(location.clone(), VersionRef::Latest).await.unwrap();
     assert_eq!(opened.version(), 31);
-    assert_eq!(counters.lists.load(Ordering::SeqCst), 0);
+    assert_eq!(counters.lists.load(Ordering::SeqCst), 2);
+    assert_eq!(counters.heads.load(Ordering::SeqCst), heads);
 
-    // Without a hint, vlake lists once and still finds the latest version.
+    // Without a hint, vlake lists all versions once and still finds the latest version.
     std::fs::remove_file(dir.path().join("t/_latest.json")).unwrap();
     assert_eq!(
         Table::open_at(location, VersionRef::Latest).await.unwrap().version(),
         31
     );
-    assert_eq!(counters.lists.load(Ordering::SeqCst), 1);
+    assert_eq!(counters.lists.load(Ordering::SeqCst), 3);
+}
+
+/// Issue 16, item 13: cleanup read every manifest and `versions` every full manifest, so both
+/// grew with history squared. Cleanup now reads O(log n) manifests to find the retention
+/// boundary plus the kept ones; a limited version listing reads only what it shows.
+#[tokio::test]
+async fn cleanup_and_versions_read_only_what_they_need() {
+    let dir = tempdir();
+    let uri = uri(&dir, "t");
+    let mut table = Table::create(&uri, schema()).await.unwrap();
+    for i in 0..64 {
+        table = table.append(stream(i..i + 1), &WriteOptions::default()).await.unwrap();
+    }
+    table.create_tag("keep", 10).await.unwrap();
+    let counters = Arc::new(IoCounters::default());
+    let location = TableLocation::parse(&uri)
+        .unwrap()
+        .with_store(|s| Arc::new(InstrumentedStore::new(s, counters.clone())));
+    let report = cleanup(&location, &CleanupOptions::new(Duration::ZERO)).await.unwrap();
+    assert_eq!(
+        report.versions_removed, 63,
+        "65 versions, the latest and a tagged one kept"
+    );
+    // The latest manifest, 7 steps of binary search over 65 versions, the 2 kept manifests and
+    // the tag; not one read per version.
+    let gets = counters.gets.load(Ordering::SeqCst);
+    assert!(gets <= 12, "cleanup read {gets} objects");
+
+    let table = Table::open_at(location, VersionRef::Latest).await.unwrap();
+    assert_eq!(table.version(), 65);
+    for i in 65..70 {
+        let next = table.append(stream(i..i + 1), &WriteOptions::default()).await.unwrap();
+        assert_eq!(next.version(), i as u64 + 1);
+    }
+    let before = counters.gets.load(Ordering::SeqCst);
+    let newest = table.newest_versions(3).await.unwrap();
+    assert_eq!(newest.iter().map(|v| v.version).collect::<Vec<_>>(), [68, 69, 70]);
+    assert_eq!(newest[2].rows, 69);
+    assert_eq!(counters.gets.load(Ordering::SeqCst) - before, 3);
+    let all: Vec<u64> = table.versions().await.unwrap().iter().map(|v| v.version).collect();
+    assert_eq!(all, [10, 65, 66, 67, 68, 69, 70]);
 }
