@@ -911,3 +911,65 @@ fn blobs_from_files_and_back() {
     );
     fails(&["blob", "get", &uri, "--column", "data", "--row-id", "7"], "not found");
 }
+
+/// Sizes and nesting depths come from users: too large is a clear error, never an aborted
+/// allocation (`--refine 1000000000` asked for 160 GB) or an overflowed stack.
+#[test]
+fn huge_search_sizes_and_deep_queries_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    let src = dir.path().join("v.parquet");
+    write_parquet(&src, 0..1000, 8);
+    ok_json(&["import", src.to_str().unwrap(), &uri, "--json"]);
+    for (column, index_type) in [("vector", "ivf_pq"), ("pos", "fts")] {
+        ok_json(&[
+            "index",
+            "create",
+            &uri,
+            "--column",
+            column,
+            "--type",
+            index_type,
+            "--subvectors",
+            "4",
+            "--json",
+        ]);
+    }
+    // More partitions than vectors (the sample size once overflowed): one per vector.
+    ok_json(&[
+        "index",
+        "create",
+        &uri,
+        "--column",
+        "vector",
+        "--type",
+        "ivf_flat",
+        "--name",
+        "many",
+        "--partitions",
+        "18446744073709551615",
+        "--json",
+    ]);
+    let query = serde_json::to_string(&[1.0f32; 8]).unwrap();
+    for (flag, value, expect) in [
+        ("--refine", "1000000000", "refine must be between 1 and 1000, not 1000000000"),
+        ("-k", "1000000000", "k must be between 1 and 10000"),
+        ("--nprobes", "18446744073709551615", "nprobes must be between 1 and 1000000"),
+        ("--ef", "1000000000", "ef must be between 1 and 1000000"),
+    ] {
+        fails(
+            &["search", &uri, "--column", "vector", "--vector", &query, flag, value],
+            expect,
+        );
+    }
+    let deep = format!("{}n{}", "(".repeat(20_000), ")".repeat(20_000));
+    fails(
+        &["search", &uri, "--column", "pos", "--text", &deep],
+        "parentheses nest deeper than 64 levels at character 65",
+    );
+    let nots = format!("v {}n", "NOT ".repeat(20_000));
+    let got = ok_json(&["search", &uri, "--column", "pos", "--text", &nots, "-k", "5", "--json"]);
+    let rows = got.as_array().unwrap();
+    assert_eq!(rows.len(), 5, "{got}");
+    assert!(rows.iter().all(|r| r["pos"] == "v"), "{got}");
+}

@@ -26,6 +26,13 @@ pub const DISTANCE: &str = "_distance";
 /// The largest `k` a search accepts (range searches excepted).
 pub const MAX_K: usize = 10_000;
 
+/// The largest IVF-PQ refine factor a search accepts.
+pub const MAX_REFINE: usize = 1_000;
+
+/// The largest `nprobes` (IVF partitions probed) and `ef` (HNSW candidate list) a search
+/// accepts: far beyond any useful value, low enough that no size derived from them overflows.
+pub const MAX_PROBES: usize = 1_000_000;
+
 /// A vector search being set up; run it with [`VectorSearch::execute`].
 #[derive(Clone, Debug)]
 pub struct VectorSearch {
@@ -178,6 +185,21 @@ impl VectorSearch {
         self
     }
 
+    /// Refuses `refine` above [`MAX_REFINE`] and `nprobes` or `ef` above [`MAX_PROBES`]
+    /// (invalid input): they come from users and size the search's candidate lists.
+    pub fn check_tuning(&self) -> Result<()> {
+        for (name, value, max) in [
+            ("refine", self.refine, MAX_REFINE),
+            ("nprobes", self.nprobes, MAX_PROBES),
+            ("ef", self.ef, MAX_PROBES),
+        ] {
+            if value > max {
+                return Err(Error::invalid(format!("{name} must be between 1 and {max}, not {value}")));
+            }
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<usize> {
         let (_, dim) = vector_field(&self.table, &self.column)?;
         if self.query.len() != dim {
@@ -197,6 +219,7 @@ impl VectorSearch {
         if self.k == 0 || self.k > max {
             return Err(Error::invalid(format!("k must be between 1 and {max}, not {}", self.k)));
         }
+        self.check_tuning()?;
         Ok(dim)
     }
 
