@@ -973,3 +973,46 @@ fn huge_search_sizes_and_deep_queries_are_refused() {
     assert_eq!(rows.len(), 5, "{got}");
     assert!(rows.iter().all(|r| r["pos"] == "v"), "{got}");
 }
+
+/// A manifest's row counts are checked against the data file's footer before anything relies
+/// on them: `num_rows` 5000 on a 1000-row file once made `count(*)` answer 5000, 2^63 made it
+/// answer -9223372036854775808, and 2^62 made scans hang allocating row ids.
+#[test]
+fn manifest_row_counts_are_checked_against_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    let src = dir.path().join("v.parquet");
+    write_parquet(&src, 0..1000, 4);
+    ok_json(&["import", src.to_str().unwrap(), &uri, "--json"]);
+    let manifest_path = dir.path().join("t/_versions/00000000000000000001.json");
+    let original: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let file = original["data_files"][0]["path"].as_str().unwrap().to_string();
+    let edit = |num_rows: u64| {
+        let mut m = original.clone();
+        m["data_files"][0]["num_rows"] = num_rows.into();
+        m["next_row_id"] = num_rows.into();
+        std::fs::write(&manifest_path, serde_json::to_vec(&m).unwrap()).unwrap();
+    };
+    let table = format!("t={uri}");
+    let counted = ok_lines(&["sql", "--table", &table, "-c", "SELECT count(*) AS n FROM t", "--format", "json"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&counted[0]).unwrap(),
+        serde_json::json!([{"n": 1000}])
+    );
+    for rows in [5000, 1 << 62] {
+        edit(rows);
+        let footer = format!("manifest says the data file has {rows} rows but its footer says 1000");
+        for query in ["SELECT count(*) FROM t", "SELECT count(id) FROM t", "SELECT sum(id) FROM t"] {
+            fails(&["sql", "--table", &table, "-c", query], &footer);
+        }
+        fails(&["head", &uri], &format!("corrupt data in {uri}/{file}"));
+        fails(&["head", &uri], &footer);
+    }
+    // No Parquet file holds 2^63 rows: the manifest itself is refused.
+    edit(1 << 63);
+    fails(&["info", &uri], "corrupt");
+    fails(
+        &["sql", "--table", &table, "-c", "SELECT count(*) FROM t"],
+        "9223372036854775807 rows in all",
+    );
+}

@@ -11,6 +11,7 @@ use arrow_array::types::UInt64Type;
 use arrow_array::{ArrayRef, Float32Array, RecordBatch, UInt64Array};
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema as ArrowSchema};
 use roaring::RoaringTreemap;
+use futures::{StreamExt, TryStreamExt};
 use vlake_format::{Error, IndexEntry, Result};
 use vlake_index::ivf::{self, report, Partition};
 use vlake_index::{flat, Metric, Neighbor, TopK};
@@ -310,7 +311,9 @@ impl VectorSearch {
         top.merge(self.exact_search(&uncovered, metric, dim, allow_set.clone()).await?);
         // A search promises k rows whenever k (matching) rows exist: if an index fell short
         // (a selective filter, duplicate vectors crowding a graph), search exactly.
-        let available = allow_set.as_ref().map_or(self.table.num_rows() as usize, |s| s.len());
+        let available = allow_set
+            .as_ref()
+            .map_or(usize::try_from(self.table.num_rows()).unwrap_or(usize::MAX), |s| s.len());
         if top.len() < k.min(available) && !covered.is_empty() {
             let all: Vec<_> = self.table.manifest().data_files.iter().collect();
             top = self.exact_search(&all, metric, dim, allow_set.clone()).await?;
@@ -549,11 +552,14 @@ pub(crate) async fn matching_rows(table: &Table, filter: &Predicate) -> Result<A
 /// The live row ids of the data files `entry` covers: a segment may hold rows deleted since
 /// it was written, or rows of files it no longer covers, and those are skipped.
 pub(crate) async fn covered_live_rows(table: &Table, entry: &IndexEntry) -> Result<RoaringTreemap> {
+    let location = table.location();
+    let mut loads = futures::stream::iter(&table.manifest().data_files)
+        .filter(|file| futures::future::ready(entry.covered_files.contains(&file.path)))
+        .map(|file| FileRows::load(location, file))
+        .buffered(16);
     let mut live = RoaringTreemap::new();
-    for file in &table.manifest().data_files {
-        if entry.covered_files.contains(&file.path) {
-            live |= FileRows::load(table.location(), file).await?.live_ids();
-        }
+    while let Some(rows) = loads.try_next().await? {
+        live |= rows.live_ids();
     }
     Ok(live)
 }
