@@ -1010,6 +1010,34 @@ fn concurrent_deletes_report_what_they_committed() {
     assert_eq!(ids.len(), 200_000 - 200 * rounds as usize);
 }
 
+/// An import that fails part way (a value late in the file does not parse as the column type
+/// inferred from the first rows) leaves no data file behind, whether it creates the table or
+/// appends to it: the file being written is closed before it is removed.
+#[test]
+fn failed_imports_leave_no_data_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.csv");
+    let mut text = String::from("id,name\n");
+    for i in 0..5000 {
+        text.push_str(&format!("{i},n{i}\n"));
+    }
+    text.push_str("not-a-number,late\n");
+    std::fs::write(&bad, text).unwrap();
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, "id,name\n1,a\n").unwrap();
+    for attempt in 0..5 {
+        let root = dir.path().join(format!("t{attempt}"));
+        let uri = root.display().to_string();
+        fails(&["import", bad.to_str().unwrap(), &uri], "not-a-number");
+        let (files, staging) = if root.exists() { stored_files(&root) } else { Default::default() };
+        assert!(files.is_empty() && staging == 0, "create {attempt}: {files:?}, {staging} staging");
+        ok_json(&["import", good.to_str().unwrap(), &uri, "--json"]);
+        let (before, _) = stored_files(&root);
+        fails(&["import", bad.to_str().unwrap(), &uri, "--mode", "append"], "not-a-number");
+        assert_eq!(stored_files(&root), (before, 0), "append {attempt}");
+    }
+}
+
 /// A manifest's row counts are checked against the data file's footer before anything relies
 /// on them: `num_rows` 5000 on a 1000-row file once made `count(*)` answer 5000, 2^63 made it
 /// answer -9223372036854775808, and 2^62 made scans hang allocating row ids.
