@@ -261,8 +261,15 @@ impl Table {
     /// [`Scanner::count_rows`] and the DataFusion `count(*)` statistics do.
     pub async fn verify_row_counts(&self) -> Result<()> {
         let location = self.location();
-        futures::stream::iter(&self.manifest().data_files)
+        // Futures collected first: a stream closure over borrowed files is not `Send` for
+        // every lifetime, which async callers (DataFusion's scan) need.
+        let loads: Vec<_> = self
+            .manifest()
+            .data_files
+            .iter()
             .map(|file| load_footer(location, file))
+            .collect();
+        futures::stream::iter(loads)
             .buffer_unordered(16)
             .try_for_each(|_| futures::future::ready(Ok(())))
             .await

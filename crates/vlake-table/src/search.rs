@@ -553,10 +553,14 @@ pub(crate) async fn matching_rows(table: &Table, filter: &Predicate) -> Result<A
 /// it was written, or rows of files it no longer covers, and those are skipped.
 pub(crate) async fn covered_live_rows(table: &Table, entry: &IndexEntry) -> Result<RoaringTreemap> {
     let location = table.location();
-    let mut loads = futures::stream::iter(&table.manifest().data_files)
-        .filter(|file| futures::future::ready(entry.covered_files.contains(&file.path)))
+    let loads: Vec<_> = table
+        .manifest()
+        .data_files
+        .iter()
+        .filter(|file| entry.covered_files.contains(&file.path))
         .map(|file| FileRows::load(location, file))
-        .buffered(16);
+        .collect();
+    let mut loads = futures::stream::iter(loads).buffered(16);
     let mut live = RoaringTreemap::new();
     while let Some(rows) = loads.try_next().await? {
         live |= rows.live_ids();
