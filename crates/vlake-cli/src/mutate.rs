@@ -69,7 +69,8 @@ pub async fn delete(args: DeleteArgs) -> Result<()> {
     let table = Table::open(&args.uri).await?;
     let filter = Predicate::parse(&args.filter)?;
     let after = table.delete(&filter).await?;
-    let deleted = table.num_rows() - after.num_rows();
+    // What the commit did: other writers may have changed the row count meanwhile.
+    let deleted = after.mutated_rows(&table);
     Output::new(args.json).doc(
         &json!({"version": after.version(), "deleted_rows": deleted, "rows": after.num_rows()}),
         || {
@@ -89,10 +90,7 @@ pub async fn update(args: UpdateArgs) -> Result<()> {
     let after = table
         .update(&assignments, filter.as_ref(), &WriteOptions::default())
         .await?;
-    let updated = match &after.manifest().transaction.operation {
-        vlake_format::Operation::Update { rows } if after.version() != table.version() => *rows,
-        _ => 0,
-    };
+    let updated = after.mutated_rows(&table);
     Output::new(args.json).doc(
         &json!({"version": after.version(), "updated_rows": updated, "rows": after.num_rows()}),
         || format!("updated {updated} rows: version {}", after.version()),

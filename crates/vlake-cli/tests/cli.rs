@@ -845,3 +845,176 @@ fn blobs_from_files_and_back() {
     );
     fails(&["blob", "get", &uri, "--column", "data", "--row-id", "7"], "not found");
 }
+
+/// Sizes and nesting depths come from users: too large is a clear error, never an aborted
+/// allocation (`--refine 1000000000` asked for 160 GB) or an overflowed stack.
+#[test]
+fn huge_search_sizes_and_deep_queries_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    let src = dir.path().join("v.parquet");
+    write_parquet(&src, 0..1000, 8);
+    ok_json(&["import", src.to_str().unwrap(), &uri, "--json"]);
+    for (column, index_type) in [("vector", "ivf_pq"), ("pos", "fts")] {
+        ok_json(&[
+            "index",
+            "create",
+            &uri,
+            "--column",
+            column,
+            "--type",
+            index_type,
+            "--subvectors",
+            "4",
+            "--json",
+        ]);
+    }
+    // More partitions than vectors (the sample size once overflowed): one per vector.
+    ok_json(&[
+        "index",
+        "create",
+        &uri,
+        "--column",
+        "vector",
+        "--type",
+        "ivf_flat",
+        "--name",
+        "many",
+        "--partitions",
+        "18446744073709551615",
+        "--json",
+    ]);
+    let query = serde_json::to_string(&[1.0f32; 8]).unwrap();
+    for (flag, value, expect) in [
+        ("--refine", "1000000000", "refine must be between 1 and 1000, not 1000000000"),
+        ("-k", "1000000000", "k must be between 1 and 10000"),
+        ("--nprobes", "18446744073709551615", "nprobes must be between 1 and 1000000"),
+        ("--ef", "1000000000", "ef must be between 1 and 1000000"),
+    ] {
+        fails(
+            &["search", &uri, "--column", "vector", "--vector", &query, flag, value],
+            expect,
+        );
+    }
+    let deep = format!("{}n{}", "(".repeat(20_000), ")".repeat(20_000));
+    fails(
+        &["search", &uri, "--column", "pos", "--text", &deep],
+        "parentheses nest deeper than 64 levels at character 65",
+    );
+    let nots = format!("v {}n", "NOT ".repeat(20_000));
+    let got = ok_json(&["search", &uri, "--column", "pos", "--text", &nots, "-k", "5", "--json"]);
+    let rows = got.as_array().unwrap();
+    assert_eq!(rows.len(), 5, "{got}");
+    assert!(rows.iter().all(|r| r["pos"] == "v"), "{got}");
+}
+
+/// Two deletes of rows in different data files started together: the second commits on top
+/// of the first, and each still reports the rows it deleted (the count once was rows read
+/// minus rows written, which counted the other delete's rows too, or wrapped around below zero
+/// when rows were appended meanwhile).
+#[test]
+fn concurrent_deletes_report_what_they_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    for (half, mode) in [(0, "create"), (1, "append")] {
+        let src = dir.path().join(format!("v{half}.parquet"));
+        write_parquet(&src, half * 100_000..(half + 1) * 100_000, 4);
+        ok_json(&["import", src.to_str().unwrap(), &uri, "--mode", mode, "--json"]);
+    }
+    let rounds = 5;
+    for round in 0..rounds {
+        let children: Vec<_> = (0..2)
+            .map(|half| {
+                let start = half * 100_000 + round * 1000;
+                let filter = format!("id >= {start} AND id < {}", start + 100);
+                Command::new(env!("CARGO_BIN_EXE_vlake"))
+                    .args(["delete", &uri, "--where", &filter, "--json"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(report["deleted_rows"], 100, "round {round}: {report}");
+        }
+    }
+    let (version, ids) = table_ids(&uri);
+    assert_eq!(version, 2 + 2 * rounds as u64);
+    assert_eq!(ids.len(), 200_000 - 200 * rounds as usize);
+}
+
+/// An import that fails part way (a value after the rows the column types were inferred from
+/// does not parse) leaves no data file behind, whether it creates the table or appends to it.
+/// The bad row is in the second batch, so the file was opened just before: its local writer
+/// thread once created it after the failed import had removed it.
+#[test]
+fn failed_imports_leave_no_data_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.csv");
+    let mut text = String::from("id,name\n");
+    for i in 0..1100 {
+        text.push_str(&format!("{i},n{i}\n"));
+    }
+    text.push_str("not-a-number,late\n");
+    std::fs::write(&bad, text).unwrap();
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, "id,name\n1,a\n").unwrap();
+    for attempt in 0..5 {
+        let root = dir.path().join(format!("t{attempt}"));
+        let uri = root.display().to_string();
+        fails(&["import", bad.to_str().unwrap(), &uri], "not-a-number");
+        let (files, staging) = if root.exists() { stored_files(&root) } else { Default::default() };
+        assert!(files.is_empty() && staging == 0, "create {attempt}: {files:?}, {staging} staging");
+        ok_json(&["import", good.to_str().unwrap(), &uri, "--json"]);
+        let (before, _) = stored_files(&root);
+        fails(&["import", bad.to_str().unwrap(), &uri, "--mode", "append"], "not-a-number");
+        assert_eq!(stored_files(&root), (before, 0), "append {attempt}");
+    }
+}
+
+/// A manifest's row counts are checked against the data file's footer before anything relies
+/// on them: `num_rows` 5000 on a 1000-row file once made `count(*)` answer 5000, 2^63 made it
+/// answer -9223372036854775808, and 2^62 made scans hang allocating row ids.
+#[test]
+fn manifest_row_counts_are_checked_against_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    let src = dir.path().join("v.parquet");
+    write_parquet(&src, 0..1000, 4);
+    ok_json(&["import", src.to_str().unwrap(), &uri, "--json"]);
+    let manifest_path = dir.path().join("t/_versions/00000000000000000001.json");
+    let original: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let file = original["data_files"][0]["path"].as_str().unwrap().to_string();
+    let edit = |num_rows: u64| {
+        let mut m = original.clone();
+        m["data_files"][0]["num_rows"] = num_rows.into();
+        m["next_row_id"] = num_rows.into();
+        std::fs::write(&manifest_path, serde_json::to_vec(&m).unwrap()).unwrap();
+    };
+    let table = format!("t={uri}");
+    let counted = ok_lines(&["sql", "--table", &table, "-c", "SELECT count(*) AS n FROM t", "--format", "json"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&counted[0]).unwrap(),
+        serde_json::json!([{"n": 1000}])
+    );
+    for rows in [5000, 1 << 62] {
+        edit(rows);
+        let footer = format!("manifest says the data file has {rows} rows but its footer says 1000");
+        for query in ["SELECT count(*) FROM t", "SELECT count(id) FROM t", "SELECT sum(id) FROM t"] {
+            fails(&["sql", "--table", &table, "-c", query], &footer);
+        }
+        fails(&["head", &uri], &format!("corrupt data in {uri}/{file}"));
+        fails(&["head", &uri], &footer);
+    }
+    // No Parquet file holds 2^63 rows: the manifest itself is refused.
+    edit(1 << 63);
+    fails(&["info", &uri], "corrupt");
+    fails(
+        &["sql", "--table", &table, "-c", "SELECT count(*) FROM t"],
+        "9223372036854775807 rows in all",
+    );
+}

@@ -14,7 +14,6 @@ use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
-use vlake_format::Operation;
 use vlake_table::{ArithOp, Assignment, Predicate, Table, ValueExpr, WriteOptions};
 
 use crate::convert::{df_err, literal_or_null, to_predicate};
@@ -64,11 +63,7 @@ impl Dml {
                     .await?
             }
         };
-        let rows = match &next.manifest().transaction.operation {
-            _ if next.version() == table.version() => 0,
-            Operation::Delete { rows } | Operation::Update { rows } => *rows,
-            _ => 0,
-        };
+        let rows = next.mutated_rows(table);
         Ok((next, rows))
     }
 }

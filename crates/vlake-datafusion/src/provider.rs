@@ -185,7 +185,15 @@ impl TableProvider for VlakeTable {
         let schema = scanner.output_schema().map_err(df_err)?;
         let plan = scanner.plan().map_err(df_err)?;
         let partitions = state.config().target_partitions();
-        let stats = (filters.is_empty() && limit.is_none()).then(|| statistics(&table, &self.schema, projection));
+        let stats = match filters.is_empty() && limit.is_none() {
+            // DataFusion answers `count(*)` from exact statistics without reading a row, so the
+            // manifest's counts are checked against the files' (cached) footers first.
+            true => {
+                table.verify_row_counts().await.map_err(df_err)?;
+                Some(statistics(&table, &self.schema, projection, true))
+            }
+            false => None,
+        };
         Ok(Arc::new(VlakeScanExec::new(
             table.location().clone(),
             plan,
@@ -207,7 +215,7 @@ impl TableProvider for VlakeTable {
     }
 
     fn statistics(&self) -> Option<Statistics> {
-        Some(statistics(&self.table(), &self.schema, None))
+        Some(statistics(&self.table(), &self.schema, None, false))
     }
 
     async fn insert_into(
@@ -247,11 +255,12 @@ impl TableProvider for VlakeTable {
 }
 
 /// Row count and per-column null counts and bounds from the manifest, typed as `arrow` (the
-/// provider's schema).
-fn statistics(table: &Table, arrow: &SchemaRef, projection: Option<&Vec<usize>>) -> Statistics {
+/// provider's schema). Counts are exact only when `verified` (the row counts were checked
+/// against the files, [`Table::verify_row_counts`]) and no rows are deleted.
+fn statistics(table: &Table, arrow: &SchemaRef, projection: Option<&Vec<usize>>, verified: bool) -> Statistics {
     let manifest = table.manifest();
     let schema = table.table_schema();
-    let exact = manifest.data_files.iter().all(|f| f.deletion.is_none());
+    let exact = verified && manifest.data_files.iter().all(|f| f.deletion.is_none());
     let all: Vec<usize> = (0..schema.fields.len()).collect();
     let columns = projection.unwrap_or(&all);
     let column_statistics = columns
@@ -264,7 +273,7 @@ fn statistics(table: &Table, arrow: &SchemaRef, projection: Option<&Vec<usize>>)
             let mut bounded = true;
             for f in &manifest.data_files {
                 let s = f.stats.iter().find(|s| s.field_id == field.id);
-                nulls = nulls.zip(s.map(|s| s.null_count)).map(|(a, b)| a + b);
+                nulls = nulls.zip(s.map(|s| s.null_count)).and_then(|(a, b)| a.checked_add(b));
                 let bounds = s.and_then(|s| {
                     Some((
                         stat_scalar(s.min.as_ref()?, dtype)?,
@@ -281,11 +290,7 @@ fn statistics(table: &Table, arrow: &SchemaRef, projection: Option<&Vec<usize>>)
                     None => bounded = false,
                 }
             }
-            let precise = |v: Option<u64>| match (v, exact) {
-                (Some(n), true) => Precision::Exact(n as usize),
-                (Some(n), false) => Precision::Inexact(n as usize),
-                (None, _) => Precision::Absent,
-            };
+            let precise = |v: Option<u64>| count_precision(v, exact);
             let bound = |v: Option<ScalarValue>| match v {
                 Some(v) if bounded => Precision::Inexact(v),
                 _ => Precision::Absent,
@@ -298,15 +303,21 @@ fn statistics(table: &Table, arrow: &SchemaRef, projection: Option<&Vec<usize>>)
             }
         })
         .collect();
-    let rows = table.num_rows() as usize;
+    let bytes = manifest.data_files.iter().map(|f| f.size_bytes).fold(0, u64::saturating_add);
     Statistics {
-        num_rows: if exact {
-            Precision::Exact(rows)
-        } else {
-            Precision::Inexact(rows)
-        },
-        total_byte_size: Precision::Inexact(manifest.data_files.iter().map(|f| f.size_bytes as usize).sum()),
+        num_rows: count_precision(Some(table.num_rows()), exact),
+        total_byte_size: count_precision(Some(bytes), false),
         column_statistics,
+    }
+}
+
+/// A count as a statistic: `Absent` when unknown or beyond what an `i64` holds (DataFusion
+/// answers `count(*)` with it as one).
+fn count_precision(count: Option<u64>, exact: bool) -> Precision<usize> {
+    match count.filter(|n| i64::try_from(*n).is_ok()).map(usize::try_from) {
+        Some(Ok(n)) if exact => Precision::Exact(n),
+        Some(Ok(n)) => Precision::Inexact(n),
+        _ => Precision::Absent,
     }
 }
 

@@ -22,7 +22,7 @@ use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, Projection, Sor
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use vlake_table::DISTANCE;
 
-use crate::convert::{eval_const, to_predicate, vector_from_scalar};
+use crate::convert::{df_err, eval_const, to_predicate, vector_from_scalar};
 use crate::functions::{DistanceKind, DistanceUdf};
 use crate::provider::{pushed_predicate, VlakeTable};
 use crate::search::SearchTable;
@@ -277,6 +277,8 @@ fn search_scan(
         .nprobes(settings.nprobes)
         .ef(settings.ef)
         .refine(settings.refine);
+    // Settings out of range are the user's to fix, not a reason to plan another way.
+    search.check_tuning().map_err(df_err)?;
     if let Some(p) = predicate {
         search = search.filter(p);
     }

@@ -354,12 +354,13 @@ impl Operation {
 }
 
 impl Manifest {
-    /// Total number of rows (deleted rows excluded).
+    /// Total number of rows (deleted rows excluded). A valid manifest holds at most
+    /// `i64::MAX` rows (see [`Manifest::validate`]); the sum saturates rather than wraps.
     pub fn num_rows(&self) -> u64 {
         self.data_files
             .iter()
-            .map(|f| f.num_rows - f.deletion.as_ref().map_or(0, |d| d.num_deleted))
-            .sum()
+            .map(|f| f.num_rows.saturating_sub(f.deletion.as_ref().map_or(0, |d| d.num_deleted)))
+            .fold(0, u64::saturating_add)
     }
 
     /// The blob files of this version, each once, by path.
@@ -472,10 +473,23 @@ impl Manifest {
             }
         }
         let mut paths = BTreeSet::new();
+        let mut total_rows: u64 = 0;
         for f in &self.data_files {
             if !paths.insert(f.path.as_str()) {
                 return bad(format!("data file {} is listed twice", f.path));
             }
+            // Parquet counts rows in an i64, and so do the engines that read the count.
+            total_rows = match total_rows.checked_add(f.num_rows) {
+                Some(t) if i64::try_from(t).is_ok() => t,
+                _ => {
+                    return bad(format!(
+                        "data file {} has {} rows, beyond {} rows in all",
+                        f.path,
+                        f.num_rows,
+                        i64::MAX
+                    ))
+                }
+            };
             if !is_relative(&f.path) {
                 return bad(format!(
                     "data file path '{}' is not a relative path inside the table",

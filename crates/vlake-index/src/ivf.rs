@@ -116,7 +116,11 @@ impl IvfModel {
         let partitions = params
             .partitions
             .unwrap_or_else(|| ((n as f64).sqrt() as usize).clamp(1, 4096));
-        let sample_rows = (partitions * params.sample_per_partition).min(n);
+        if partitions == 0 {
+            return Err(Error::invalid("an IVF index needs at least one partition"));
+        }
+        // The partition count is the user's: more than there are vectors trains one per vector.
+        let sample_rows = partitions.saturating_mul(params.sample_per_partition).min(n);
         let sample: Vec<f32> = if sample_rows == n {
             values.to_vec()
         } else {

@@ -35,11 +35,15 @@ pub struct TopK {
 }
 
 impl TopK {
-    /// Keeps at most `k` neighbors.
+    /// The most entries reserved up front: `k` often comes from a user (`k * refine`), so a
+    /// larger heap grows only as candidates actually arrive.
+    const RESERVE_LIMIT: usize = 4096;
+
+    /// Keeps at most `k` neighbors. Memory grows with the neighbors held, not with `k`.
     pub fn new(k: usize) -> Self {
         Self {
             k,
-            heap: BinaryHeap::with_capacity(k + 1),
+            heap: BinaryHeap::with_capacity(k.saturating_add(1).min(Self::RESERVE_LIMIT)),
         }
     }
 
@@ -107,5 +111,14 @@ mod tests {
         }
         let ids: Vec<u64> = t.into_sorted().iter().map(|n| n.id).collect();
         assert_eq!(ids, [4, 2, 3]);
+    }
+
+    #[test]
+    fn a_huge_k_reserves_little() {
+        let mut t = TopK::new(usize::MAX);
+        assert!(t.heap.capacity() <= TopK::RESERVE_LIMIT);
+        t.push(1.0, 7);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.capacity(), usize::MAX);
     }
 }

@@ -306,8 +306,11 @@ impl Table {
         let mut outputs = Vec::with_capacity(files.len());
         let mut next = 0usize;
         for f in files {
-            let chunk = &ids[next..next + f.num_rows as usize];
-            next += f.num_rows as usize;
+            let end = usize::try_from(f.num_rows).ok().and_then(|n| next.checked_add(n));
+            let chunk = end.and_then(|end| ids.get(next..end)).ok_or_else(|| {
+                Error::Internal(format!("{} holds more rows than the compaction read", f.path))
+            })?;
+            next += chunk.len();
             let first = *chunk
                 .first()
                 .ok_or_else(|| Error::Internal(format!("{} is empty", f.path)))?;

@@ -239,7 +239,7 @@ impl Table {
                 Ok(RecordBatch::try_new(target.clone(), columns)?)
             };
             let sources = vec![file.clone()];
-            let max_rows = file.num_rows as usize;
+            let max_rows = usize::try_from(file.num_rows).unwrap_or(usize::MAX);
             let outputs = self
                 .rewrite(&sources, max_rows, schema, transform, BTreeSet::new(), written)
                 .await?;

@@ -24,6 +24,7 @@ use vlake_text::{AnalyzerConfig, TextSegment};
 use crate::txn::Action;
 use crate::vectors::{file_vectors, FileVectors};
 use crate::Table;
+use crate::write::remove_files;
 
 /// The kinds of index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -372,10 +373,14 @@ impl Table {
 }
 
 /// Writes a new segment file of index `id` (a plain put, before the commit) and returns its
-/// path, `_indexes/<id>/<random uuid>.idx`.
+/// path, `_indexes/<id>/<random uuid>.idx`. A put that fails may still have stored the object
+/// (a lost response): it is removed then.
 pub(crate) async fn write_segment(location: &TableLocation, id: Uuid, bytes: Vec<u8>) -> Result<String> {
     let path = format!("{INDEXES_DIR}/{id}/{}.idx", Uuid::new_v4().simple());
-    location.put(&path, bytes).await?;
+    if let Err(e) = location.put(&path, bytes).await {
+        remove_files(location, std::iter::once(path.as_str())).await;
+        return Err(e);
+    }
     Ok(path)
 }
 

@@ -44,7 +44,7 @@ pub use index::{IndexOptions, IndexType};
 pub use merge::{MergeInsert, MergeReport, WhenMatched, WhenNotMatched, WhenNotMatchedBySource};
 pub use predicate::{CmpOp, Literal, Predicate};
 pub use scan::{ScanPlan, ScanTask, Scanner, ROW_ID};
-pub use search::{VectorSearch, DISTANCE, MAX_K};
+pub use search::{VectorSearch, DISTANCE, MAX_K, MAX_PROBES, MAX_REFINE};
 pub use stream::BatchStream;
 pub use table::{Table, TableConfig, VersionInfo, VersionRef, WriteMode};
 pub use text::{TextSearch, SCORE, SNIPPET};

@@ -141,13 +141,15 @@ impl Table {
         let data = require_keys(data, names);
         let files = write_with_blobs(self.location(), schema, data, opts, self.blob_writer()).await?;
         let paths = || files.iter().flat_map(WrittenFile::created);
-        match self.merge_files(&files, &key, merge).await {
+        let mut maybe_committed = false;
+        match self.merge_files(&files, &key, merge, &mut maybe_committed).await {
             Ok((table, report, dropped)) => {
                 remove_files(self.location(), dropped.iter().map(String::as_str)).await;
                 Ok((table, report))
             }
             Err(e) => {
-                if certainly_failed(&e) {
+                // Only a commit whose outcome is unknown may have kept the source files.
+                if !maybe_committed || certainly_failed(&e) {
                     remove_files(self.location(), paths()).await;
                 }
                 Err(e)
@@ -182,11 +184,14 @@ impl Table {
 
     /// Matches the written source files against this version (or, after conflicts, newer ones)
     /// and commits. Returns the new table, the report and the source files not committed.
+    /// Files written for an attempt are removed when it fails; `maybe_committed` is set while
+    /// a commit whose outcome may be unknown runs, and stays set if it fails that way.
     async fn merge_files(
         &self,
         files: &[WrittenFile],
         key: &[Field],
         merge: &MergeInsert,
+        maybe_committed: &mut bool,
     ) -> Result<(Table, MergeReport, Vec<String>)> {
         let source: Vec<DataFile> = files.iter().map(uncommitted).collect();
         let mut table = self.clone();
@@ -198,56 +203,19 @@ impl Table {
                 let created = files.iter().flat_map(WrittenFile::created).map(String::from);
                 return Ok((table, report, created.collect()));
             }
-            let (changes, mut written, _) = table.deletion_changes(plan.target).await?;
-            let mut appended = Vec::new();
-            let mut dropped = Vec::new();
-            let mut orphans = Vec::new();
-            for (file, skip) in files.iter().zip(plan.dropped) {
-                if skip.len() == file.num_rows {
-                    dropped.push(file.path.clone());
-                    orphans.extend(file.new_blobs.iter().cloned());
-                    continue;
+            let mut written = Vec::new();
+            let (pending, dropped) = match merge_commit(&table, files, plan, key, merge, &mut written).await {
+                Ok(prepared) => prepared,
+                Err(e) => {
+                    remove_files(table.location(), written.iter().map(String::as_str)).await;
+                    return Err(e);
                 }
-                let mut file = file.clone();
-                if !skip.is_empty() {
-                    let path = deletion_file_path(&Uuid::new_v4().simple().to_string());
-                    written.push(path.clone());
-                    table.location().put(&path, encode_bitmap(&skip)?).await?;
-                    file.deletion = Some(DeletionFile {
-                        path,
-                        num_deleted: skip.len(),
-                    });
-                }
-                appended.push(file);
-            }
-            dropped.extend(adopt_blobs(&mut appended, orphans));
-            let operation = match merge.is_insert() {
-                true => Operation::Append { rows: report.inserted },
-                false => Operation::Upsert {
-                    inserted: report.inserted,
-                    updated: report.updated,
-                    deleted: report.deleted,
-                },
             };
-            let keys = KeyCheck {
-                fields: key.to_vec(),
-                files: appended.iter().map(uncommitted).collect(),
-                sees_every_row: merge.when_not_matched_by_source != WhenNotMatchedBySource::Keep,
-            };
-            let pending = PendingCommit {
-                id: Uuid::new_v4(),
-                read: Some(table.manifest().clone()),
-                action: Action::Mutate {
-                    operation,
-                    changes,
-                    appended,
-                    written: written.clone(),
-                    keys: Some(keys),
-                },
-            };
+            *maybe_committed = true;
             match commit(table.commit_store(), &pending, retries).await {
                 Ok(manifest) => return Ok((table.with_manifest(manifest), report, dropped)),
                 Err(Error::CommitConflict { retryable: true, .. }) if attempt < retries => {
+                    *maybe_committed = false;
                     remove_files(table.location(), written.iter().map(String::as_str)).await;
                     backoff(attempt).await;
                     let latest = table.checkout(VersionRef::Latest).await?;
@@ -263,6 +231,7 @@ impl Table {
                 }
                 Err(e) => {
                     if certainly_failed(&e) {
+                        *maybe_committed = false;
                         remove_files(table.location(), written.iter().map(String::as_str)).await;
                     }
                     return Err(e);
@@ -275,6 +244,69 @@ impl Table {
             retryable: true,
         })
     }
+}
+
+/// The commit of one merge attempt on `table` as `plan` says, with the source `files`: writes
+/// the deletion files it needs (their paths are added to `written` before each is written, so
+/// that a failure can remove them). Returns the commit and the source files it leaves out.
+async fn merge_commit(
+    table: &Table,
+    files: &[WrittenFile],
+    plan: MergePlan,
+    key: &[Field],
+    merge: &MergeInsert,
+    written: &mut Vec<String>,
+) -> Result<(PendingCommit, Vec<String>)> {
+    let report = plan.report;
+    let (changes, target_deletions, _) = table.deletion_changes(plan.target).await?;
+    written.extend(target_deletions);
+    let mut appended = Vec::new();
+    let mut dropped = Vec::new();
+    let mut orphans = Vec::new();
+    for (file, skip) in files.iter().zip(plan.dropped) {
+        if skip.len() == file.num_rows {
+            dropped.push(file.path.clone());
+            orphans.extend(file.new_blobs.iter().cloned());
+            continue;
+        }
+        let mut file = file.clone();
+        if !skip.is_empty() {
+            let path = deletion_file_path(&Uuid::new_v4().simple().to_string());
+            written.push(path.clone());
+            table.location().put(&path, encode_bitmap(&skip)?).await?;
+            file.deletion = Some(DeletionFile {
+                path,
+                num_deleted: skip.len(),
+            });
+        }
+        appended.push(file);
+    }
+    dropped.extend(adopt_blobs(&mut appended, orphans));
+    let operation = match merge.is_insert() {
+        true => Operation::Append { rows: report.inserted },
+        false => Operation::Upsert {
+            inserted: report.inserted,
+            updated: report.updated,
+            deleted: report.deleted,
+        },
+    };
+    let keys = KeyCheck {
+        fields: key.to_vec(),
+        files: appended.iter().map(uncommitted).collect(),
+        sees_every_row: merge.when_not_matched_by_source != WhenNotMatchedBySource::Keep,
+    };
+    let pending = PendingCommit {
+        id: Uuid::new_v4(),
+        read: Some(table.manifest().clone()),
+        action: Action::Mutate {
+            operation,
+            changes,
+            appended,
+            written: written.clone(),
+            keys: Some(keys),
+        },
+    };
+    Ok((pending, dropped))
 }
 
 /// Hands the blob files `orphans`, owned by written files that are not kept, to the first kept

@@ -133,6 +133,19 @@ impl Table {
         .await
     }
 
+    /// The rows deleted or updated by the commit that made this version, as its manifest
+    /// records them, when this table is what [`Table::delete`] or [`Table::update`] returned
+    /// for `base` (0 when it is `base`'s version: nothing matched and nothing was committed).
+    /// Counting `base`'s rows minus this version's is wrong when other writers committed in
+    /// between: this version has their rows too.
+    pub fn mutated_rows(&self, base: &Table) -> u64 {
+        match &self.manifest().transaction.operation {
+            _ if self.version() == base.version() => 0,
+            Operation::Delete { rows } | Operation::Update { rows } => *rows,
+            _ => 0,
+        }
+    }
+
     /// Scans the rows matching `filter` with `columns` and `_rowid`, recording the matched
     /// positions of every file as the batches pass.
     fn matching(&self, filter: &Predicate, columns: &[&str]) -> Result<(BatchStream, Matches)> {

@@ -21,8 +21,10 @@ pub(crate) struct FileRows {
 }
 
 impl FileRows {
-    /// Loads (or takes from the cache) the deletion and row-id files of `file`.
+    /// Loads (or takes from the cache) the deletion and row-id files of `file`, after checking
+    /// its row count against the file's footer (the count sizes every set built here).
     pub async fn load(location: &TableLocation, file: &DataFile) -> Result<Self> {
+        crate::scan::load_footer(location, file).await?;
         let deleted = match &file.deletion {
             Some(d) => {
                 let bitmap = load_bitmap(location, &d.path).await?;

@@ -234,9 +234,11 @@ impl Scanner {
         self.execute().await?.collect_batches().await
     }
 
-    /// Counts matching rows, reading only what the filter needs.
+    /// Counts matching rows, reading only what the filter needs (without a filter, the
+    /// manifest's counts after [`Table::verify_row_counts`]).
     pub async fn count_rows(&self) -> Result<u64> {
         let Some(filter) = &self.filter else {
+            self.table.verify_row_counts().await?;
             let total = self.table.num_rows();
             return Ok(self.limit.map_or(total, |l| total.min(l as u64)));
         };
@@ -249,6 +251,28 @@ impl Scanner {
         };
         let batches = counting.collect().await?;
         Ok(batches.iter().map(|b| b.num_rows() as u64).sum())
+    }
+}
+
+impl Table {
+    /// Checks the row count the manifest gives each data file against the file's footer
+    /// (`corrupt`, naming the file, when they differ). Footers are cached, so this reads each
+    /// file's footer once per process; call it before answering from the counts alone, as
+    /// [`Scanner::count_rows`] and the DataFusion `count(*)` statistics do.
+    pub async fn verify_row_counts(&self) -> Result<()> {
+        let location = self.location();
+        // Futures collected first: a stream closure over borrowed files is not `Send` for
+        // every lifetime, which async callers (DataFusion's scan) need.
+        let loads: Vec<_> = self
+            .manifest()
+            .data_files
+            .iter()
+            .map(|file| load_footer(location, file))
+            .collect();
+        futures::stream::iter(loads)
+            .buffer_unordered(16)
+            .try_for_each(|_| futures::future::ready(Ok(())))
+            .await
     }
 }
 
@@ -337,19 +361,9 @@ impl ScanTask {
     /// Reads the file from the table at `location`.
     pub async fn execute(&self, location: &TableLocation) -> Result<BatchStream> {
         let path = self.file.path.clone();
-        let mut object = ParquetObjectReader::new(location.store().clone(), location.path(&path))
+        let object = ParquetObjectReader::new(location.store().clone(), location.path(&path))
             .with_file_size(self.file.size_bytes);
-        let key = (location.uri().to_string(), path.clone());
-        let metadata = match Footers::get(&key) {
-            Some(m) => m,
-            None => {
-                let m = ArrowReaderMetadata::load_async(&mut object, ArrowReaderOptions::new())
-                    .await
-                    .map_err(|e| read_error(location, &path, e))?;
-                Footers::insert(key, m.clone());
-                m
-            }
-        };
+        let metadata = load_footer(location, &self.file).await?;
         // Strings and binaries decoded straight into view arrays: the file's own Arrow schema
         // (field ids included) with those types swapped.
         let metadata = match self.view_types {
@@ -400,10 +414,9 @@ impl ScanTask {
         };
         let mut builder = builder;
         if let Some(positions) = &selected {
-            builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(
-                runs(positions),
-                self.file.num_rows as usize,
-            ));
+            let total = usize::try_from(self.file.num_rows)
+                .map_err(|_| Error::corrupt(&path, format!("{} rows do not fit in memory", self.file.num_rows)))?;
+            builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(runs(positions), total));
         }
         // Late materialisation: rows are filtered on the filter's columns first, and the other
         // columns are decoded only for the rows that pass. Not with row ids (they count the
@@ -557,6 +570,38 @@ fn read_error(location: &TableLocation, path: &str, e: parquet::errors::ParquetE
         },
         other => Error::corrupt(format!("{}/{path}", location.uri()), other.to_string()),
     }
+}
+
+/// The parsed Parquet footer of data file `file` (from the cache when it was read before),
+/// checked against the manifest: a file whose footer counts other than `file.num_rows` rows is
+/// corrupt. Every read of a data file's rows starts here, so no count from a manifest sizes
+/// anything before the file has confirmed it.
+pub(crate) async fn load_footer(location: &TableLocation, file: &DataFile) -> Result<ArrowReaderMetadata> {
+    let path = &file.path;
+    let key = (location.uri().to_string(), path.clone());
+    let metadata = match Footers::get(&key) {
+        Some(m) => m,
+        None => {
+            let mut object = ParquetObjectReader::new(location.store().clone(), location.path(path))
+                .with_file_size(file.size_bytes);
+            let m = ArrowReaderMetadata::load_async(&mut object, ArrowReaderOptions::new())
+                .await
+                .map_err(|e| read_error(location, path, e))?;
+            Footers::insert(key, m.clone());
+            m
+        }
+    };
+    let rows = metadata.metadata().file_metadata().num_rows();
+    if u64::try_from(rows).ok() != Some(file.num_rows) {
+        return Err(Error::corrupt(
+            format!("{}/{path}", location.uri()),
+            format!(
+                "the manifest says the data file has {} rows but its footer says {rows}",
+                file.num_rows
+            ),
+        ));
+    }
+    Ok(metadata)
 }
 
 /// A data file: its table's URI and its path.

@@ -11,6 +11,7 @@ use arrow_array::types::UInt64Type;
 use arrow_array::{ArrayRef, Float32Array, RecordBatch, UInt64Array};
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema as ArrowSchema};
 use roaring::RoaringTreemap;
+use futures::{StreamExt, TryStreamExt};
 use vlake_format::{Error, IndexEntry, Result};
 use vlake_index::ivf::{self, report, Partition};
 use vlake_index::{flat, Metric, Neighbor, TopK};
@@ -25,6 +26,13 @@ pub const DISTANCE: &str = "_distance";
 
 /// The largest `k` a search accepts (range searches excepted).
 pub const MAX_K: usize = 10_000;
+
+/// The largest IVF-PQ refine factor a search accepts.
+pub const MAX_REFINE: usize = 1_000;
+
+/// The largest `nprobes` (IVF partitions probed) and `ef` (HNSW candidate list) a search
+/// accepts: far beyond any useful value, low enough that no size derived from them overflows.
+pub const MAX_PROBES: usize = 1_000_000;
 
 /// A vector search being set up; run it with [`VectorSearch::execute`].
 #[derive(Clone, Debug)]
@@ -178,6 +186,21 @@ impl VectorSearch {
         self
     }
 
+    /// Refuses `refine` above [`MAX_REFINE`] and `nprobes` or `ef` above [`MAX_PROBES`]
+    /// (invalid input): they come from users and size the search's candidate lists.
+    pub fn check_tuning(&self) -> Result<()> {
+        for (name, value, max) in [
+            ("refine", self.refine, MAX_REFINE),
+            ("nprobes", self.nprobes, MAX_PROBES),
+            ("ef", self.ef, MAX_PROBES),
+        ] {
+            if value > max {
+                return Err(Error::invalid(format!("{name} must be between 1 and {max}, not {value}")));
+            }
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<usize> {
         let (_, dim) = vector_field(&self.table, &self.column)?;
         if self.query.len() != dim {
@@ -197,6 +220,7 @@ impl VectorSearch {
         if self.k == 0 || self.k > max {
             return Err(Error::invalid(format!("k must be between 1 and {max}, not {}", self.k)));
         }
+        self.check_tuning()?;
         Ok(dim)
     }
 
@@ -287,7 +311,9 @@ impl VectorSearch {
         top.merge(self.exact_search(&uncovered, metric, dim, allow_set.clone()).await?);
         // A search promises k rows whenever k (matching) rows exist: if an index fell short
         // (a selective filter, duplicate vectors crowding a graph), search exactly.
-        let available = allow_set.as_ref().map_or(self.table.num_rows() as usize, |s| s.len());
+        let available = allow_set
+            .as_ref()
+            .map_or(usize::try_from(self.table.num_rows()).unwrap_or(usize::MAX), |s| s.len());
         if top.len() < k.min(available) && !covered.is_empty() {
             let all: Vec<_> = self.table.manifest().data_files.iter().collect();
             top = self.exact_search(&all, metric, dim, allow_set.clone()).await?;
@@ -526,11 +552,18 @@ pub(crate) async fn matching_rows(table: &Table, filter: &Predicate) -> Result<A
 /// The live row ids of the data files `entry` covers: a segment may hold rows deleted since
 /// it was written, or rows of files it no longer covers, and those are skipped.
 pub(crate) async fn covered_live_rows(table: &Table, entry: &IndexEntry) -> Result<RoaringTreemap> {
+    let location = table.location();
+    let loads: Vec<_> = table
+        .manifest()
+        .data_files
+        .iter()
+        .filter(|file| entry.covered_files.contains(&file.path))
+        .map(|file| FileRows::load(location, file))
+        .collect();
+    let mut loads = futures::stream::iter(loads).buffered(16);
     let mut live = RoaringTreemap::new();
-    for file in &table.manifest().data_files {
-        if entry.covered_files.contains(&file.path) {
-            live |= FileRows::load(table.location(), file).await?.live_ids();
-        }
+    while let Some(rows) = loads.try_next().await? {
+        live |= rows.live_ids();
     }
     Ok(live)
 }

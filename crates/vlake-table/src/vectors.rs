@@ -126,6 +126,8 @@ pub(crate) async fn file_vectors(
 ) -> Result<Arc<FileVectors>> {
     let deletion = file.deletion.as_ref().map(|d| d.path.clone());
     let key = (location.uri().to_string(), file.path.clone(), deletion, field.id);
+    // The cached vectors were read for a manifest that may have given another row count.
+    crate::scan::load_footer(location, file).await?;
     if let Some(hit) = cache().lock().unwrap_or_else(|p| p.into_inner()).entries.get(&key) {
         return Ok(hit.clone());
     }

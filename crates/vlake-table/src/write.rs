@@ -260,6 +260,19 @@ impl Sink {
         }
     }
 
+    /// Gives up on the file after a failure, once nothing can write it any more: the local
+    /// writer thread has stopped (it would otherwise create or complete the file after the
+    /// caller removed it), and an object-store upload is never completed.
+    async fn close(self) {
+        match self {
+            Self::Store(writer) => drop(writer),
+            Self::Local { batches, done } => {
+                drop(batches);
+                let _ = done.await;
+            }
+        }
+    }
+
     /// Completes the file; returns its size in bytes.
     async fn finish(self, path: &str) -> Result<u64> {
         match self {
@@ -329,18 +342,36 @@ pub(crate) async fn remove_files(location: &TableLocation, paths: impl Iterator<
     }
 }
 
+/// Writes the data files (recorded in `written` before each is opened); a file still open
+/// when this fails is closed before the error is returned, so that it can be removed.
 async fn write_inner(
+    location: &TableLocation,
+    schema: &Schema,
+    input: BatchStream,
+    opts: &WriteOptions,
+    blobs: &mut BlobWriter,
+    written: &mut Vec<WrittenFile>,
+) -> Result<()> {
+    let mut open: Option<OpenFile> = None;
+    let result = write_files(location, schema, input, opts, blobs, written, &mut open).await;
+    if let Some(file) = open {
+        file.sink.close().await;
+    }
+    result
+}
+
+async fn write_files(
     location: &TableLocation,
     schema: &Schema,
     mut input: BatchStream,
     opts: &WriteOptions,
     blobs: &mut BlobWriter,
     written: &mut Vec<WrittenFile>,
+    open: &mut Option<OpenFile>,
 ) -> Result<()> {
     let plan = plan_conform(schema, input.schema())?;
     let file_schema = Arc::new(vector_codec::file_schema(schema));
     let props = writer_properties(schema, &file_schema, opts)?;
-    let mut open: Option<OpenFile> = None;
     let mut total = 0u64;
     while let Some(batch) = input.next().await {
         let batch = batch?;
@@ -350,7 +381,7 @@ async fn write_inner(
         // Conform before opening a file, so that bad input leaves no file behind.
         let mut refs = BTreeSet::new();
         let batch = conform(&batch, &plan, schema, &file_schema, blobs, &mut refs).await?;
-        let file = match &mut open {
+        let file = match open {
             Some(f) => f,
             None => {
                 let path = data_file_path(&uuid::Uuid::new_v4().simple().to_string(), "parquet");

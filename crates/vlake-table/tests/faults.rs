@@ -264,3 +264,50 @@ async fn bad_filters_versions_and_uris() {
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
     assert_unchanged(&uri).await;
 }
+
+/// The row count a manifest gives a data file is checked against the file's footer before
+/// anything is sized or answered by it: counts, scans, deletes and index searches (which build
+/// the set of live row ids from the counts) fail as corrupt, naming the file, instead of
+/// allocating 2^62 row ids.
+#[tokio::test]
+async fn manifest_row_counts_are_checked_against_the_footers() {
+    use vlake_table::{IndexOptions, IndexType};
+    let dir = tempdir();
+    let uri = uri(&dir, "t");
+    let t = Table::write(
+        TableLocation::parse(&uri).unwrap(),
+        stream(0..50),
+        WriteMode::Create,
+        &WriteOptions::default(),
+    )
+    .await
+    .unwrap();
+    let t = t
+        .create_index(&IndexOptions::new("vector", IndexType::Hnsw))
+        .await
+        .unwrap();
+    assert_eq!(t.version(), 2);
+    let manifest = dir.path().join("t/_versions/00000000000000000002.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let file = m["data_files"][0]["path"].as_str().unwrap().to_string();
+    m["data_files"][0]["num_rows"] = (1u64 << 62).into();
+    m["next_row_id"] = (1u64 << 62).into();
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+
+    let t = Table::open(&uri).await.unwrap();
+    let query = [0.5f32; 8];
+    let errors = [
+        t.verify_row_counts().await.unwrap_err(),
+        t.scan().count_rows().await.unwrap_err(),
+        t.scan().collect().await.unwrap_err(),
+        t.delete(&filter("id = 3")).await.unwrap_err(),
+        t.search("vector", &query).nearest().await.unwrap_err(),
+        t.search("vector", &query).exact(true).nearest().await.unwrap_err(),
+    ];
+    for err in errors {
+        assert!(
+            matches!(&err, Error::Corrupt { path, reason } if path.ends_with(&file) && reason.contains("footer says 50")),
+            "{err}"
+        );
+    }
+}

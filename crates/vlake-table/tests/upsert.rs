@@ -400,3 +400,54 @@ async fn upserts_and_schema_changes_race_as_the_matrix_says() {
     let t = Table::open(&u).await.unwrap();
     assert_eq!(scores(&t).await.len() as u64, t.num_rows());
 }
+
+/// Every file under `root`, relative to it.
+fn all_files(root: &std::path::Path) -> Vec<String> {
+    let mut out = vec![];
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A merge that fails before its commit (here the deletion file of the source rows it skips
+/// cannot be written) removes every file it wrote, its source rows included: only a commit
+/// whose outcome is unknown leaves files for cleanup.
+#[tokio::test]
+async fn a_merge_that_fails_before_committing_removes_its_files() {
+    use std::sync::atomic::Ordering::SeqCst;
+    use vlake_io::{InstrumentedStore, IoCounters};
+    let dir = tempdir();
+    let uri = uri(&dir, "t");
+    keyed_table(&uri, 0..10).await;
+    let root = dir.path().join("t");
+    let before = all_files(&root);
+    let counters = Arc::new(IoCounters::default());
+    let location = TableLocation::parse(&uri)
+        .unwrap()
+        .with_store(|s| Arc::new(InstrumentedStore::new(s, counters.clone())));
+    let t = Table::open_at(location, vlake_table::VersionRef::Latest).await.unwrap();
+    let insert_new = MergeInsert {
+        when_matched: WhenMatched::DoNothing,
+        ..MergeInsert::upsert()
+    };
+    // The source rows' data file is the next put; the deletion file of rows 8 and 9 (matched,
+    // so skipped) is the one after it, and fails.
+    counters.fail_puts_after.store(counters.puts.load(SeqCst) + 1, SeqCst);
+    let err = t
+        .merge_insert(scored(8..12, 7.0), &insert_new, &WriteOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    assert_eq!(counters.puts.load(SeqCst), 2, "the source file was written first");
+    assert_eq!(all_files(&root), before);
+}

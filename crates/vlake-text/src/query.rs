@@ -17,6 +17,13 @@ use crate::analyzer::{Analyzer, Token};
 /// The largest fuzzy edit distance.
 pub const MAX_FUZZY_DISTANCE: u8 = 2;
 
+/// The deepest nesting of parentheses a query may have: the parser and the query tree recurse
+/// once per level, so input may not choose the depth.
+pub const MAX_NESTING: usize = 64;
+
+/// How many characters of a query an error message quotes.
+const QUOTED_CHARS: usize = 80;
+
 /// A parsed query, before analysis.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Query {
@@ -89,17 +96,20 @@ enum Lexeme {
 }
 
 fn syntax(query: &str, at: usize, what: impl std::fmt::Display) -> Error {
-    Error::invalid(format!("full-text query {query:?}: {what} at character {}", at + 1))
+    let quoted = match query.char_indices().nth(QUOTED_CHARS) {
+        Some((cut, _)) => format!("{:?}...", &query[..cut]),
+        None => format!("{query:?}"),
+    };
+    Error::invalid(format!("full-text query {quoted}: {what} at character {}", at + 1))
 }
 
 fn lex(query: &str) -> Result<Vec<(usize, Lexeme)>> {
+    // Positions in messages count characters: `i` is the index of a character.
     let chars: Vec<(usize, char)> = query.char_indices().collect();
-    let char_at = |byte: usize| query[..byte].chars().count();
     let mut out = Vec::new();
     let mut i = 0;
     while i < chars.len() {
-        let (byte, c) = chars[i];
-        let at = char_at(byte);
+        let (at, c) = (i, chars[i].1);
         match c {
             c if c.is_whitespace() => i += 1,
             '(' => {
@@ -143,7 +153,7 @@ fn lex(query: &str) -> Result<Vec<(usize, Lexeme)>> {
                 if chars.get(j + 1).is_some_and(|(_, n)| *n == '~') {
                     return Err(syntax(
                         query,
-                        char_at(chars[j + 1].0),
+                        j + 1,
                         "phrase slop (\"...\"~N) is not supported",
                     ));
                 }
@@ -246,6 +256,8 @@ struct Parser<'a> {
     query: &'a str,
     lexemes: Vec<(usize, Lexeme)>,
     next: usize,
+    /// Parentheses open around the current position.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -297,19 +309,18 @@ impl Parser<'_> {
         Ok((Occur::Should, combine(clauses, Occur::Must)))
     }
 
+    /// A primary after any run of prefixes (a loop, so a long run cannot exhaust the stack):
+    /// any `NOT` or `-` in the run excludes, else any `+` requires.
     fn unary(&mut self) -> Result<(Occur, Query)> {
-        match self.peek() {
-            Some(Lexeme::Not | Lexeme::Minus) => {
-                self.next += 1;
-                let (_, q) = self.unary()?;
-                Ok((Occur::MustNot, q))
+        let mut occur = Occur::Should;
+        loop {
+            match self.peek() {
+                Some(Lexeme::Not | Lexeme::Minus) => occur = Occur::MustNot,
+                Some(Lexeme::Plus) if occur != Occur::MustNot => occur = Occur::Must,
+                Some(Lexeme::Plus) => {}
+                _ => return Ok((occur, self.primary()?)),
             }
-            Some(Lexeme::Plus) => {
-                self.next += 1;
-                let (occur, q) = self.unary()?;
-                Ok((if occur == Occur::MustNot { occur } else { Occur::Must }, q))
-            }
-            _ => Ok((Occur::Should, self.primary()?)),
+            self.next += 1;
         }
     }
 
@@ -321,7 +332,16 @@ impl Parser<'_> {
         self.next += 1;
         match lexeme {
             Lexeme::Open => {
+                if self.depth >= MAX_NESTING {
+                    return Err(syntax(
+                        self.query,
+                        at,
+                        format!("parentheses nest deeper than {MAX_NESTING} levels"),
+                    ));
+                }
+                self.depth += 1;
                 let inner = self.disjunction()?;
+                self.depth -= 1;
                 if self.peek() != Some(&Lexeme::Close) {
                     return Err(syntax(self.query, at, "unclosed '('"));
                 }
@@ -375,6 +395,7 @@ impl Query {
             query,
             lexemes: lex(query)?,
             next: 0,
+            depth: 0,
         };
         if parser.lexemes.is_empty() {
             return Err(Error::invalid("full-text query is empty"));
@@ -587,6 +608,28 @@ mod tests {
             let err = Query::parse(q).unwrap_err().to_string();
             assert!(err.contains(msg), "{q}: {err}");
         }
+    }
+
+    #[test]
+    fn deep_input_is_refused_or_parsed_without_recursion() {
+        let deep = format!("{}a{}", "(".repeat(20_000), ")".repeat(20_000));
+        let err = Query::parse(&deep).unwrap_err().to_string();
+        assert!(err.contains("deeper than 64 levels at character 65"), "{err}");
+        assert!(err.len() < 300, "{err}");
+        let nested = format!("{}a{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+        assert_eq!(Query::parse(&nested).unwrap(), w("a"));
+        let nots = format!("a {}b", "NOT ".repeat(20_000));
+        let excluded = Query::Bool(Bool {
+            should: vec![w("a")],
+            must_not: vec![w("b")],
+            ..Bool::default()
+        });
+        assert_eq!(Query::parse(&nots).unwrap(), excluded);
+        assert_eq!(Query::parse(&format!("a {}b", "-".repeat(20_000))).unwrap(), excluded);
+        assert_eq!(
+            Query::parse("a +-b").unwrap(),
+            Query::parse("a -+b").unwrap(),
+        );
     }
 
     #[test]
