@@ -886,9 +886,17 @@ fn huge_search_sizes_and_deep_queries_are_refused() {
     ]);
     let query = serde_json::to_string(&[1.0f32; 8]).unwrap();
     for (flag, value, expect) in [
-        ("--refine", "1000000000", "refine must be between 1 and 1000, not 1000000000"),
+        (
+            "--refine",
+            "1000000000",
+            "refine must be between 1 and 1000, not 1000000000",
+        ),
         ("-k", "1000000000", "k must be between 1 and 10000"),
-        ("--nprobes", "18446744073709551615", "nprobes must be between 1 and 1000000"),
+        (
+            "--nprobes",
+            "18446744073709551615",
+            "nprobes must be between 1 and 1000000",
+        ),
         ("--ef", "1000000000", "ef must be between 1 and 1000000"),
     ] {
         fails(
@@ -967,11 +975,21 @@ fn failed_imports_leave_no_data_files() {
         let root = dir.path().join(format!("t{attempt}"));
         let uri = root.display().to_string();
         fails(&["import", bad.to_str().unwrap(), &uri], "not-a-number");
-        let (files, staging) = if root.exists() { stored_files(&root) } else { Default::default() };
-        assert!(files.is_empty() && staging == 0, "create {attempt}: {files:?}, {staging} staging");
+        let (files, staging) = if root.exists() {
+            stored_files(&root)
+        } else {
+            Default::default()
+        };
+        assert!(
+            files.is_empty() && staging == 0,
+            "create {attempt}: {files:?}, {staging} staging"
+        );
         ok_json(&["import", good.to_str().unwrap(), &uri, "--json"]);
         let (before, _) = stored_files(&root);
-        fails(&["import", bad.to_str().unwrap(), &uri, "--mode", "append"], "not-a-number");
+        fails(
+            &["import", bad.to_str().unwrap(), &uri, "--mode", "append"],
+            "not-a-number",
+        );
         assert_eq!(stored_files(&root), (before, 0), "append {attempt}");
     }
 }
@@ -996,7 +1014,15 @@ fn manifest_row_counts_are_checked_against_the_files() {
         std::fs::write(&manifest_path, serde_json::to_vec(&m).unwrap()).unwrap();
     };
     let table = format!("t={uri}");
-    let counted = ok_lines(&["sql", "--table", &table, "-c", "SELECT count(*) AS n FROM t", "--format", "json"]);
+    let counted = ok_lines(&[
+        "sql",
+        "--table",
+        &table,
+        "-c",
+        "SELECT count(*) AS n FROM t",
+        "--format",
+        "json",
+    ]);
     assert_eq!(
         serde_json::from_str::<Value>(&counted[0]).unwrap(),
         serde_json::json!([{"n": 1000}])
@@ -1004,7 +1030,11 @@ fn manifest_row_counts_are_checked_against_the_files() {
     for rows in [5000, 1 << 62] {
         edit(rows);
         let footer = format!("manifest says the data file has {rows} rows but its footer says 1000");
-        for query in ["SELECT count(*) FROM t", "SELECT count(id) FROM t", "SELECT sum(id) FROM t"] {
+        for query in [
+            "SELECT count(*) FROM t",
+            "SELECT count(id) FROM t",
+            "SELECT sum(id) FROM t",
+        ] {
             fails(&["sql", "--table", &table, "-c", query], &footer);
         }
         fails(&["head", &uri], &format!("corrupt data in {uri}/{file}"));

@@ -303,7 +303,11 @@ fn statistics(table: &Table, arrow: &SchemaRef, projection: Option<&Vec<usize>>,
             }
         })
         .collect();
-    let bytes = manifest.data_files.iter().map(|f| f.size_bytes).fold(0, u64::saturating_add);
+    let bytes = manifest
+        .data_files
+        .iter()
+        .map(|f| f.size_bytes)
+        .fold(0, u64::saturating_add);
     Statistics {
         num_rows: count_precision(Some(table.num_rows()), exact),
         total_byte_size: count_precision(Some(bytes), false),

@@ -359,7 +359,10 @@ impl Manifest {
     pub fn num_rows(&self) -> u64 {
         self.data_files
             .iter()
-            .map(|f| f.num_rows.saturating_sub(f.deletion.as_ref().map_or(0, |d| d.num_deleted)))
+            .map(|f| {
+                f.num_rows
+                    .saturating_sub(f.deletion.as_ref().map_or(0, |d| d.num_deleted))
+            })
             .fold(0, u64::saturating_add)
     }
 

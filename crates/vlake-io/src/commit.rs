@@ -94,12 +94,16 @@ impl CommitStore {
         Ok(self.list_versions().await?.last().copied())
     }
 
+    /// The version the hint names; `None` when it is missing, unparseable or cannot be read
+    /// (the hint is best effort: the lookup then lists every version).
     async fn read_hint(&self) -> Result<Option<u64>> {
-        match self.location.get(LATEST_HINT).await {
-            Ok(bytes) => Ok(serde_json::from_slice::<LatestHint>(&bytes).ok().map(|h| h.version)),
-            Err(Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(self
+            .location
+            .get(LATEST_HINT)
+            .await
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<LatestHint>(&bytes).ok())
+            .map(|h| h.version))
     }
 
     /// Records `version` as the latest known version. Best effort: the hint is never trusted

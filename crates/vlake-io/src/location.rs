@@ -258,9 +258,13 @@ impl TableLocation {
             };
             for entry in entries {
                 let entry = entry.map_err(|e| Error::io(dir.display().to_string(), e))?;
-                let meta = entry
-                    .metadata()
-                    .map_err(|e| Error::io(entry.path().display().to_string(), e))?;
+                // Staging files come and go as writers rename them into place: one that vanished
+                // since the directory was read is no longer there to remove.
+                let meta = match entry.metadata() {
+                    Ok(meta) => meta,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io(entry.path().display().to_string(), e)),
+                };
                 if meta.is_dir() {
                     stack.push(entry.path());
                 } else if meta.modified().is_ok_and(|m| m < older_than)
@@ -271,8 +275,11 @@ impl TableLocation {
                         .and_then(|rel| rel.to_str())
                         .is_some_and(|rel| is_vlake_staging_file(&rel.replace(std::path::MAIN_SEPARATOR, "/")))
                 {
-                    std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path().display().to_string(), e))?;
-                    removed += 1;
+                    match std::fs::remove_file(entry.path()) {
+                        Ok(()) => removed += 1,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(Error::io(entry.path().display().to_string(), e)),
+                    }
                 }
             }
         }

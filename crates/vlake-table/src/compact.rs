@@ -307,9 +307,9 @@ impl Table {
         let mut next = 0usize;
         for f in files {
             let end = usize::try_from(f.num_rows).ok().and_then(|n| next.checked_add(n));
-            let chunk = end.and_then(|end| ids.get(next..end)).ok_or_else(|| {
-                Error::Internal(format!("{} holds more rows than the compaction read", f.path))
-            })?;
+            let chunk = end
+                .and_then(|end| ids.get(next..end))
+                .ok_or_else(|| Error::Internal(format!("{} holds more rows than the compaction read", f.path)))?;
             next += chunk.len();
             let first = *chunk
                 .first()

@@ -23,8 +23,8 @@ use vlake_text::{AnalyzerConfig, TextSegment};
 
 use crate::txn::Action;
 use crate::vectors::{file_vectors, FileVectors};
-use crate::Table;
 use crate::write::remove_files;
+use crate::Table;
 
 /// The kinds of index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -582,8 +582,8 @@ pub(crate) async fn load_footer(location: &TableLocation, file: &DataFile) -> Re
     let metadata = match Footers::get(&key) {
         Some(m) => m,
         None => {
-            let mut object = ParquetObjectReader::new(location.store().clone(), location.path(path))
-                .with_file_size(file.size_bytes);
+            let mut object =
+                ParquetObjectReader::new(location.store().clone(), location.path(path)).with_file_size(file.size_bytes);
             let m = ArrowReaderMetadata::load_async(&mut object, ArrowReaderOptions::new())
                 .await
                 .map_err(|e| read_error(location, path, e))?;

@@ -10,8 +10,8 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
 use arrow_array::{ArrayRef, Float32Array, RecordBatch, UInt64Array};
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema as ArrowSchema};
-use roaring::RoaringTreemap;
 use futures::{StreamExt, TryStreamExt};
+use roaring::RoaringTreemap;
 use vlake_format::{Error, IndexEntry, Result};
 use vlake_index::ivf::{self, report, Partition};
 use vlake_index::{flat, Metric, Neighbor, TopK};
@@ -195,7 +195,9 @@ impl VectorSearch {
             ("ef", self.ef, MAX_PROBES),
         ] {
             if value > max {
-                return Err(Error::invalid(format!("{name} must be between 1 and {max}, not {value}")));
+                return Err(Error::invalid(format!(
+                    "{name} must be between 1 and {max}, not {value}"
+                )));
             }
         }
         Ok(())
@@ -313,7 +315,9 @@ impl VectorSearch {
         // (a selective filter, duplicate vectors crowding a graph), search exactly.
         let available = allow_set
             .as_ref()
-            .map_or(usize::try_from(self.table.num_rows()).unwrap_or(usize::MAX), |s| s.len());
+            .map_or(usize::try_from(self.table.num_rows()).unwrap_or(usize::MAX), |s| {
+                s.len()
+            });
         if top.len() < k.min(available) && !covered.is_empty() {
             let all: Vec<_> = self.table.manifest().data_files.iter().collect();
             top = self.exact_search(&all, metric, dim, allow_set.clone()).await?;

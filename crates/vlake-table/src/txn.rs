@@ -614,7 +614,11 @@ async fn catch_up(store: &CommitStore, pending: &PendingCommit, base: Option<Arc
     let newer = store.list_versions_after(after).await?;
     let mut loaded = Vec::with_capacity(newer.len());
     for version in newer {
-        let theirs = store.load_manifest(version).await?;
+        // A listed version that is gone was removed by a cleanup since: it becomes a gap.
+        let theirs = match store.load_manifest(version).await {
+            Err(Error::NotFound { .. }) => continue,
+            other => other?,
+        };
         if theirs.transaction.id == pending.id {
             store.write_hint(theirs.version).await;
             return Ok(CatchUp::Committed(Arc::new(theirs)));

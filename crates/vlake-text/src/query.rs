@@ -151,11 +151,7 @@ fn lex(query: &str) -> Result<Vec<(usize, Lexeme)>> {
                     return Err(syntax(query, at, "unterminated quoted phrase"));
                 }
                 if chars.get(j + 1).is_some_and(|(_, n)| *n == '~') {
-                    return Err(syntax(
-                        query,
-                        j + 1,
-                        "phrase slop (\"...\"~N) is not supported",
-                    ));
+                    return Err(syntax(query, j + 1, "phrase slop (\"...\"~N) is not supported"));
                 }
                 if star {
                     text.pop();
@@ -626,10 +622,7 @@ mod tests {
         });
         assert_eq!(Query::parse(&nots).unwrap(), excluded);
         assert_eq!(Query::parse(&format!("a {}b", "-".repeat(20_000))).unwrap(), excluded);
-        assert_eq!(
-            Query::parse("a +-b").unwrap(),
-            Query::parse("a -+b").unwrap(),
-        );
+        assert_eq!(Query::parse("a +-b").unwrap(), Query::parse("a -+b").unwrap(),);
     }
 
     #[test]
