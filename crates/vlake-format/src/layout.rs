@@ -138,7 +138,7 @@ mod tests {
             format!("data/{hex}.parquet.bak"),
             format!("data/sub/{hex}.parquet"),
             format!("data/{}.parquet", hex.to_uppercase()),
-            format!("data/my-export.parquet"),
+            "data/my-export.parquet".to_string(),
             format!("_blobs/{hex}.bin"),
             format!("_indexes/{hex}/{hex}.idx"),
             format!("_indexes/{id}/notes.txt"),
