@@ -88,8 +88,8 @@ fn parquet(dir: &Path, name: &str, ids: std::ops::Range<i64>) -> String {
 }
 
 /// Issue 16, item 1: `cleanup --older-than 0s` while four appends run removed their files and
-/// every later version failed with `not found: data file`. Repeated over several rounds with
-/// the cleanup started at random points of the appends.
+/// every later version failed with `not found: data file`. Repeated over several rounds, with
+/// cleanups running back to back for as long as the appends do.
 #[test]
 fn cleanup_racing_appends_never_loses_a_committed_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -97,25 +97,32 @@ fn cleanup_racing_appends_never_loses_a_committed_file() {
     let seed = parquet(dir.path(), "seed.parquet", 0..100);
     ok_json(&["import", &seed, &uri, "--json"]);
     let parts: Vec<String> = (1..=4)
-        .map(|i| parquet(dir.path(), &format!("b{i}.parquet"), i * 20_000..i * 20_000 + 20_000))
+        .map(|i| parquet(dir.path(), &format!("b{i}.parquet"), i * 100_000..i * 100_000 + 50_000))
         .collect();
     let mut rng = rand::rng();
     let mut expected: Vec<i64> = (0..100).collect();
     const ROUNDS: usize = 6;
     for round in 0..ROUNDS {
-        let appends: Vec<Child> = parts
+        let mut appends: Vec<Child> = parts
             .iter()
             .map(|p| spawn(&["import", p, &uri, "--mode", "append", "--json"]))
             .collect();
-        std::thread::sleep(Duration::from_millis(rng.random_range(0..400)));
-        let cleanup = vlake(&["cleanup", &uri, "--older-than", "0s", "--json"]);
-        assert!(cleanup.status.success(), "{}", stderr(&cleanup));
+        // Cleanups one after another for as long as any append runs, the first after a random
+        // delay, so that some cleanup lists the files of writes in flight.
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..100)));
+        let mut cleanups = 0;
+        while appends.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
+            let cleanup = vlake(&["cleanup", &uri, "--older-than", "0s", "--json"]);
+            assert!(cleanup.status.success(), "{}", stderr(&cleanup));
+            cleanups += 1;
+        }
         for child in appends {
             let out = child.wait_with_output().unwrap();
             assert!(out.status.success(), "round {round}: {}", stderr(&out));
         }
+        eprintln!("round {round}: {cleanups} cleanups ran during the appends");
         for i in 1..=4 {
-            expected.extend(i * 20_000..i * 20_000 + 20_000);
+            expected.extend(i * 100_000..i * 100_000 + 50_000);
         }
         expected.sort_unstable();
         let versions = listed_versions(&uri);

@@ -10,7 +10,9 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
 use arrow_array::Array;
 use common::*;
-use vlake_table::{Assignment, CompactOptions, Error, OptimizeOptions, Table, VersionRef, WriteOptions, ROW_ID};
+use vlake_table::{
+    Assignment, CleanupOptions, CompactOptions, Error, OptimizeOptions, Table, VersionRef, WriteOptions, ROW_ID,
+};
 
 /// (id, row id) of every row, sorted by id.
 async fn ids_and_row_ids(table: &Table) -> Vec<(i64, u64)> {
@@ -210,6 +212,13 @@ async fn compaction_merges_files_drops_deleted_rows_and_keeps_row_ids() {
         .await
         .unwrap();
     assert!(report.cleanup.versions_removed >= 5, "{report:?}");
+    // The replaced files are younger than the minimum file age: kept for writers in flight.
+    assert_eq!(report.cleanup.files_removed, 0, "{report:?}");
+    assert!(report.cleanup.files_kept_recent > 0, "{report:?}");
+    assert_eq!(ids_and_row_ids(&latest).await, v6_rows);
+    // Nothing else writes: a cleanup that waives the minimum removes what only old versions used.
+    let unsafe_now = CleanupOptions::new(Duration::ZERO).dangerously_remove_files_younger_than_min_age(Duration::ZERO);
+    assert!(latest.cleanup(&unsafe_now).await.unwrap().files_removed > 0);
     assert_eq!(ids_and_row_ids(&latest).await, v6_rows);
     assert_eq!(files_under(&dir, "data"), latest.manifest().data_files.len());
     let referenced_row_ids = latest
