@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{BufReader, Seek};
 use std::sync::Arc;
 
-use arrow::array::RecordBatchReader;
+use arrow::array::{RecordBatchIterator, RecordBatchReader};
 use indicatif::{ProgressBar, ProgressStyle};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use vlake_table::{BatchStream, Error, Result, Table, TableLocation, WriteMode, WriteOptions};
@@ -42,7 +42,7 @@ pub fn open_source(
     };
     let open = || File::open(src).map_err(|e| Error::io(src, e));
     let bad = |e: &dyn std::fmt::Display| Error::invalid(format!("cannot read '{src}' as {format:?}: {e}"));
-    Ok(match format {
+    let (reader, rows): (Box<dyn RecordBatchReader + Send>, _) = match format {
         SourceFormat::Parquet => {
             let builder = ParquetRecordBatchReaderBuilder::try_new(open()?).map_err(|e| bad(&e))?;
             let rows = builder.metadata().file_metadata().num_rows() as u64;
@@ -73,7 +73,22 @@ pub fn open_source(
                 .map_err(|e| bad(&e))?;
             (Box::new(reader), None)
         }
-    })
+    };
+    // Errors met while reading rows name the file: bad values are invalid input, failed reads
+    // I/O errors on the file.
+    let schema = reader.schema();
+    let path = src.to_string();
+    let named = reader.map(move |batch| {
+        batch.map_err(|e| {
+            let e = match Error::from(e) {
+                Error::InvalidInput(m) => Error::invalid(format!("cannot read '{path}' as {format:?}: {m}")),
+                Error::Io { source, .. } => Error::io(&path, source),
+                other => other,
+            };
+            arrow::error::ArrowError::ExternalError(Box::new(e))
+        })
+    });
+    Ok((Box::new(RecordBatchIterator::new(named, schema)), rows))
 }
 
 /// Imports `src` into the table at `uri` as one commit.

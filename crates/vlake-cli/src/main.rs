@@ -6,6 +6,7 @@ mod import;
 mod index_args;
 mod mutate;
 mod render;
+mod retry_notes;
 mod search;
 mod sql;
 
@@ -353,6 +354,7 @@ async fn run(cli: Cli) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    retry_notes::install();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -127,14 +127,18 @@ impl Session {
         }
     }
 
-    /// Reads statements from a prompt with history until end of input or `\q`.
+    /// Reads statements from a prompt with history until end of input or `\q`. At a terminal
+    /// a failed statement is reported and the prompt goes on; from piped input (a script) the
+    /// first failure stops the run and is returned, so that the exit status is non-zero.
     async fn interactive(&mut self) -> Result<()> {
+        let script = !std::io::stdin().is_terminal();
         let mut editor = rustyline::DefaultEditor::new().map_err(|e| Error::Internal(e.to_string()))?;
         let history = std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".vlake_history"));
         if let Some(h) = &history {
             let _ = editor.load_history(h);
         }
         let mut pending = String::new();
+        let mut outcome = Ok(());
         loop {
             let prompt = if pending.is_empty() { "vlake> " } else { "   ...> " };
             let line = match editor.readline(prompt) {
@@ -156,15 +160,24 @@ impl Session {
             }
             let _ = editor.add_history_entry(pending.trim());
             let started = Instant::now();
-            match self.run_all(&pending).await {
+            let result = self.run_all(&pending).await;
+            pending.clear();
+            match result {
                 Ok(()) => eprintln!("({:.3}s)", started.elapsed().as_secs_f64()),
+                Err(e) if script => {
+                    outcome = Err(e);
+                    break;
+                }
                 Err(e) => eprintln!("error: {e}"),
             }
-            pending.clear();
+        }
+        // A script's last statement may lack its ';'.
+        if script && outcome.is_ok() && !pending.trim().is_empty() {
+            outcome = self.run_all(&pending).await;
         }
         if let Some(h) = &history {
             let _ = editor.save_history(h);
         }
-        Ok(())
+        outcome
     }
 }

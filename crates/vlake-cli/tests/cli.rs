@@ -7,7 +7,7 @@ use common::*;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -573,12 +573,12 @@ fn sql_prompt_reads_statements_until_quit() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // A statement over two lines, a failing one (reported, the prompt goes on), then \q.
+    // A statement over two lines, another, then \q.
     child
         .stdin
         .take()
         .unwrap()
-        .write_all(b"SELECT count(*) AS n\nFROM t WHERE pos = 'n';\nSELECT * FROM nope;\nSELECT max(id) AS m FROM t;\n\\q\nSELECT 1;\n")
+        .write_all(b"SELECT count(*) AS n\nFROM t WHERE pos = 'n';\nSELECT max(id) AS m FROM t;\n\\q\nSELECT 1;\n")
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -591,10 +591,50 @@ fn sql_prompt_reads_statements_until_quit() {
         docs,
         vec![serde_json::json!([{"n": 20}]), serde_json::json!([{"m": 39}])]
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
     // The statements went into the history file.
     let history = std::fs::read_to_string(dir.path().join(".vlake_history")).unwrap();
     assert!(history.contains("max(id)"), "{history}");
+}
+
+/// Runs `vlake sql` with `script` on stdin (a pipe, as `printf ... | vlake sql` gives).
+fn piped_sql(args: &[&str], script: &str) -> Output {
+    use std::io::Write;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vlake"))
+        .arg("sql")
+        .args(args)
+        .env("HOME", std::env::temp_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn piped_sql_stops_at_the_first_error_with_a_non_zero_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    let src = dir.path().join("v.parquet");
+    write_parquet(&src, 0..10, 4);
+    ok_json(&["import", src.to_str().unwrap(), &uri, "--json"]);
+    let table = format!("t={uri}");
+    let out = piped_sql(
+        &["--table", &table, "--format", "json"],
+        "SELECT count(*) AS n FROM t;\nSELECT * FROM nope;\nINSERT INTO t SELECT * FROM t;\n",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a failed statement must fail the run: {stderr}");
+    assert!(stderr.contains("error:") && stderr.contains("nope"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(r#"[{"n":10}]"#));
+    // The statements after the failure did not run.
+    assert_eq!(table_ids(&uri), (1, (0..10).collect()));
+    // A script without errors exits 0, its last statement may lack the ';'.
+    let out = piped_sql(&["--table", &table, "--format", "json"], "SELECT 1 AS one");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(r#"[{"one":1}]"#));
 }
 
 #[test]
@@ -1047,4 +1087,269 @@ fn manifest_row_counts_are_checked_against_the_files() {
         &["sql", "--table", &table, "-c", "SELECT count(*) FROM t"],
         "9223372036854775807 rows in all",
     );
+}
+
+/// A Parquet file with every nested type the schema spec allows, and a dictionary column.
+fn write_nested_parquet(path: &Path, ids: std::ops::Range<i64>) {
+    use arrow::array::{
+        Array, ArrayRef, DictionaryArray, FixedSizeListBuilder, Float64Array, Int32Array, Int32Builder, ListBuilder,
+        StringBuilder, StructArray,
+    };
+    use arrow::datatypes::{Fields, Int32Type};
+
+    let n = ids.end - ids.start;
+    let mut tags = ListBuilder::new(StringBuilder::new());
+    let mut pair = FixedSizeListBuilder::new(Int32Builder::new(), 2);
+    let mut xs = ListBuilder::new(arrow::array::Int64Builder::new());
+    for i in ids.clone() {
+        for t in 0..i % 3 {
+            tags.values().append_value(format!("t{t}"));
+        }
+        tags.append(true);
+        pair.values().append_slice(&[i as i32, -(i as i32)]);
+        pair.append(true);
+        xs.values().append_slice(&[i, i * 10]);
+        xs.append(true);
+    }
+    let meta_fields = Fields::from(vec![
+        Field::new("a", DataType::Int32, true),
+        Field::new("b", DataType::Utf8, true),
+    ]);
+    let meta = StructArray::new(
+        meta_fields.clone(),
+        vec![
+            Arc::new(Int32Array::from_iter_values(ids.clone().map(|i| i as i32))) as ArrayRef,
+            Arc::new(StringArray::from_iter_values(ids.clone().map(|i| format!("b{i}")))),
+        ],
+        None,
+    );
+    // A list of structs: one {name, age} per row.
+    let person_fields = Fields::from(vec![
+        Field::new("name", DataType::Utf8, true),
+        Field::new("age", DataType::Int32, true),
+    ]);
+    let people_values = StructArray::new(
+        person_fields.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(ids.clone().map(|i| format!("p{i}")))) as ArrayRef,
+            Arc::new(Int32Array::from_iter_values(ids.clone().map(|i| 20 + i as i32))),
+        ],
+        None,
+    );
+    let person_item = Arc::new(Field::new("item", DataType::Struct(person_fields), true));
+    let people = arrow::array::ListArray::new(
+        person_item.clone(),
+        arrow::buffer::OffsetBuffer::from_lengths(vec![1; n as usize]),
+        Arc::new(people_values),
+        None,
+    );
+    // A struct holding a list and a struct.
+    let xs = xs.finish();
+    let inner_fields = Fields::from(vec![Field::new("z", DataType::Float64, true)]);
+    let inner = StructArray::new(
+        inner_fields.clone(),
+        vec![Arc::new(Float64Array::from_iter_values(ids.clone().map(|i| i as f64 / 2.0))) as ArrayRef],
+        None,
+    );
+    let rec_fields = Fields::from(vec![
+        Field::new("xs", xs.data_type().clone(), true),
+        Field::new("inner", DataType::Struct(inner_fields), true),
+    ]);
+    let rec = StructArray::new(
+        rec_fields.clone(),
+        vec![Arc::new(xs) as ArrayRef, Arc::new(inner)],
+        None,
+    );
+    let cat: DictionaryArray<Int32Type> = ids.clone().map(|i| if i % 2 == 0 { "even" } else { "odd" }).collect();
+    let tags = tags.finish();
+    let pair = pair.finish();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("tags", tags.data_type().clone(), true),
+        Field::new("pair", pair.data_type().clone(), true),
+        Field::new("meta", DataType::Struct(meta_fields), true),
+        Field::new("people", DataType::List(person_item), true),
+        Field::new("rec", DataType::Struct(rec_fields), true),
+        Field::new("cat", cat.data_type().clone(), true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(ids)),
+            Arc::new(tags),
+            Arc::new(pair),
+            Arc::new(meta),
+            Arc::new(people),
+            Arc::new(rec),
+            Arc::new(cat),
+        ],
+    )
+    .unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+/// The rows of `SELECT <columns> FROM t ORDER BY id` as JSON, through `vlake sql`.
+fn sql_rows(uri: &str, select: &str) -> Value {
+    let lines = ok_lines(&["sql", "--table", &format!("t={uri}"), "-c", select, "--format", "json"]);
+    serde_json::from_str(lines.last().unwrap()).unwrap()
+}
+
+#[test]
+fn nested_and_dictionary_columns_import_append_and_insert() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    let (a, b) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
+    write_nested_parquet(&a, 0..3);
+    write_nested_parquet(&b, 3..5);
+    ok_json(&["import", a.to_str().unwrap(), &uri, "--json"]);
+    ok_json(&["import", b.to_str().unwrap(), &uri, "--mode", "append", "--json"]);
+    // The dictionary column is stored as its values.
+    let info = ok_json(&["info", &uri, "--json"]);
+    let cat = info["schema"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "cat")
+        .unwrap();
+    assert_eq!(cat["type"], "Utf8", "{cat}");
+
+    let rows = sql_rows(&uri, "SELECT * FROM t ORDER BY id");
+    assert_eq!(rows.as_array().unwrap().len(), 5);
+    assert_eq!(
+        rows[4],
+        serde_json::json!({
+            "id": 4, "tags": ["t0"], "pair": [4, -4], "meta": {"a": 4, "b": "b4"},
+            "people": [{"name": "p4", "age": 24}],
+            "rec": {"xs": [4, 40], "inner": {"z": 2.0}}, "cat": "even"
+        })
+    );
+    assert_eq!(rows[2]["tags"], serde_json::json!(["t0", "t1"]));
+
+    // SQL INSERT of nested values, and JSONL import into the table and into a new one.
+    let lines = ok_lines(&[
+        "sql",
+        "--table",
+        &format!("t={uri}"),
+        "-c",
+        "INSERT INTO t SELECT id + 100, tags, pair, meta, people, rec, cat FROM t WHERE id < 2",
+    ]);
+    assert!(!lines.is_empty());
+    let jsonl = dir.path().join("c.jsonl");
+    std::fs::write(
+        &jsonl,
+        concat!(
+            r#"{"id": 200, "tags": ["j"], "pair": [1, 2], "meta": {"a": 7, "b": "x"}, "#,
+            r#""people": [{"name": "q", "age": 3}, {"name": "r", "age": 4}], "#,
+            r#""rec": {"xs": [9], "inner": {"z": 0.5}}, "cat": "odd"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let other = dir.path().join("j").display().to_string();
+    ok_json(&["import", jsonl.to_str().unwrap(), &other, "--json"]);
+    let rows = sql_rows(&other, "SELECT people, rec FROM t");
+    assert_eq!(
+        rows,
+        serde_json::json!([{"people": [{"name": "q", "age": 3}, {"name": "r", "age": 4}],
+                            "rec": {"xs": [9], "inner": {"z": 0.5}}}])
+    );
+    let rows = sql_rows(&uri, "SELECT id, meta FROM t WHERE id >= 100 ORDER BY id");
+    assert_eq!(
+        rows,
+        serde_json::json!([{"id": 100, "meta": {"a": 0, "b": "b0"}}, {"id": 101, "meta": {"a": 1, "b": "b1"}}])
+    );
+}
+
+#[test]
+fn cli_filters_take_sql_expressions() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    let src = dir.path().join("v.parquet");
+    write_parquet(&src, 0..30, 4);
+    ok_json(&["import", src.to_str().unwrap(), &uri, "--json"]);
+    let ids = |rows: Value| -> Vec<i64> {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect()
+    };
+    let rows = ok_json(&[
+        "head",
+        &uri,
+        "-n",
+        "100",
+        "--columns",
+        "id",
+        "--filter",
+        "id % 7 = 1",
+        "--json",
+    ]);
+    assert_eq!(ids(rows), vec![1, 8, 15, 22, 29]);
+    let rows = ok_json(&[
+        "head",
+        &uri,
+        "-n",
+        "100",
+        "--columns",
+        "id",
+        "--filter",
+        "id * 2 > 50 AND pos = 'v'",
+        "--json",
+    ]);
+    assert_eq!(ids(rows), vec![27, 29]);
+    // Delete takes them too.
+    let deleted = ok_json(&["delete", &uri, "--where", "id % 10 = 0", "--json"]);
+    assert_eq!(deleted["deleted_rows"], 3, "{deleted}");
+    assert_eq!(table_ids(&uri).1.len(), 27);
+    // What filters cannot do is named.
+    fails(&["head", &uri, "--filter", "upper(pos) = 'N'"], "+ - * / %");
+    fails(&["head", &uri, "--filter", "id % 0 = 1"], "invalid input");
+}
+
+#[test]
+fn sql_and_import_errors_say_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("t").display().to_string();
+    let src = dir.path().join("v.parquet");
+    write_parquet(&src, 0..10, 4);
+    ok_json(&["import", src.to_str().unwrap(), &uri, "--json"]);
+    let table = format!("t={uri}");
+    let sql = |statement: &str, expect: &[&str]| fails_saying(&["sql", "--table", &table, "-c", statement], expect);
+
+    // Errors of the user's SQL or data are invalid input, not internal errors.
+    sql("SELECT id / 0 FROM t", &["invalid input", "zero"]);
+    sql("SELECT CAST(pos AS INT) FROM t", &["invalid input", "'n'"]);
+    sql(
+        "INSERT INTO t SELECT NULL, pos, vector FROM t",
+        &["invalid input", "id"],
+    );
+    let deep = format!("SELECT {}1{}", "(".repeat(200), ")".repeat(200));
+    sql(&deep, &["invalid input", "nested too deeply"]);
+    // A misspelt option is refused, naming it and the options there are.
+    let create = format!("CREATE EXTERNAL TABLE w STORED AS VLAKE LOCATION '{uri}' OPTIONS ('verison' '1')");
+    fails_saying(&["sql", "-c", &create], &["invalid input", "'verison'", "version, tag"]);
+
+    // A value of the wrong type late in a JSON file is invalid input naming the whole path.
+    let jsonl = dir.path().join("late.jsonl");
+    let mut text: String = (0..1500).map(|i| format!("{{\"id\": {i}}}\n")).collect();
+    text.push_str("{\"id\": \"oops\"}\n");
+    std::fs::write(&jsonl, text).unwrap();
+    let new = dir.path().join("j").display().to_string();
+    fails_saying(
+        &["import", jsonl.to_str().unwrap(), &new],
+        &["invalid input", jsonl.to_str().unwrap()],
+    );
+
+    // A missing data file is named with its full path.
+    let data = std::fs::read_dir(dir.path().join("t/data"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(&data).unwrap();
+    fails_saying(&["head", &uri], &["not found", data.to_str().unwrap()]);
 }

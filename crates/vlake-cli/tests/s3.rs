@@ -170,3 +170,41 @@ fn eight_writers_append_to_an_s3_table() {
     );
     assert_eq!(get(&["--row-id", "1"]), b"small");
 }
+
+/// An S3 endpoint that accepts connections and never answers must not hang the command: it
+/// fails within the timeouts set, saying that the endpoint did not answer and which timeout
+/// expired. Needs no S3 server.
+#[test]
+fn an_unresponsive_endpoint_fails_fast_with_a_clear_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        // Hold every connection open without reading or writing.
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let started = Instant::now();
+    let out = vlake(port, &["info", "s3://bucket/t", "--json"])
+        .env("VLAKE_S3_TIMEOUT", "1s")
+        .env("VLAKE_S3_RETRY_TIMEOUT", "2s")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(took < Duration::from_secs(20), "took {took:?}: {stderr}");
+    assert!(
+        stderr.contains("did not answer") && stderr.contains("request timeout of 1s"),
+        "{stderr}"
+    );
+    // While it retried, it said so.
+    assert!(stderr.contains("note:") && stderr.contains("still trying"), "{stderr}");
+    // A bad setting is refused, naming it.
+    let out = vlake(port, &["info", "s3://bucket/t"])
+        .env("VLAKE_S3_CONNECT_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("VLAKE_S3_CONNECT_TIMEOUT"));
+}

@@ -16,24 +16,123 @@ pub fn df_err(e: vlake_table::Error) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
-/// A DataFusion error as a vlake error: vlake's own errors keep their kind, errors in the SQL
-/// (parsing, planning, schemas, unsupported statements, execution checks) are invalid input,
-/// anything else is internal.
+/// A DataFusion error as a vlake error: the one place DataFusion and Arrow errors get their
+/// vlake kind. vlake's own errors keep their kind; errors in the SQL or the data (parsing,
+/// planning, schemas, unsupported statements, execution checks, casts, arithmetic such as a
+/// division by zero) are invalid input; storage errors are I/O errors; anything else (a bug)
+/// is internal.
 pub fn from_df(e: DataFusionError) -> vlake_table::Error {
     use vlake_table::Error;
     match e {
-        DataFusionError::External(inner) => match inner.downcast::<Error>() {
-            Ok(e) => *e,
-            Err(other) => Error::Internal(other.to_string()),
-        },
+        DataFusionError::External(inner) => from_boxed(inner),
         DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => from_df(*inner),
-        DataFusionError::Plan(m) | DataFusionError::Execution(m) | DataFusionError::SQL(_, Some(m)) => {
+        DataFusionError::ArrowError(e, _) => from_arrow(*e),
+        DataFusionError::Plan(m) | DataFusionError::Execution(m) | DataFusionError::Configuration(m) => {
             Error::invalid(m)
         }
-        e @ (DataFusionError::SchemaError(..) | DataFusionError::SQL(..) | DataFusionError::NotImplemented(_)) => {
-            Error::invalid(e.to_string())
+        DataFusionError::SQL(e, detail) => {
+            let nested = matches!(
+                *e,
+                datafusion::sql::sqlparser::parser::ParserError::RecursionLimitExceeded
+            );
+            let detail = detail.unwrap_or_default();
+            match nested {
+                true => Error::invalid(format!(
+                    "the statement is nested too deeply for the SQL parser ({e}{detail}); simplify it"
+                )),
+                false => Error::invalid(format!("{e}{detail}")),
+            }
         }
+        e @ (DataFusionError::SchemaError(..) | DataFusionError::NotImplemented(_)) => Error::invalid(e.to_string()),
+        DataFusionError::ResourcesExhausted(m) => Error::invalid(format!("resources exhausted: {m}")),
+        DataFusionError::ObjectStore(e) => Error::Io { path: None, source: e },
+        DataFusionError::ParquetError(e) => Error::Io { path: None, source: e },
+        DataFusionError::IoError(e) => Error::Io {
+            path: None,
+            source: Box::new(e),
+        },
+        DataFusionError::Collection(errors) => match errors.into_iter().next() {
+            Some(first) => from_df(first),
+            None => Error::Internal("an empty collection of errors".to_string()),
+        },
+        DataFusionError::Shared(shared) => match std::sync::Arc::try_unwrap(shared) {
+            Ok(e) => from_df(e),
+            Err(shared) => from_df(copy(&shared)),
+        },
         other => Error::Internal(other.to_string()),
+    }
+}
+
+/// An error shared by several holders, rebuilt with its kind and message (DataFusion errors
+/// are not `Clone`).
+fn copy(e: &DataFusionError) -> DataFusionError {
+    match e {
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => copy(inner),
+        DataFusionError::Shared(inner) => copy(inner),
+        DataFusionError::Plan(m) => DataFusionError::Plan(m.clone()),
+        DataFusionError::Execution(m) => DataFusionError::Execution(m.clone()),
+        DataFusionError::ArrowError(a, _) => match a.as_ref() {
+            datafusion::arrow::error::ArrowError::ExternalError(_)
+            | datafusion::arrow::error::ArrowError::IoError(..) => DataFusionError::Internal(e.to_string()),
+            _ => DataFusionError::Execution(e.to_string()),
+        },
+        DataFusionError::External(inner) => match inner.downcast_ref::<vlake_table::Error>() {
+            Some(v) => DataFusionError::External(Box::new(copy_vlake(v))),
+            None => DataFusionError::Internal(e.to_string()),
+        },
+        other => DataFusionError::Internal(other.to_string()),
+    }
+}
+
+/// A vlake error of the same kind and message.
+fn copy_vlake(e: &vlake_table::Error) -> vlake_table::Error {
+    use vlake_table::Error;
+    match e {
+        Error::NotFound { what } => Error::not_found(what.clone()),
+        Error::AlreadyExists { what } => Error::AlreadyExists { what: what.clone() },
+        Error::CommitConflict {
+            version,
+            reason,
+            retryable,
+        } => Error::CommitConflict {
+            version: *version,
+            reason: reason.clone(),
+            retryable: *retryable,
+        },
+        Error::InvalidInput(m) => Error::invalid(m.clone()),
+        Error::Unsupported { feature } => Error::unsupported(feature.clone()),
+        Error::Corrupt { path, reason } => Error::corrupt(path.clone(), reason.clone()),
+        Error::Io { path, source } => Error::Io {
+            path: path.clone(),
+            source: source.to_string().into(),
+        },
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+/// An Arrow error as a vlake error: errors of the data are invalid input (vlake's rules, in
+/// `vlake_format`); wrapped vlake or DataFusion errors keep their kind.
+fn from_arrow(e: datafusion::arrow::error::ArrowError) -> vlake_table::Error {
+    match e {
+        datafusion::arrow::error::ArrowError::ExternalError(inner) => from_boxed(inner),
+        other => vlake_table::Error::from(other),
+    }
+}
+
+/// A boxed error from DataFusion or Arrow: a vlake error, a DataFusion error, an Arrow error or
+/// something else (internal).
+fn from_boxed(inner: Box<dyn std::error::Error + Send + Sync>) -> vlake_table::Error {
+    let inner = match inner.downcast::<vlake_table::Error>() {
+        Ok(e) => return *e,
+        Err(other) => other,
+    };
+    let inner = match inner.downcast::<DataFusionError>() {
+        Ok(e) => return from_df(*e),
+        Err(other) => other,
+    };
+    match inner.downcast::<datafusion::arrow::error::ArrowError>() {
+        Ok(e) => from_arrow(*e),
+        Err(other) => vlake_table::Error::Internal(other.to_string()),
     }
 }
 

@@ -21,7 +21,7 @@ use futures::{StreamExt, TryStreamExt};
 use vlake_format::StatValue;
 use vlake_table::{BatchStream, BlobMode, Predicate, Table, TableLocation, VersionRef, WriteOptions};
 
-use crate::convert::{df_err, to_predicate};
+use crate::convert::{df_err, from_df, to_predicate};
 use crate::dml::{Dml, VlakeDmlExec};
 use crate::scan::VlakeScanExec;
 
@@ -380,7 +380,7 @@ impl DataSink for VlakeSink {
             .inspect_ok(move |b| {
                 counter.fetch_add(b.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
             })
-            .map_err(|e: DataFusionError| vlake_table::Error::invalid(e.to_string()))
+            .map_err(from_df)
             .and_then(move |b| futures::future::ready(conform(&b, &storage)))
             .boxed();
         let stream = BatchStream::new(self.storage.clone(), stream);
@@ -421,6 +421,7 @@ pub struct VlakeTableFactory;
 #[async_trait]
 impl TableProviderFactory for VlakeTableFactory {
     async fn create(&self, state: &dyn Session, cmd: &CreateExternalTable) -> Result<Arc<dyn TableProvider>> {
+        check_options(cmd)?;
         let views = state.config_options().execution.parquet.schema_force_view_types;
         let at = version_option(cmd)?;
         let blobs: BlobMode = match option(cmd, "blobs") {
@@ -497,6 +498,28 @@ fn storable(schema: &datafusion::arrow::datatypes::Schema, blob_columns: &[&str]
     Ok(Arc::new(datafusion::arrow::datatypes::Schema::new(fields)))
 }
 
+/// The options of `CREATE EXTERNAL TABLE ... STORED AS VLAKE`.
+const TABLE_OPTIONS: [&str; 6] = ["version", "tag", "timestamp", "blobs", "blob_columns", "primary_key"];
+
+/// Refuses an option that is not one of [`TABLE_OPTIONS`] (a misspelt `'verison'` must not be
+/// ignored).
+fn check_options(cmd: &CreateExternalTable) -> Result<()> {
+    let mut keys: Vec<&String> = cmd.options.keys().collect();
+    keys.sort();
+    match keys
+        .into_iter()
+        .map(|k| k.strip_prefix("format.").unwrap_or(k))
+        .find(|k| !TABLE_OPTIONS.contains(k))
+    {
+        Some(unknown) => Err(df_err(vlake_table::Error::invalid(format!(
+            "unknown option '{unknown}' for table {} (options: {})",
+            cmd.name,
+            TABLE_OPTIONS.join(", ")
+        )))),
+        None => Ok(()),
+    }
+}
+
 /// The external table option `key` (DataFusion may prefix it with `format.`).
 fn option<'a>(cmd: &'a CreateExternalTable, key: &str) -> Option<&'a String> {
     cmd.options
@@ -516,18 +539,15 @@ fn primary_key(cmd: &CreateExternalTable, schema: &SchemaRef) -> Vec<String> {
         ),
         Constraint::Unique(_) => None,
     });
-    let option = || {
-        cmd.options
-            .get("primary_key")
-            .or_else(|| cmd.options.get("format.primary_key"))
-            .map(|v| {
-                v.split(',')
-                    .map(|c| c.trim().to_string())
-                    .filter(|c| !c.is_empty())
-                    .collect()
-            })
+    let from_option = || {
+        option(cmd, "primary_key").map(|v| {
+            v.split(',')
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
     };
-    from_constraint.or_else(option).unwrap_or_default()
+    from_constraint.or_else(from_option).unwrap_or_default()
 }
 
 /// The version an external table's options ask for.

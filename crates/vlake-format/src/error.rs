@@ -111,13 +111,33 @@ impl Error {
     }
 }
 
+/// Arrow errors by kind: errors in the data (bad values, casts, arithmetic, JSON or CSV that
+/// does not fit the schema) are invalid input; a wrapped vlake error keeps its kind; failures of
+/// reading or writing bytes are I/O errors; what Arrow cannot do yet is unsupported.
 impl From<arrow_schema::ArrowError> for Error {
     fn from(e: arrow_schema::ArrowError) -> Self {
+        use arrow_schema::ArrowError as A;
         match e {
-            arrow_schema::ArrowError::InvalidArgumentError(m)
-            | arrow_schema::ArrowError::CastError(m)
-            | arrow_schema::ArrowError::SchemaError(m)
-            | arrow_schema::ArrowError::ParseError(m) => Self::InvalidInput(m),
+            A::InvalidArgumentError(m)
+            | A::CastError(m)
+            | A::SchemaError(m)
+            | A::ParseError(m)
+            | A::ComputeError(m)
+            | A::JsonError(m)
+            | A::CsvError(m)
+            | A::ArithmeticOverflow(m) => Self::InvalidInput(m),
+            A::DivideByZero => Self::InvalidInput("division by zero".to_string()),
+            e @ (A::DictionaryKeyOverflowError | A::RunEndIndexOverflowError | A::OffsetOverflowError(_)) => {
+                Self::InvalidInput(e.to_string())
+            }
+            A::NotYetImplemented(m) => Self::unsupported(m),
+            A::ExternalError(inner) => match inner.downcast::<Error>() {
+                Ok(e) => *e,
+                Err(other) => Self::Io {
+                    path: None,
+                    source: other,
+                },
+            },
             other => Self::Io {
                 path: None,
                 source: Box::new(other),

@@ -293,6 +293,11 @@ impl Field {
                     .map(|c| Field::from_arrow(c, next))
                     .collect::<Result<_>>()?,
             },
+            // Dictionary encoding is a representation, not a type: the values are stored.
+            ArrowType::Dictionary(_, value) => {
+                *next = id;
+                return Field::from_arrow(&f.clone().with_data_type(value.as_ref().clone()), next);
+            }
             other => {
                 return Err(Error::unsupported(format!(
                     "column '{}' has Arrow type {other}, which vlake format v1 cannot store",

@@ -4,8 +4,10 @@
 mod commit;
 mod instrumented;
 mod location;
+mod s3;
 
 pub use commit::{CommitOutcome, CommitStore};
 pub use instrumented::{InstrumentedStore, IoCounters};
 pub use location::TableLocation;
 pub use object_store::{path::Path as StorePath, ObjectMeta, ObjectStore};
+pub use s3::S3Timeouts;

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
@@ -45,7 +44,9 @@ impl TableLocation {
     }
 
     /// Resolves a table URI. `options` configure remote stores (for `s3://`: `aws_endpoint`,
-    /// `aws_region`, `aws_access_key_id`, `aws_secret_access_key`, `aws_allow_http`, ...).
+    /// `aws_region`, `aws_access_key_id`, `aws_secret_access_key`, `aws_allow_http`, ..., and
+    /// the timeouts `connect_timeout`, `timeout`, `retry_timeout`, `max_retries` of
+    /// [`crate::S3Timeouts`]).
     pub fn parse_with_options(uri: &str, options: &HashMap<String, String>) -> Result<Self> {
         let uri = uri.trim();
         if uri.is_empty() {
@@ -72,17 +73,9 @@ impl TableLocation {
                 let bucket = url
                     .host_str()
                     .ok_or_else(|| Error::invalid(format!("S3 URI '{uri}' has no bucket")))?;
-                let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-                for (k, v) in options {
-                    let key = k
-                        .parse()
-                        .map_err(|e| Error::invalid(format!("unknown S3 option '{k}': {e}")))?;
-                    builder = builder.with_config(key, v);
-                }
-                let store = builder.build().map_err(|e| Error::io(uri, e))?;
                 Ok(Self {
                     uri: uri.to_string(),
-                    store: Arc::new(store),
+                    store: crate::s3::open(uri, bucket, options)?,
                     root: Path::from(url.path()),
                     local_root: None,
                     wrapped: false,
@@ -287,12 +280,13 @@ impl TableLocation {
     }
 }
 
-/// Maps an object store error to a vlake error kind, naming the object.
+/// Maps an object store error to a vlake error kind, naming the object (by the store's own
+/// name for it where it gives one: the full path of a local file, with its leading `/`).
 pub(crate) fn map_err(e: object_store::Error, path: &Path) -> Error {
     match e {
-        object_store::Error::NotFound { .. } => Error::not_found(format!("object {path}")),
-        object_store::Error::AlreadyExists { .. } => Error::AlreadyExists {
-            what: format!("object {path}"),
+        object_store::Error::NotFound { path: name, .. } => Error::not_found(format!("object {name}")),
+        object_store::Error::AlreadyExists { path: name, .. } => Error::AlreadyExists {
+            what: format!("object {name}"),
         },
         other => Error::io(path.to_string(), other),
     }

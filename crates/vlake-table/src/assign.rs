@@ -4,6 +4,7 @@
 
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType as ArrowType;
+use serde::{Deserialize, Serialize};
 use sqlparser::ast::{AssignmentTarget, BinaryOperator, Expr, UnaryOperator};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
@@ -13,7 +14,8 @@ use crate::predicate::{column_name, literal, literal_array};
 use crate::Literal;
 
 /// Arithmetic operators of assignment expressions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum ArithOp {
     Add,
@@ -23,8 +25,9 @@ pub enum ArithOp {
     Rem,
 }
 
-/// The value side of an assignment.
-#[derive(Clone, Debug, PartialEq)]
+/// The value side of an assignment (and either side of a filter comparison).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ValueExpr {
     /// A constant.
     Literal(Literal),
@@ -101,7 +104,7 @@ impl ValueExpr {
         Self::from_sql(&expr).map_err(bad)
     }
 
-    fn from_sql(expr: &Expr) -> std::result::Result<Self, String> {
+    pub(crate) fn from_sql(expr: &Expr) -> std::result::Result<Self, String> {
         Ok(match expr {
             Expr::Nested(e) => Self::from_sql(e)?,
             Expr::BinaryOp { left, op, right } => {
@@ -159,7 +162,7 @@ impl ValueExpr {
 
     /// Evaluates without the final cast; literals take the type of the other operand (or of
     /// `hint` when there is none).
-    fn evaluate_raw(&self, batch: &RecordBatch, hint: &ArrowType, column: &str) -> Result<ArrayRef> {
+    pub(crate) fn evaluate_raw(&self, batch: &RecordBatch, hint: &ArrowType, column: &str) -> Result<ArrayRef> {
         let rows = batch.num_rows();
         Ok(match self {
             Self::Literal(l) => {
@@ -172,17 +175,7 @@ impl ValueExpr {
                 .ok_or_else(|| Error::invalid(format!("column '{c}' does not exist")))?,
             Self::Negate(e) => arrow_arith::numeric::neg(&e.evaluate_raw(batch, hint, column)?)?,
             Self::Arith { left, op, right } => {
-                // A literal operand takes the other operand's type.
-                let (l, r) = match (left.as_ref(), right.as_ref()) {
-                    (Self::Literal(_), other) => {
-                        let r = other.evaluate_raw(batch, hint, column)?;
-                        (left.evaluate_raw(batch, r.data_type(), column)?, r)
-                    }
-                    (other, _) => {
-                        let l = other.evaluate_raw(batch, hint, column)?;
-                        (l.clone(), right.evaluate_raw(batch, l.data_type(), column)?)
-                    }
-                };
+                let (l, r) = operands(left, right, batch, hint, column)?;
                 let (l, r) = common_type(l, r)?;
                 let f = match op {
                     ArithOp::Add => arrow_arith::numeric::add,
@@ -197,8 +190,50 @@ impl ValueExpr {
     }
 }
 
+/// Evaluates the two operands of a binary operation; a literal operand takes the other
+/// operand's type (or `hint` when both are literals).
+pub(crate) fn operands(
+    left: &ValueExpr,
+    right: &ValueExpr,
+    batch: &RecordBatch,
+    hint: &ArrowType,
+    column: &str,
+) -> Result<(ArrayRef, ArrayRef)> {
+    Ok(match (left, right) {
+        (ValueExpr::Literal(_), other) => {
+            let r = other.evaluate_raw(batch, hint, column)?;
+            (left.evaluate_raw(batch, r.data_type(), column)?, r)
+        }
+        (other, _) => {
+            let l = other.evaluate_raw(batch, hint, column)?;
+            (l.clone(), right.evaluate_raw(batch, l.data_type(), column)?)
+        }
+    })
+}
+
+/// Renders the expression as SQL that [`ValueExpr::parse`] reads back.
+impl std::fmt::Display for ValueExpr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Literal(l) => write!(f, "{l}"),
+            Self::Column(c) => f.write_str(c),
+            Self::Negate(e) => write!(f, "-({e})"),
+            Self::Arith { left, op, right } => {
+                let op = match op {
+                    ArithOp::Add => "+",
+                    ArithOp::Sub => "-",
+                    ArithOp::Mul => "*",
+                    ArithOp::Div => "/",
+                    ArithOp::Rem => "%",
+                };
+                write!(f, "({left}) {op} ({right})")
+            }
+        }
+    }
+}
+
 /// Brings two numeric operands to one type: Float64 when either is a float, else Int64.
-fn common_type(l: ArrayRef, r: ArrayRef) -> Result<(ArrayRef, ArrayRef)> {
+pub(crate) fn common_type(l: ArrayRef, r: ArrayRef) -> Result<(ArrayRef, ArrayRef)> {
     if l.data_type() == r.data_type() {
         return Ok((l, r));
     }

@@ -14,6 +14,8 @@ use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 use vlake_format::{ColumnStats, Error, Result, StatValue};
 
+use crate::assign::{common_type, operands, ValueExpr};
+
 /// A literal value in a predicate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -92,6 +94,16 @@ pub enum Predicate {
         /// `ILIKE`.
         case_insensitive: bool,
     },
+    /// `left <op> right` over expressions of columns, literals and `+ - * / %`, such as
+    /// `id % 7 = 1` or `a < b`. Evaluated on rows; it never prunes files.
+    Expr {
+        /// Left-hand side.
+        left: ValueExpr,
+        /// Operator.
+        op: CmpOp,
+        /// Right-hand side.
+        right: ValueExpr,
+    },
     /// All of the conditions.
     And(Vec<Predicate>),
     /// Any of the conditions.
@@ -142,19 +154,7 @@ impl Predicate {
                     BinaryOperator::GtEq => CmpOp::GtEq,
                     other => return Err(format!("operator {other} is not supported")),
                 };
-                match (column_name(left), column_name(right)) {
-                    (Some(column), None) => Self::Compare {
-                        column,
-                        op,
-                        value: literal(right)?,
-                    },
-                    (None, Some(column)) => Self::Compare {
-                        column,
-                        op: op.flip(),
-                        value: literal(left)?,
-                    },
-                    _ => return Err(format!("'{expr}' must compare one column with one literal")),
-                }
+                Self::compare(left, op, right)?
             }
             Expr::UnaryOp {
                 op: UnaryOperator::Not,
@@ -168,29 +168,39 @@ impl Predicate {
                 column: column(e)?,
                 negated: true,
             },
-            Expr::InList { expr, list, negated } => Self::InList {
-                column: column(expr)?,
-                values: list.iter().map(literal).collect::<std::result::Result<_, _>>()?,
-                negated: *negated,
-            },
+            Expr::InList { expr, list, negated } => {
+                let values: std::result::Result<Vec<_>, _> = list.iter().map(literal).collect();
+                let any = match (column_name(expr), values) {
+                    (Some(column), Ok(values)) => Self::InList {
+                        column,
+                        values,
+                        negated: false,
+                    },
+                    _ => Self::Or(
+                        list.iter()
+                            .map(|v| Self::compare(expr, CmpOp::Eq, v))
+                            .collect::<std::result::Result<_, _>>()?,
+                    ),
+                };
+                match (any, *negated) {
+                    (Self::InList { column, values, .. }, true) => Self::InList {
+                        column,
+                        values,
+                        negated: true,
+                    },
+                    (any, true) => Self::Not(Box::new(any)),
+                    (any, false) => any,
+                }
+            }
             Expr::Between {
                 expr,
                 negated,
                 low,
                 high,
             } => {
-                let c = column(expr)?;
                 let range = Self::And(vec![
-                    Self::Compare {
-                        column: c.clone(),
-                        op: CmpOp::GtEq,
-                        value: literal(low)?,
-                    },
-                    Self::Compare {
-                        column: c,
-                        op: CmpOp::LtEq,
-                        value: literal(high)?,
-                    },
+                    Self::compare(expr, CmpOp::GtEq, low)?,
+                    Self::compare(expr, CmpOp::LtEq, high)?,
                 ]);
                 if *negated {
                     Self::Not(Box::new(range))
@@ -220,6 +230,31 @@ impl Predicate {
         })
     }
 
+    /// `left <op> right`: a column against a literal when it is one (these prune files),
+    /// otherwise a comparison of two expressions.
+    fn compare(left: &Expr, op: CmpOp, right: &Expr) -> std::result::Result<Self, String> {
+        match (column_name(left), column_name(right), literal(left), literal(right)) {
+            (Some(column), _, _, Ok(value)) => Ok(Self::Compare { column, op, value }),
+            (_, Some(column), Ok(value), _) => Ok(Self::Compare {
+                column,
+                op: op.flip(),
+                value,
+            }),
+            _ => {
+                let side = |e: &Expr| {
+                    ValueExpr::from_sql(e).map_err(|why| {
+                        format!("cannot compare '{left}' with '{right}': {why} (filters compare expressions of columns and literals with + - * / %)")
+                    })
+                };
+                Ok(Self::Expr {
+                    left: side(left)?,
+                    op,
+                    right: side(right)?,
+                })
+            }
+        }
+    }
+
     fn like(expr: &Expr, pattern: &Expr, negated: bool, case_insensitive: bool) -> std::result::Result<Self, String> {
         match literal(pattern)? {
             Literal::String(pattern) => Ok(Self::Like {
@@ -247,6 +282,10 @@ impl Predicate {
             | Self::InList { column, .. }
             | Self::IsNull { column, .. }
             | Self::Like { column, .. } => out.push(column),
+            Self::Expr { left, right, .. } => {
+                out.extend(left.columns());
+                out.extend(right.columns());
+            }
             Self::And(ps) | Self::Or(ps) => ps.iter().for_each(|p| p.visit_columns(out)),
             Self::Not(p) => p.visit_columns(out),
             Self::Const(_) => {}
@@ -324,6 +363,25 @@ impl Predicate {
                     (true, true) => arrow_string::like::nilike(&array, &pattern)?,
                 }
             }
+            Self::Expr { left, op, right } => {
+                let text = self.to_string();
+                let hint = match (left, right) {
+                    (ValueExpr::Literal(l), _) | (_, ValueExpr::Literal(l)) => natural_type(l),
+                    _ => ArrowType::Int64,
+                };
+                let (l, r) = operands(left, right, batch, &hint, &text)?;
+                let (l, r) =
+                    comparable(l, r).map_err(|e| Error::invalid(format!("cannot evaluate filter '{text}': {e}")))?;
+                let (l, r) = (l.as_ref(), r.as_ref());
+                match op {
+                    CmpOp::Eq => arrow_ord::cmp::eq(&l, &r)?,
+                    CmpOp::NotEq => arrow_ord::cmp::neq(&l, &r)?,
+                    CmpOp::Lt => arrow_ord::cmp::lt(&l, &r)?,
+                    CmpOp::LtEq => arrow_ord::cmp::lt_eq(&l, &r)?,
+                    CmpOp::Gt => arrow_ord::cmp::gt(&l, &r)?,
+                    CmpOp::GtEq => arrow_ord::cmp::gt_eq(&l, &r)?,
+                }
+            }
             Self::And(ps) => fold(ps, batch, true, arrow_arith::boolean::and_kleene)?,
             Self::Or(ps) => fold(ps, batch, false, arrow_arith::boolean::or_kleene)?,
             Self::Not(p) => arrow_arith::boolean::not(&p.evaluate(batch)?)?,
@@ -377,7 +435,7 @@ impl Predicate {
             Self::And(ps) => ps.iter().all(|p| p.may_match(stats, num_rows)),
             Self::Or(ps) => ps.iter().any(|p| p.may_match(stats, num_rows)),
             Self::Const(b) => *b,
-            Self::InList { negated: true, .. } | Self::Like { .. } | Self::Not(_) => true,
+            Self::InList { negated: true, .. } | Self::Like { .. } | Self::Not(_) | Self::Expr { .. } => true,
         }
     }
 }
@@ -393,6 +451,35 @@ fn fold(
         acc = op(&acc, &p.evaluate(batch)?)?;
     }
     Ok(acc)
+}
+
+/// The Arrow type a literal has on its own (when nothing gives it another).
+fn natural_type(literal: &Literal) -> ArrowType {
+    match literal {
+        Literal::Null => ArrowType::Null,
+        Literal::Bool(_) => ArrowType::Boolean,
+        Literal::Int(_) => ArrowType::Int64,
+        Literal::Float(_) => ArrowType::Float64,
+        Literal::String(_) => ArrowType::Utf8,
+    }
+}
+
+/// Brings two operands of a comparison to one type: numbers to a common numeric type, anything
+/// else to the left operand's type.
+fn comparable(l: ArrayRef, r: ArrayRef) -> Result<(ArrayRef, ArrayRef)> {
+    if l.data_type() == r.data_type() {
+        return Ok((l, r));
+    }
+    if l.data_type().is_numeric() && r.data_type().is_numeric() {
+        return common_type(l, r);
+    }
+    let options = arrow_cast::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let r = arrow_cast::cast_with_options(&r, l.data_type(), &options)
+        .map_err(|e| Error::invalid(format!("cannot compare {} with {}: {e}", l.data_type(), r.data_type())))?;
+    Ok((l, r))
 }
 
 /// Orders a statistics value against a literal, when the two are comparable.
@@ -536,6 +623,7 @@ impl std::fmt::Display for Predicate {
                     Literal::String(pattern.clone())
                 )
             }
+            Self::Expr { left, op, right } => write!(f, "({left}) {op} ({right})"),
             Self::And(parts) => join(f, parts, " AND "),
             Self::Or(parts) => join(f, parts, " OR "),
             Self::Not(p) => write!(f, "NOT ({p})"),
@@ -557,6 +645,8 @@ mod tests {
             "NOT (pos IN ('n', 'v')) OR id IS NULL",
             "pos NOT ILIKE 'no%' AND id IS NOT NULL",
             "id < 2.5 OR FALSE",
+            "id % 7 = 1 AND -(id) * 2 < id - 3",
+            "id + 1 IN (2, 3)",
         ] {
             let p = Predicate::parse(sql).unwrap_or_else(|e| unreachable!("{e}"));
             let again = Predicate::parse(&p.to_string()).unwrap_or_else(|e| unreachable!("{p}: {e}"));
@@ -598,11 +688,25 @@ mod tests {
         assert_eq!(matches("NOT (pos = 'v')"), [true, false, true, false]);
         assert_eq!(matches("id IS NULL"), [false, false, false, true]);
         assert_eq!(matches("id = -1"), [false, false, false, false]);
+        // Expressions of columns and literals are evaluated on rows.
+        assert_eq!(matches("id % 2 = 1"), [true, false, true, false]);
+        assert_eq!(matches("id + 1 > 2 AND pos <> 'v'"), [false, false, true, false]);
+        assert_eq!(matches("id * 2 IN (2, 6)"), [true, false, true, false]);
+        assert_eq!(matches("id - 1 NOT IN (0)"), [false, true, true, false]);
+        assert_eq!(matches("id % 3 BETWEEN 1 AND 2"), [true, true, false, false]);
+        assert_eq!(matches("id = id"), [true, true, true, false]);
+        assert_eq!(matches("1 = 1"), [true, true, true, true]);
     }
 
     #[test]
     fn bad_filters_are_clear_errors() {
-        for bad in ["id >", "id + 1 > 2", "a = b", "id = 1 garbage", "pos LIKE 3"] {
+        for bad in [
+            "id >",
+            "upper(pos) = 'N'",
+            "id = 1 garbage",
+            "pos LIKE 3",
+            "id % 2 IS NULL",
+        ] {
             let err = Predicate::parse(bad).unwrap_err();
             assert!(matches!(err, Error::InvalidInput(_)), "{bad}: {err}");
         }

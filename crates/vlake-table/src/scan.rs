@@ -564,7 +564,7 @@ fn read_error(location: &TableLocation, path: &str, e: parquet::errors::ParquetE
                 other => Error::corrupt(format!("{}/{path}", location.uri()), other.to_string()),
             },
             Err(inner) if inner.to_string().contains("not found") => {
-                Error::not_found(format!("data file {path} of table {}", location.uri()))
+                Error::not_found(format!("data file {}/{path}", location.uri().trim_end_matches('/')))
             }
             Err(inner) => Error::corrupt(format!("{}/{path}", location.uri()), inner.to_string()),
         },

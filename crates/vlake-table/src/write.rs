@@ -111,7 +111,7 @@ pub(crate) fn plan_conform(table: &Schema, input: &ArrowSchema) -> Result<Vec<Op
                         ))),
                     };
                 }
-                if !expected.data_type().equals_datatype(got) {
+                if !expected.data_type().equals_datatype(&decoded_type(got)) {
                     return Err(Error::invalid(format!(
                         "column '{}' has type {got} in the input but {} in the table",
                         field.name,
@@ -127,6 +127,19 @@ pub(crate) fn plan_conform(table: &Schema, input: &ArrowSchema) -> Result<Vec<Op
             ))),
         })
         .collect()
+}
+
+/// `t` with every dictionary type, at any depth, replaced by its value type: the type a
+/// dictionary-encoded input column is written as.
+fn decoded_type(t: &ArrowType) -> ArrowType {
+    let field = |f: &arrow_schema::FieldRef| Arc::new(f.as_ref().clone().with_data_type(decoded_type(f.data_type())));
+    match t {
+        ArrowType::Dictionary(_, value) => decoded_type(value),
+        ArrowType::List(item) => ArrowType::List(field(item)),
+        ArrowType::FixedSizeList(item, size) => ArrowType::FixedSizeList(field(item), *size),
+        ArrowType::Struct(fields) => ArrowType::Struct(fields.iter().map(field).collect()),
+        other => other.clone(),
+    }
 }
 
 /// Rebuilds `batch` with the table's column order, types and field ids, vectors encoded for
@@ -157,11 +170,20 @@ async fn conform(
             columns.push(blobs.externalize(field, column, refs).await?);
             continue;
         }
-        let table_type = field.to_arrow(false).data_type().clone();
-        let column = if *column.data_type() == table_type {
+        // Vectors are encoded from the table type; every other column takes the file type,
+        // whose nested fields carry their field ids. The cast also decodes dictionaries.
+        let vector_type;
+        let target = if field.vector_dim().is_some() {
+            vector_type = field.to_arrow(false).data_type().clone();
+            &vector_type
+        } else {
+            file_field.data_type()
+        };
+        let column = if column.data_type() == target {
             column.clone()
         } else {
-            arrow_cast::cast(column, &table_type)?
+            arrow_cast::cast(column, target)
+                .map_err(|e| Error::invalid(format!("cannot convert column '{}' to {target}: {e}", field.name)))?
         };
         columns.push(vector_codec::encode(field, &column)?);
     }

@@ -31,12 +31,17 @@ pub fn ok_json(args: &[&str]) -> Value {
 
 /// Runs a command that must fail with one clear line on stderr.
 pub fn fails(args: &[&str], expect: &str) {
+    fails_saying(args, &[expect]);
+}
+
+/// Runs a command that must fail with one clear line on stderr that says each of `expect`.
+pub fn fails_saying(args: &[&str], expect: &[&str]) {
     let out = vlake(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{args:?} succeeded");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
     assert!(
-        stderr.starts_with("error:") && stderr.contains(expect),
+        stderr.starts_with("error:") && expect.iter().all(|e| stderr.contains(e)),
         "{args:?}: {stderr}"
     );
     assert!(
