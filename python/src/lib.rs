@@ -292,6 +292,12 @@ impl RawTable {
         self.table.version()
     }
 
+    /// Whether the handle was opened at an explicit version (it does not follow writes).
+    #[getter]
+    fn pinned(&self) -> bool {
+        self.pinned
+    }
+
     /// Live rows.
     #[getter]
     fn num_rows(&self) -> u64 {

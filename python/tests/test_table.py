@@ -192,8 +192,9 @@ def test_delete_update_compact_optimize(tmp_path):
     t = vlake.write_table(small(100), uri)
     t = t.append(small(100, start=100))
     t = t.create_index("vector", metric="l2")
+    indexed = t.version
     d = t.delete("id < 10 OR id >= 190")
-    assert (d.version, d.num_rows) == (t.version + 1, 180)
+    assert d is t and (d.version, d.num_rows) == (indexed + 1, 180)
     assert d.count_rows("id < 10") == 0
     # Deleted rows are never found, by exact or index search.
     q = [5.0, 6.0, 7.0, 8.0]
@@ -202,15 +203,40 @@ def test_delete_update_compact_optimize(tmp_path):
     u = d.update({"pos": "'x'"}, where="id >= 100 AND id < 105")
     assert sorted(u.to_arrow(filter="pos = 'x'").column("id").to_pylist()) == [100, 101, 102, 103, 104]
     assert u.num_rows == 180
+    before = sorted(u.to_arrow(columns=["id"]).column("id").to_pylist())
     c = u.compact()
     assert c.compaction_report["files_removed"] >= 2
-    assert sorted(c.to_arrow(columns=["id"]).column("id").to_pylist()) == sorted(u.to_arrow(columns=["id"]).column("id").to_pylist())
+    assert sorted(c.to_arrow(columns=["id"]).column("id").to_pylist()) == before
     assert c.search(q).limit(1).to_list()[0]["id"] == 10
     o = c.optimize(older_than=0)
     assert o.num_rows == 180
-    # Old versions still read (cleanup keeps tagged and latest; check before optimize).
-    assert t.num_rows == 200
     with pytest.raises(vlake.InvalidInputError):
         o.delete("id = = 1")
     with pytest.raises(vlake.VlakeError):
         o.update("nope = 1")
+
+
+def test_handles_follow_their_own_writes_and_pinned_ones_refuse(tmp_path):
+    uri = str(tmp_path / "t")
+    t = vlake.write_table(small(100), uri)
+    # Written as pylance users write it: the handle moves to each version its writes commit.
+    assert t.create_index("vector", metric="l2") is t
+    assert t.version == 2 and [i["name"] for i in t.indexes] == ["vector_idx"]
+    t.append(small(10, start=100))
+    t.delete("id < 5")
+    assert (t.version, t.num_rows) == (4, 105)
+    assert t.search([5.0, 6.0, 7.0, 8.0]).limit(1).to_list()[0]["id"] == 5
+    assert not t.pinned
+
+    # A handle at an explicit version keeps reading it and refuses writes, loudly.
+    old = t.checkout(2)
+    assert old.pinned and "pinned" in repr(old)
+    with pytest.raises(ValueError, match="pinned at version 2"):
+        old.create_index("vector", metric="l2")
+    with pytest.raises(ValueError, match="pinned at version 2"):
+        vlake.open(uri, version=2).append(small(1, start=500))
+    assert (old.version, old.num_rows) == (2, 100)
+    assert vlake.open(uri).version == 4, "the refused writes committed nothing"
+    # Restoring a pinned version is the write it exists for; it returns the latest.
+    restored = old.restore()
+    assert (restored.version, restored.num_rows, old.version) == (5, 100, 2)

@@ -32,7 +32,7 @@ def test_merge_insert_upserts_by_primary_key(tmp_path):
     assert u.merge_report == {"inserted": 5, "updated": 5, "deleted": 0}
     s = _scores(u)
     assert sorted(s) == list(range(15)) and s[7] == 9.0 and s[2] == 0.0
-    assert _scores(t) == {i: 0.0 for i in range(10)}, "the old version is unchanged"
+    assert _scores(u.checkout(1)) == {i: 0.0 for i in range(10)}, "the old version is unchanged"
     # Insert-if-not-exists, update-only and replace-by-source.
     n = u.merge_insert(_scored([1, 20], 5), when_matched="nothing")
     assert n.merge_report["inserted"] == 1 and _scores(n)[1] == 0.0
@@ -98,7 +98,7 @@ def test_schema_evolution(tmp_path):
     c = b.alter_column("pos", nullable=True)
     assert c.schema.field("pos").nullable
     assert [v["operation"] for v in c.versions()][-4:] == ["alter_schema"] * 4
-    assert t.to_arrow().schema.names == ["id", "pos", "score"], "old versions keep their schema"
+    assert c.checkout(1).to_arrow().schema.names == ["id", "pos", "score"], "old versions keep their schema"
     with pytest.raises(vlake.InvalidInputError, match="only widening"):
         c.alter_column("tier", type=pa.int8())
     with pytest.raises(vlake.InvalidInputError, match="primary key"):

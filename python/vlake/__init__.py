@@ -272,8 +272,11 @@ def sql(query: str, tables: Optional[Mapping[str, Union["Table", str]]] = None) 
 
 
 class Table:
-    """One version of a vlake table. Methods that write return the new version's Table;
-    this object keeps reading the version it was opened at."""
+    """A vlake table. A handle opened at the latest version follows its own writes, as
+    pylance's and delta-rs's do: ``t.create_index(...)`` then ``t.search(q)`` uses the new
+    index, and every write returns the handle itself. A handle pinned at a version
+    (``open(uri, version=...)`` or ``checkout``) keeps reading that version and refuses writes
+    (except ``restore``), so that a write is never mistaken for one on the version read."""
 
     def __init__(self, raw: "_vlake.RawTable"):
         self._raw = raw
@@ -281,7 +284,26 @@ class Table:
         self.compaction_report: Optional[Dict[str, Any]] = None
 
     def __repr__(self) -> str:
-        return f"vlake.Table(uri={self.uri!r}, version={self.version}, rows={self.num_rows})"
+        pinned = ", pinned" if self.pinned else ""
+        return f"vlake.Table(uri={self.uri!r}, version={self.version}, rows={self.num_rows}{pinned})"
+
+    @property
+    def pinned(self) -> bool:
+        """Whether this handle reads one version (opened with ``version=`` or ``checkout``)."""
+        return self._raw.pinned
+
+    def _writable(self) -> None:
+        if self.pinned:
+            raise ValueError(
+                f"this Table is pinned at version {self.version} (opened with version= or checkout) "
+                "and does not take writes: write through t.latest(), or restore() this version"
+            )
+
+    def _advance(self, raw: "_vlake.RawTable") -> "Table":
+        """Moves this handle to ``raw``, the version its own write committed, and returns it."""
+        self._raw = raw
+        self.compaction_report = None
+        return self
 
     def __len__(self) -> int:
         return self.num_rows
@@ -367,7 +389,8 @@ class Table:
     def append(self, data: Any) -> "Table":
         """Appends rows as one commit (rebased over concurrent appends); returns the new version.
         On a table with a primary key this is an insert: an existing key fails it."""
-        return Table(_write(self.uri, "append", self._conformed(data)))
+        self._writable()
+        return self._advance(_write(self.uri, "append", self._conformed(data)))
 
     def _conformed(self, data: Any) -> pa.RecordBatchReader:
         """``data`` as a reader of this table's schema (columns selected and cast by name)."""
@@ -386,7 +409,8 @@ class Table:
 
     def overwrite(self, data: Any) -> "Table":
         """Replaces the rows (and schema) in one commit; older versions keep the old rows."""
-        return Table(_write(self.uri, "overwrite", _reader(data)))
+        self._writable()
+        return self._advance(_write(self.uri, "overwrite", _reader(data)))
 
     @property
     def primary_key(self) -> List[str]:
@@ -410,6 +434,7 @@ class Table:
         ``"keep"``, ``"delete"`` or an SQL condition choosing the unmatched rows to delete.
         Concurrent upserts never leave two rows with one key: a conflicting commit is matched
         again against the newer version."""
+        self._writable()
         reader = self._conformed(data)
         raw, report = self._raw.merge_insert(
             _schema_bytes(reader.schema),
@@ -419,7 +444,7 @@ class Table:
             when_not_matched,
             when_not_matched_by_source,
         )
-        out = Table(raw)
+        out = self._advance(raw)
         out.merge_report = json.loads(report)
         return out
 
@@ -473,20 +498,23 @@ class Table:
         return self._alter(changes, fields)
 
     def _alter(self, changes: List[Dict[str, Any]], fields: Sequence[pa.Field]) -> "Table":
+        self._writable()
         schema = pa.schema(list(fields))
-        return Table(self._raw.alter_schema(json.dumps(changes), _schema_bytes(schema)))
+        return self._advance(self._raw.alter_schema(json.dumps(changes), _schema_bytes(schema)))
 
     def delete(self, where: str) -> "Table":
         """Deletes the rows matching the SQL condition ``where`` in one commit (deletion
         files: data files are not rewritten); returns the new version."""
-        return Table(self._raw.delete(where))
+        self._writable()
+        return self._advance(self._raw.delete(where))
 
     def update(self, set: Union[str, Mapping[str, str]], where: Optional[str] = None) -> "Table":  # noqa: A002
         """Sets columns of the rows matching ``where`` (all rows without it) in one commit.
         ``set`` is ``"score = score * 2, pos = 'n'"`` or ``{"score": "score * 2"}``."""
         if isinstance(set, Mapping):
             set = ", ".join(f"{column} = {value}" for column, value in set.items())
-        return Table(self._raw.update(set, where))
+        self._writable()
+        return self._advance(self._raw.update(set, where))
 
     def compact(
         self, target_rows_per_file: Optional[int] = None, blob_garbage_ratio: Optional[float] = None
@@ -495,8 +523,9 @@ class Table:
         returns the new version (``compaction_report`` holds what it did). A blob file is
         rewritten when more than ``blob_garbage_ratio`` (default 0.1) of it belongs to no live
         row."""
+        self._writable()
         raw, report = self._raw.compact(target_rows_per_file, blob_garbage_ratio)
-        out = Table(raw)
+        out = self._advance(raw)
         out.compaction_report = json.loads(report)
         return out
 
@@ -504,8 +533,9 @@ class Table:
         """Compaction, then every index brought up to date, then cleanup of versions older
         than ``older_than`` (default 7 days); returns the new version."""
         seconds = older_than.total_seconds() if isinstance(older_than, _dt.timedelta) else older_than
+        self._writable()
         raw, report = self._raw.optimize(seconds)
-        out = Table(raw)
+        out = self._advance(raw)
         out.compaction_report = json.loads(report)
         return out
 
@@ -579,12 +609,13 @@ class Table:
         """Appends one row per file in ``paths`` as one commit: BLOB column ``column`` gets the
         file's bytes, streamed (files of any size); the other columns come from ``data`` (one
         row per file, any input :func:`write_table` takes) or are null."""
+        self._writable()
         rows = None
         if data is not None:
             table = _reader(data).read_all().combine_chunks()
             batches = table.to_batches()
             rows = _ipc_bytes(batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema))
-        return Table(self._raw.append_blobs(column, [os.fspath(p) for p in paths], rows))
+        return self._advance(self._raw.append_blobs(column, [os.fspath(p) for p in paths], rows))
 
     def open_blob(self, row_id: int, column: str) -> BlobFile:
         """The value of BLOB column ``column`` in row ``row_id`` (see ``with_row_id=True``) as a
@@ -633,6 +664,7 @@ class Table:
         ``analyzer`` options (``tokenizer``: ``"unicode"`` or ``"whitespace"``, ``lowercase``,
         ``stop_words`` and ``stemmer``: a language or None, ``max_token_length``).
         """
+        self._writable()
         raw = self._raw.create_index(
             column,
             type,
@@ -644,11 +676,12 @@ class Table:
             ef_construction,
             None if analyzer is None else json.dumps(dict(analyzer)),
         )
-        return Table(raw)
+        return self._advance(raw)
 
     def update_index(self, name: str) -> "Table":
         """Indexes the rows appended since the index ``name`` was built, without retraining."""
-        return Table(self._raw.update_index(name))
+        self._writable()
+        return self._advance(self._raw.update_index(name))
 
     def search(self, vector: Any, column: Optional[str] = None) -> "Search":
         """Starts a nearest-neighbour search for ``vector`` (a list, numpy array or pyarrow

@@ -9,6 +9,7 @@ mod render;
 mod retry_notes;
 mod search;
 mod sql;
+mod stage;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -49,6 +50,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a file's rows into a table's storage without committing them (for `vlake commit`,
+    /// which may run elsewhere); prints their description as JSON.
+    Stage(stage::StageArgs),
+    /// Commit the files of staged writes (from any number of `vlake stage` runs) in one version.
+    Commit(stage::CommitArgs),
+    /// Remove the files of staged writes that will not be committed.
+    Abort(stage::CommitArgs),
     /// Show a version: row count, schema, files, indexes.
     Info {
         /// Table URI.
@@ -260,6 +268,9 @@ async fn run(cli: Cli) -> Result<()> {
                 format!("{uri}: version {}, {} rows", table.version(), table.num_rows())
             })
         }
+        Command::Stage(args) => stage::stage(args).await,
+        Command::Commit(args) => stage::commit(args).await,
+        Command::Abort(args) => stage::abort(args).await,
         Command::Info { uri, at, json } => {
             let table = at.open(&uri).await?;
             render::info(&table, Output::new(json))

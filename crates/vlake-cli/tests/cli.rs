@@ -329,15 +329,7 @@ fn writers_killed_mid_write_leave_the_last_good_version() {
 
     // Cleanup removes the orphans of killed writers and keeps every referenced file (no writer
     // runs now, so the minimum file age may be waived).
-    ok_json(&[
-        "cleanup",
-        &uri,
-        "--older-than",
-        "0s",
-        "--unsafe-min-file-age",
-        "0s",
-        "--json",
-    ]);
+    cleanup_everything(&uri);
     let (files, staging) = stored_files(&root);
     assert_eq!(staging, 0, "partial uploads remain");
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -169,15 +169,7 @@ fn cleanup_leaves_files_it_did_not_write() {
     for f in user_files.iter().chain(&vlake_orphans) {
         assert!(root.join(f).exists(), "{f} removed");
     }
-    let report = ok_json(&[
-        "cleanup",
-        &uri,
-        "--older-than",
-        "0s",
-        "--unsafe-min-file-age",
-        "0s",
-        "--json",
-    ]);
+    let report = cleanup_everything(&uri);
     assert_eq!(
         (&report["files_removed"], &report["staging_files_removed"]),
         (&Value::from(2), &Value::from(2)),
@@ -204,15 +196,7 @@ fn cleanup_works_on_a_root_without_versions() {
     std::fs::write(&orphan, b"partial").unwrap();
     let report = ok_json(&["cleanup", &uri, "--older-than", "0s", "--json"]);
     assert_eq!(report["files_kept_recent"], 1, "{report}");
-    let report = ok_json(&[
-        "cleanup",
-        &uri,
-        "--older-than",
-        "0s",
-        "--unsafe-min-file-age",
-        "0s",
-        "--json",
-    ]);
+    let report = cleanup_everything(&uri);
     assert_eq!(report["files_removed"], 1, "{report}");
     assert!(!orphan.exists());
     fails(

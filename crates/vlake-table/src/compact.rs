@@ -23,8 +23,8 @@ use vlake_format::{DataFile, Error, FileFormat, Result, RowIdFile, Schema};
 
 use crate::blob::descriptors;
 use crate::rows::encode_bitmap;
-use crate::txn::{Action, CompactedGroup};
-use crate::write::{remove_files, write_with_blobs, WriteOptions, WrittenFile};
+use crate::txn::{remove_files, Action, CompactedGroup, StagedFile};
+use crate::write::{write_with_blobs, WriteOptions};
 use crate::{BatchStream, CleanupOptions, CleanupReport, ScanTask, Table, ROW_ID};
 
 /// Knobs of a compaction.
@@ -296,7 +296,7 @@ impl Table {
         };
         let rows = BatchStream::new(Arc::new(output.to_arrow_read()), rows);
         let files = write_with_blobs(self.location(), output, rows, &opts, blobs).await?;
-        written.extend(files.iter().flat_map(WrittenFile::created).map(String::from));
+        written.extend(files.iter().flat_map(StagedFile::created).map(String::from));
         let ids = std::mem::take(&mut *ids.lock().unwrap_or_else(|e| e.into_inner()));
         if ids.windows(2).any(|w| w[0] >= w[1]) {
             return Err(Error::Internal(

@@ -9,13 +9,13 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema as ArrowSchema};
 use vlake_format::schema::RESERVED_COLUMN_NAMES;
 use vlake_format::{DataType, Error, Field, Result, Schema};
 
-use crate::txn::{Action, CompactedGroup};
-use crate::write::remove_files;
+use crate::scan::default_array;
+use crate::txn::{remove_files, Action, CompactedGroup};
 use crate::{Literal, Table, ValueExpr};
 
 /// The values a new column gets in existing rows.
@@ -316,26 +316,4 @@ fn default_json(field: &Field, literal: &Literal) -> Result<serde_json::Value> {
     }
     default_array(field, &value, 1)?;
     Ok(value)
-}
-
-/// `rows` copies of `field`'s initial default `value`, of the field's Arrow type.
-pub(crate) fn default_array(field: &Field, value: &serde_json::Value, rows: usize) -> Result<ArrayRef> {
-    let text = match value {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let target = field.to_arrow(false).data_type().clone();
-    let options = arrow_cast::CastOptions {
-        safe: false,
-        ..Default::default()
-    };
-    let one = StringArray::from(vec![text.as_str()]);
-    let cast = arrow_cast::cast_with_options(&one, &target, &options).map_err(|e| {
-        Error::invalid(format!(
-            "default {value} does not convert to column '{}' of type {target}: {e}",
-            field.name
-        ))
-    })?;
-    let indices = arrow_array::UInt32Array::from(vec![0u32; rows]);
-    Ok(arrow_select::take::take(cast.as_ref(), &indices, None)?)
 }

@@ -7,7 +7,7 @@ use arrow_array::{ArrayRef, Float32Array, RecordBatch};
 use arrow_schema::{DataType as ArrowType, Field as ArrowField};
 use vlake_format::{Error, Result};
 
-use crate::search::{append_columns, default_columns};
+use crate::hits::{append_columns, default_columns, MAX_K};
 use crate::text::SCORE;
 use crate::{Predicate, Table, TextSearch, VectorSearch};
 
@@ -190,11 +190,10 @@ impl HybridSearch {
                 t.version()
             )));
         }
-        if self.k == 0 || self.k > crate::MAX_K {
+        if self.k == 0 || self.k > MAX_K {
             return Err(Error::invalid(format!(
                 "k must be between 1 and {}, not {}",
-                crate::MAX_K,
-                self.k
+                MAX_K, self.k
             )));
         }
         if let Fusion::Weighted { vector_weight } = self.fusion {

@@ -21,9 +21,8 @@ use vlake_index::Metric;
 use vlake_io::TableLocation;
 use vlake_text::{AnalyzerConfig, TextSegment};
 
-use crate::txn::Action;
+use crate::txn::{remove_files, Action};
 use crate::vectors::{file_vectors, FileVectors};
-use crate::write::remove_files;
 use crate::Table;
 
 /// The kinds of index.

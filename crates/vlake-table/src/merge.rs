@@ -18,6 +18,7 @@ use arrow_array::types::UInt64Type;
 use arrow_array::{Array, RecordBatch};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_row::{RowConverter, Rows, SortField};
+use futures::future::BoxFuture;
 use futures::StreamExt;
 use roaring::RoaringTreemap;
 use uuid::Uuid;
@@ -27,9 +28,8 @@ use vlake_io::TableLocation;
 
 use crate::blob::BlobWriter;
 use crate::rows::{encode_bitmap, FileRows};
-use crate::table::certainly_failed;
-use crate::txn::{backoff, commit, Action, PendingCommit};
-use crate::write::{remove_files, write_with_blobs, WriteOptions, WrittenFile};
+use crate::txn::{backoff, certainly_failed, commit, remove_files, Action, PendingCommit, RowCheck, StagedFile};
+use crate::write::{write_with_blobs, WriteOptions};
 use crate::{BatchStream, Predicate, ScanTask, Table, VersionRef};
 
 /// What happens to a source row whose key matches a live row of the table.
@@ -140,7 +140,7 @@ impl Table {
         let schema = self.table_schema();
         let data = require_keys(data, names);
         let files = write_with_blobs(self.location(), schema, data, opts, self.blob_writer()).await?;
-        let paths = || files.iter().flat_map(WrittenFile::created);
+        let paths = || files.iter().flat_map(StagedFile::created);
         let mut maybe_committed = false;
         match self.merge_files(&files, &key, merge, &mut maybe_committed).await {
             Ok((table, report, dropped)) => {
@@ -188,7 +188,7 @@ impl Table {
     /// a commit whose outcome may be unknown runs, and stays set if it fails that way.
     async fn merge_files(
         &self,
-        files: &[WrittenFile],
+        files: &[StagedFile],
         key: &[Field],
         merge: &MergeInsert,
         maybe_committed: &mut bool,
@@ -200,7 +200,7 @@ impl Table {
             let plan = plan_merge(&table, &source, key, merge).await?;
             let report = plan.report;
             if plan.target.is_empty() && report.inserted + report.updated == 0 {
-                let created = files.iter().flat_map(WrittenFile::created).map(String::from);
+                let created = files.iter().flat_map(StagedFile::created).map(String::from);
                 return Ok((table, report, created.collect()));
             }
             let mut written = Vec::new();
@@ -251,7 +251,7 @@ impl Table {
 /// that a failure can remove them). Returns the commit and the source files it leaves out.
 async fn merge_commit(
     table: &Table,
-    files: &[WrittenFile],
+    files: &[StagedFile],
     plan: MergePlan,
     key: &[Field],
     merge: &MergeInsert,
@@ -303,7 +303,7 @@ async fn merge_commit(
             changes,
             appended,
             written: written.clone(),
-            keys: Some(keys),
+            keys: Some(Box::new(keys)),
         },
     };
     Ok((pending, dropped))
@@ -311,7 +311,7 @@ async fn merge_commit(
 
 /// Hands the blob files `orphans`, owned by written files that are not kept, to the first kept
 /// file that points into each; returns those no kept file points into.
-fn adopt_blobs(kept: &mut [WrittenFile], orphans: Vec<String>) -> Vec<String> {
+fn adopt_blobs(kept: &mut [StagedFile], orphans: Vec<String>) -> Vec<String> {
     let mut unused = Vec::new();
     for blob in orphans {
         match kept.iter_mut().find(|f| f.blob_files.iter().any(|b| b.path == blob)) {
@@ -323,7 +323,7 @@ fn adopt_blobs(kept: &mut [WrittenFile], orphans: Vec<String>) -> Vec<String> {
 }
 
 /// A written file as a data file of its own (row ids are its positions).
-fn uncommitted(f: &WrittenFile) -> DataFile {
+fn uncommitted(f: &StagedFile) -> DataFile {
     DataFile {
         path: f.path.clone(),
         format: FileFormat::Parquet,
@@ -384,7 +384,7 @@ pub(crate) async fn write_keyed_files(
     data: BatchStream,
     opts: &WriteOptions,
     blobs: BlobWriter,
-) -> Result<Vec<WrittenFile>> {
+) -> Result<Vec<StagedFile>> {
     if key.is_empty() {
         return write_with_blobs(location, schema, data, opts, blobs).await;
     }
@@ -395,7 +395,7 @@ pub(crate) async fn write_keyed_files(
     let passes = passes(&source, MergeInsert::default().keys_per_pass);
     for pass in 0..passes {
         if let Err(e) = load_source(location, &source, &fields, pass, passes).await {
-            remove_files(location, files.iter().flat_map(WrittenFile::created)).await;
+            remove_files(location, files.iter().flat_map(StagedFile::created)).await;
             return Err(e);
         }
     }
@@ -636,11 +636,22 @@ pub(crate) struct KeyCheck {
     sees_every_row: bool,
 }
 
+impl RowCheck for KeyCheck {
+    fn check<'a>(
+        &'a self,
+        location: &'a TableLocation,
+        added: &'a [&'a DataFile],
+        theirs: &'a Manifest,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.check_keys(location, added, theirs))
+    }
+}
+
 impl KeyCheck {
     /// Fails with a retryable conflict when `added`, data files that the concurrent commit
     /// `theirs` added, hold a key the merge inserts (or any row, when the merge must see every
     /// row).
-    pub(crate) async fn check(&self, location: &TableLocation, added: &[&DataFile], theirs: &Manifest) -> Result<()> {
+    async fn check_keys(&self, location: &TableLocation, added: &[&DataFile], theirs: &Manifest) -> Result<()> {
         let conflict = |reason: String| {
             Err(Error::CommitConflict {
                 version: theirs.version,

@@ -18,8 +18,8 @@ use vlake_format::layout::deletion_file_path;
 use vlake_format::{DataFile, DeletionFile, Error, Operation, Result};
 
 use crate::rows::{encode_bitmap, FileRows};
-use crate::txn::{Action, FileChange};
-use crate::write::{remove_files, write_with_blobs, WriteOptions, WrittenFile};
+use crate::txn::{remove_files, Action, FileChange, StagedFile};
+use crate::write::{write_with_blobs, WriteOptions};
 use crate::{Assignment, BatchStream, Predicate, Table, ROW_ID};
 
 /// Matched positions, by data file path.
@@ -109,7 +109,7 @@ impl Table {
         let blobs = self.blob_writer();
         let updated = BatchStream::new(arrow_schema, updated);
         let files = write_with_blobs(self.location(), &schema, updated, opts, blobs).await?;
-        let data_paths: Vec<String> = files.iter().flat_map(WrittenFile::created).map(String::from).collect();
+        let data_paths: Vec<String> = files.iter().flat_map(StagedFile::created).map(String::from).collect();
         let matches = take(&matches);
         if matches.is_empty() {
             remove_files(self.location(), data_paths.iter().map(String::as_str)).await;

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, UInt64Array};
+use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, StringArray, UInt64Array};
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema as ArrowSchema, SchemaRef};
 use futures::{StreamExt, TryStreamExt};
 use parquet::arrow::arrow_reader::{
@@ -19,7 +19,6 @@ use vlake_format::{DataFile, Error, Field, Result};
 use vlake_io::TableLocation;
 
 use crate::blob::{fetch_bytes, BlobMode};
-use crate::evolve::default_array;
 use crate::rows::FileRows;
 use crate::{vector_codec, BatchStream, Predicate, Table};
 
@@ -358,61 +357,20 @@ impl ScanTask {
         output_schema(&self.columns, self.with_row_id, self.blobs, self.view_types)
     }
 
-    /// Reads the file from the table at `location`.
+    /// Reads the file from the table at `location`: its footer (cached), the columns matched
+    /// to table fields by field id, the live (and requested) rows, the filter applied while
+    /// decoding where it can be, batches shaped to the output schema, and BLOB bytes fetched
+    /// when asked for.
     pub async fn execute(&self, location: &TableLocation) -> Result<BatchStream> {
         let path = self.file.path.clone();
         let object = ParquetObjectReader::new(location.store().clone(), location.path(&path))
             .with_file_size(self.file.size_bytes);
-        let metadata = load_footer(location, &self.file).await?;
-        // Strings and binaries decoded straight into view arrays: the file's own Arrow schema
-        // (field ids included) with those types swapped.
-        let metadata = match self.view_types {
-            false => metadata,
-            true => {
-                let fields: Vec<ArrowField> = metadata
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| read_field(f.as_ref().clone(), true))
-                    .collect();
-                let hint = Arc::new(ArrowSchema::new_with_metadata(
-                    fields,
-                    metadata.schema().metadata().clone(),
-                ));
-                ArrowReaderMetadata::try_new(metadata.metadata().clone(), ArrowReaderOptions::new().with_schema(hint))
-                    .map_err(|e| read_error(location, &path, e))?
-            }
-        };
-        let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(object, metadata);
-        // Match the file's columns to table fields by field id.
-        let file_schema = builder.schema().clone();
+        let metadata = self.reader_metadata(location).await?;
+        let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(object, metadata);
         let needed: Vec<Field> = self.columns.iter().chain(&self.filter_columns).cloned().collect();
-        let sources: Vec<Option<usize>> = needed
-            .iter()
-            .map(|f| {
-                file_schema
-                    .fields()
-                    .iter()
-                    .position(|c| arrow_field_id(c) == Some(f.id))
-            })
-            .collect();
-        let mut roots: Vec<usize> = sources.iter().flatten().copied().collect();
-        roots.sort_unstable();
-        roots.dedup();
+        let (sources, roots) = match_columns(builder.schema(), &needed);
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
-        // The positions to read: the requested ones (or all) minus the deleted ones.
-        let rows = FileRows::load(location, &self.file).await?;
-        let selected = match (&self.row_offsets, rows.live_positions()) {
-            (None, live) => live,
-            (Some(offsets), live) => {
-                let mut wanted: RoaringTreemap = offsets.iter().copied().collect();
-                if let Some(live) = live {
-                    wanted &= live;
-                }
-                Some(wanted)
-            }
-        };
-        let mut builder = builder;
+        let (rows, selected) = self.selected_rows(location).await?;
         if let Some(positions) = &selected {
             let total = usize::try_from(self.file.num_rows)
                 .map_err(|_| Error::corrupt(&path, format!("{} rows do not fit in memory", self.file.num_rows)))?;
@@ -444,7 +402,6 @@ impl ScanTask {
                 .iter()
                 .map(|s| s.map(|i| roots.iter().position(|r| *r == i).unwrap_or(i)))
                 .collect(),
-
             output_len: self.columns.len(),
             output_schema: output_schema(&self.columns, self.with_row_id, BlobMode::Descriptors, self.view_types),
             filter: shaper_filter,
@@ -472,16 +429,64 @@ impl ScanTask {
                 futures::future::ready(Some(out))
             })
             .try_filter(|b| futures::future::ready(b.num_rows() > 0));
-        let limited = limit_stream(shaped.boxed(), self.limit);
+        Ok(self.with_blob_bytes(location, limit_stream(shaped.boxed(), self.limit)))
+    }
+
+    /// The file's footer (cached), with strings and binaries decoded straight into view
+    /// arrays when the task asks for view types: the file's own Arrow schema (field ids
+    /// included) with those types swapped.
+    async fn reader_metadata(&self, location: &TableLocation) -> Result<ArrowReaderMetadata> {
+        let metadata = load_footer(location, &self.file).await?;
+        if !self.view_types {
+            return Ok(metadata);
+        }
+        let fields: Vec<ArrowField> = metadata
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| read_field(f.as_ref().clone(), true))
+            .collect();
+        let hint = Arc::new(ArrowSchema::new_with_metadata(
+            fields,
+            metadata.schema().metadata().clone(),
+        ));
+        ArrowReaderMetadata::try_new(metadata.metadata().clone(), ArrowReaderOptions::new().with_schema(hint))
+            .map_err(|e| read_error(location, &self.file.path, e))
+    }
+
+    /// The file's row ids, and the positions to read: the requested ones (or all) minus the
+    /// deleted ones; `None` for every row.
+    async fn selected_rows(&self, location: &TableLocation) -> Result<(FileRows, Option<RoaringTreemap>)> {
+        let rows = FileRows::load(location, &self.file).await?;
+        let selected = match (&self.row_offsets, rows.live_positions()) {
+            (None, live) => live,
+            (Some(offsets), live) => {
+                let mut wanted: RoaringTreemap = offsets.iter().copied().collect();
+                if let Some(live) = live {
+                    wanted &= live;
+                }
+                Some(wanted)
+            }
+        };
+        Ok((rows, selected))
+    }
+
+    /// `stream` with the bytes of BLOB columns fetched in place of their descriptors, when the
+    /// task asks for bytes.
+    fn with_blob_bytes(
+        &self,
+        location: &TableLocation,
+        stream: futures::stream::BoxStream<'static, Result<RecordBatch>>,
+    ) -> BatchStream {
         let blob_columns: Vec<usize> = (0..self.columns.len())
             .filter(|&i| self.blobs == BlobMode::Bytes && self.columns[i].is_blob())
             .collect();
+        let schema = self.output_schema();
         if blob_columns.is_empty() {
-            return Ok(BatchStream::new(self.output_schema(), limited));
+            return BatchStream::new(schema, stream);
         }
-        let (schema, location) = (self.output_schema(), location.clone());
-        let out_schema = schema.clone();
-        let with_bytes = limited.and_then(move |batch| {
+        let (out_schema, location) = (schema.clone(), location.clone());
+        let with_bytes = stream.and_then(move |batch| {
             let (location, schema, blob_columns) = (location.clone(), out_schema.clone(), blob_columns.clone());
             async move {
                 let mut columns = batch.columns().to_vec();
@@ -491,8 +496,26 @@ impl ScanTask {
                 Ok(RecordBatch::try_new(schema, columns)?)
             }
         });
-        Ok(BatchStream::new(schema, with_bytes))
+        BatchStream::new(schema, with_bytes)
     }
+}
+
+/// For each of `needed`, the file column with its field id (`None`: not in the file), and the
+/// file's root columns to decode, sorted.
+fn match_columns(file_schema: &SchemaRef, needed: &[Field]) -> (Vec<Option<usize>>, Vec<usize>) {
+    let sources: Vec<Option<usize>> = needed
+        .iter()
+        .map(|f| {
+            file_schema
+                .fields()
+                .iter()
+                .position(|c| arrow_field_id(c) == Some(f.id))
+        })
+        .collect();
+    let mut roots: Vec<usize> = sources.iter().flatten().copied().collect();
+    roots.sort_unstable();
+    roots.dedup();
+    (sources, roots)
 }
 
 /// The runs of consecutive positions in `positions`, as ranges.
@@ -696,4 +719,26 @@ impl Shaper {
             None => Ok(out),
         }
     }
+}
+
+/// `rows` copies of `field`'s initial default `value`, of the field's Arrow type.
+pub(crate) fn default_array(field: &Field, value: &serde_json::Value, rows: usize) -> Result<ArrayRef> {
+    let text = match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let target = field.to_arrow(false).data_type().clone();
+    let options = arrow_cast::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let one = StringArray::from(vec![text.as_str()]);
+    let cast = arrow_cast::cast_with_options(&one, &target, &options).map_err(|e| {
+        Error::invalid(format!(
+            "default {value} does not convert to column '{}' of type {target}: {e}",
+            field.name
+        ))
+    })?;
+    let indices = arrow_array::UInt32Array::from(vec![0u32; rows]);
+    Ok(arrow_select::take::take(cast.as_ref(), &indices, None)?)
 }

@@ -3,29 +3,23 @@
 //! exactly and merged, so appended rows are always found; rows an index holds that are not live
 //! rows of a covered file (deleted, or compacted out of coverage) are skipped.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::HashSet;
+use std::sync::Arc;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::UInt64Type;
-use arrow_array::{ArrayRef, Float32Array, RecordBatch, UInt64Array};
-use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema as ArrowSchema};
-use futures::{StreamExt, TryStreamExt};
+use arrow_array::{ArrayRef, Float32Array, RecordBatch};
+use arrow_schema::{DataType as ArrowType, Field as ArrowField};
 use roaring::RoaringTreemap;
 use vlake_format::{Error, IndexEntry, Result};
 use vlake_index::ivf::{self, report, Partition};
 use vlake_index::{flat, Metric, Neighbor, TopK};
 
+use crate::hits::{append_columns, covered_live_rows, default_columns, matching_rows, MAX_K};
 use crate::index::{load_segment, vector_field, Segment, StoredParams};
-use crate::rows::FileRows;
 use crate::vectors::file_vectors;
 use crate::{Predicate, Table, ROW_ID};
 
 /// Name of the distance column of search results.
 pub const DISTANCE: &str = "_distance";
-
-/// The largest `k` a search accepts (range searches excepted).
-pub const MAX_K: usize = 10_000;
 
 /// The largest IVF-PQ refine factor a search accepts.
 pub const MAX_REFINE: usize = 1_000;
@@ -478,96 +472,4 @@ impl VectorSearch {
             .collect::<std::result::Result<_, _>>()?;
         Ok(batch.project(&indices)?)
     }
-}
-
-/// The columns a search returns by default: every top-level column that is not a vector.
-pub(crate) fn default_columns(table: &Table) -> Vec<String> {
-    table
-        .table_schema()
-        .fields
-        .iter()
-        .filter(|f| f.vector_dim().is_none())
-        .map(|f| f.name.clone())
-        .collect()
-}
-
-/// `rows`, then `_rowid` (when `row_ids` are given), then the `extra` columns.
-pub(crate) fn append_columns(
-    rows: RecordBatch,
-    extra: Vec<(ArrowField, ArrayRef)>,
-    row_ids: Option<&[u64]>,
-) -> Result<RecordBatch> {
-    let mut fields: Vec<ArrowField> = rows.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-    let mut arrays: Vec<ArrayRef> = rows.columns().to_vec();
-    if let Some(ids) = row_ids {
-        fields.push(ArrowField::new(ROW_ID, ArrowType::UInt64, false));
-        arrays.push(Arc::new(UInt64Array::from(ids.to_vec())));
-    }
-    for (field, array) in extra {
-        fields.push(field);
-        arrays.push(array);
-    }
-    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(rows.num_rows()));
-    Ok(RecordBatch::try_new_with_options(
-        Arc::new(ArrowSchema::new(fields)),
-        arrays,
-        &options,
-    )?)
-}
-
-/// Row ids matching the filter. Versions never change, so the set is cached per table,
-/// version and filter (a few dozen recent filters).
-pub(crate) async fn matching_rows(table: &Table, filter: &Predicate) -> Result<Arc<HashSet<u64>>> {
-    type Key = (String, u64, uuid::Uuid, String);
-    static CACHE: OnceLock<Mutex<HashMap<Key, Arc<HashSet<u64>>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    // The commit's transaction id tells apart two tables created at one URI.
-    let m = table.manifest();
-    let key = (
-        table.uri().to_string(),
-        m.version,
-        m.transaction.id,
-        format!("{filter:?}"),
-    );
-    if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return Ok(hit.clone());
-    }
-    let scan = table
-        .scan()
-        .filter(filter.clone())
-        .with_row_id(true)
-        .columns(&filter.columns());
-    let mut out = HashSet::new();
-    for batch in scan.collect().await? {
-        let ids = batch
-            .column_by_name(ROW_ID)
-            .ok_or_else(|| Error::Internal("scan lost _rowid".into()))?;
-        out.extend(ids.as_primitive::<UInt64Type>().values().iter().copied());
-    }
-    let out = Arc::new(out);
-    let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if guard.len() >= 32 {
-        guard.clear();
-    }
-    guard.insert(key, out.clone());
-    Ok(out)
-}
-
-/// The live row ids of the data files `entry` covers: a segment may hold rows deleted since
-/// it was written, or rows of files it no longer covers, and those are skipped.
-pub(crate) async fn covered_live_rows(table: &Table, entry: &IndexEntry) -> Result<RoaringTreemap> {
-    let location = table.location();
-    let loads: Vec<_> = table
-        .manifest()
-        .data_files
-        .iter()
-        .filter(|file| entry.covered_files.contains(&file.path))
-        .map(|file| FileRows::load(location, file))
-        .collect();
-    let mut loads = futures::stream::iter(loads).buffered(16);
-    let mut live = RoaringTreemap::new();
-    while let Some(rows) = loads.try_next().await? {
-        live |= rows.live_ids();
-    }
-    Ok(live)
 }

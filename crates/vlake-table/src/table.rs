@@ -14,8 +14,8 @@ use vlake_io::{CommitStore, TableLocation};
 use crate::blob::BlobWriter;
 use crate::merge::{key_field_ids, write_keyed_files, MergeInsert};
 use crate::scan::Scanner;
-use crate::txn::{commit, Action, PendingCommit};
-use crate::write::{remove_files, write_with_blobs, WriteOptions};
+use crate::txn::{commit_owning_files, Action, PendingCommit, StagedFiles};
+use crate::write::{write_with_blobs, WriteOptions};
 use crate::BatchStream;
 
 /// Which version of a table to open.
@@ -218,14 +218,7 @@ impl Table {
     /// Replaces all rows with `data` (whose schema becomes the table's) as one commit.
     pub async fn overwrite(&self, data: BatchStream, opts: &WriteOptions) -> Result<Self> {
         self.manifest.check_writable()?;
-        let current = &self.manifest.schema;
-        let proposed = Schema::from_arrow(data.schema(), self.manifest.max_field_id + 1)?;
-        // Keep the field ids when the schema is unchanged.
-        let schema = if current.to_arrow() == proposed.to_arrow() {
-            current.clone()
-        } else {
-            proposed
-        };
+        let schema = self.overwrite_schema(data.schema())?;
         let max_field_id = schema.max_field_id().max(self.manifest.max_field_id);
         // The key stays unless the write names another one; its columns must still be there.
         let key = match opts.primary_key.is_empty() {
@@ -242,6 +235,17 @@ impl Table {
             files,
         })
         .await
+    }
+
+    /// The schema an overwrite with rows of schema `arrow` gives the table: the current one
+    /// (with its field ids) when `arrow` is the same, otherwise `arrow` with new field ids.
+    pub(crate) fn overwrite_schema(&self, arrow: &ArrowSchema) -> Result<Schema> {
+        let current = &self.manifest.schema;
+        let proposed = Schema::from_arrow(arrow, self.manifest.max_field_id + 1)?;
+        Ok(match current.to_arrow() == proposed.to_arrow() {
+            true => current.clone(),
+            false => proposed,
+        })
     }
 
     /// Commits this handle's version again as the newest version.
@@ -396,23 +400,7 @@ impl Table {
 }
 
 async fn commit_or_clean(store: &CommitStore, pending: PendingCommit, retries: u32) -> Result<Arc<Manifest>> {
-    let result = commit(store, &pending, retries).await;
-    if let Err(e) = &result {
-        if certainly_failed(e) {
-            remove_files(store.location(), pending.action.written_paths().into_iter()).await;
-        }
-    }
-    result
-}
-
-/// Whether a commit that failed with `e` certainly did not happen, so that the files it wrote
-/// may be removed: after a storage error or an unreadable manifest it may have, and cleanup
-/// removes the files if it did not.
-pub(crate) fn certainly_failed(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::CommitConflict { .. } | Error::AlreadyExists { .. } | Error::InvalidInput(_) | Error::Unsupported { .. }
-    )
+    commit_owning_files(store, &pending, StagedFiles::new(store.location().clone()), retries).await
 }
 
 /// Every tag of the table at `store`, sorted by name.

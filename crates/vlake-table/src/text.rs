@@ -22,8 +22,8 @@ use vlake_text::{
     snippet, Analyzer, AnalyzerConfig, Bm25, Hit, Part, Query, Resolved, Searcher, SnippetOptions, TextSegment,
 };
 
+use crate::hits::{append_columns, covered_live_rows, default_columns, matching_rows, MAX_K};
 use crate::index::{load_segment, run_blocking, IndexOptions, IndexType, Segment};
-use crate::search::{append_columns, covered_live_rows, default_columns, matching_rows, MAX_K};
 use crate::{Predicate, ScanTask, Table};
 
 /// Name of the score column of full-text and hybrid search results.

@@ -15,11 +15,12 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use vlake_format::layout::data_file_path;
 use vlake_format::schema::blob_descriptor_type;
-use vlake_format::{BlobFile, ColumnStats, DeletionFile, Error, Result, Schema};
+use vlake_format::{BlobFile, Error, Result, Schema};
 use vlake_io::TableLocation;
 
 use crate::blob::BlobWriter;
 use crate::stats::StatsCollector;
+use crate::txn::{remove_files, StagedFile};
 use crate::vector_codec;
 use crate::BatchStream;
 
@@ -58,29 +59,6 @@ impl std::fmt::Debug for WriteOptions {
             .field("target_row_group_bytes", &self.target_row_group_bytes)
             .field("primary_key", &self.primary_key)
             .finish_non_exhaustive()
-    }
-}
-
-/// A data file written but not yet committed.
-#[derive(Clone, Debug)]
-pub(crate) struct WrittenFile {
-    pub path: String,
-    pub num_rows: u64,
-    pub size_bytes: u64,
-    pub stats: Vec<ColumnStats>,
-    /// Rows of the new file deleted in the same commit (an upsert's skipped source rows).
-    pub deletion: Option<DeletionFile>,
-    /// The blob files its descriptors point into.
-    pub blob_files: Vec<BlobFile>,
-    /// Blob files the write created that this file is the first to point into (removed with
-    /// it when the commit fails).
-    pub new_blobs: Vec<String>,
-}
-
-impl WrittenFile {
-    /// The files written for this one: the data file and the blob files it owns (`new_blobs`).
-    pub fn created(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.path.as_str()).chain(self.new_blobs.iter().map(String::as_str))
     }
 }
 
@@ -330,7 +308,7 @@ pub(crate) async fn write_with_blobs(
     input: BatchStream,
     opts: &WriteOptions,
     mut blobs: BlobWriter,
-) -> Result<Vec<WrittenFile>> {
+) -> Result<Vec<StagedFile>> {
     let mut written = Vec::new();
     let result = match write_inner(location, schema, input, opts, &mut blobs, &mut written).await {
         Ok(()) => blobs.finish().await,
@@ -357,13 +335,6 @@ pub(crate) async fn write_with_blobs(
     Ok(written)
 }
 
-/// Deletes uncommitted files, ignoring failures (cleanup removes what is left).
-pub(crate) async fn remove_files(location: &TableLocation, paths: impl Iterator<Item = &str>) {
-    for path in paths {
-        let _ = location.delete(path).await;
-    }
-}
-
 /// Writes the data files (recorded in `written` before each is opened); a file still open
 /// when this fails is closed before the error is returned, so that it can be removed.
 async fn write_inner(
@@ -372,7 +343,7 @@ async fn write_inner(
     input: BatchStream,
     opts: &WriteOptions,
     blobs: &mut BlobWriter,
-    written: &mut Vec<WrittenFile>,
+    written: &mut Vec<StagedFile>,
 ) -> Result<()> {
     let mut open: Option<OpenFile> = None;
     let result = write_files(location, schema, input, opts, blobs, written, &mut open).await;
@@ -388,7 +359,7 @@ async fn write_files(
     mut input: BatchStream,
     opts: &WriteOptions,
     blobs: &mut BlobWriter,
-    written: &mut Vec<WrittenFile>,
+    written: &mut Vec<StagedFile>,
     open: &mut Option<OpenFile>,
 ) -> Result<()> {
     let plan = plan_conform(schema, input.schema())?;
@@ -409,7 +380,7 @@ async fn write_files(
                 let path = data_file_path(&uuid::Uuid::new_v4().simple().to_string(), "parquet");
                 let sink = Sink::open(location, &path, &file_schema, &props)?;
                 // Record the file before writing so that a failure removes it.
-                written.push(WrittenFile {
+                written.push(StagedFile {
                     path: path.clone(),
                     num_rows: 0,
                     size_bytes: 0,
@@ -448,7 +419,7 @@ async fn write_files(
     Ok(())
 }
 
-async fn finish_file(file: OpenFile, written: &mut [WrittenFile]) -> Result<()> {
+async fn finish_file(file: OpenFile, written: &mut [StagedFile]) -> Result<()> {
     let size = file.sink.finish(&file.path).await?;
     let entry = written
         .iter_mut()

@@ -30,6 +30,20 @@ pub fn ok_json(args: &[&str]) -> Value {
 }
 
 /// Runs a command that must fail with one clear line on stderr.
+/// `vlake cleanup URI --older-than 0s --unsafe-min-file-age 0s --json`: everything old goes,
+/// for tests where no writer runs; returns the report.
+pub fn cleanup_everything(uri: &str) -> Value {
+    ok_json(&[
+        "cleanup",
+        uri,
+        "--older-than",
+        "0s",
+        "--unsafe-min-file-age",
+        "0s",
+        "--json",
+    ])
+}
+
 pub fn fails(args: &[&str], expect: &str) {
     fails_saying(args, &[expect]);
 }
