@@ -117,5 +117,8 @@ fn aborted_staged_writes_leave_no_files() {
     // clap's own error for a bad value (several lines, with a usage hint).
     let out = vlake(&["stage", src.to_str().unwrap(), t, "--mode", "sideways"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("unknown write mode 'sideways'"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("unknown write mode 'sideways'"),
+        "{stderr}"
+    );
 }
