@@ -15,8 +15,8 @@ use pyo3::types::PyBytes;
 use vlake_datafusion::{from_df, VlakeTable};
 use vlake_table::{
     AnalyzerConfig, BatchStream, BlobMode, BlobReader, BlobSource, CleanupOptions, Error, Fusion, HnswParams,
-    HybridSearch, IndexOptions, IndexType, IvfParams, Metric, ScanTask, Table, TableLocation, VersionRef, WriteMode,
-    WriteOptions,
+    HybridSearch, IndexOptions, IndexType, IvfParams, Metric, ScanTask, StagedMode, StagedWrite, Table, TableLocation,
+    VersionRef, WriteMode, WriteOptions,
 };
 
 /// The runtime every call blocks on (with the GIL released), one per process. A process forked
@@ -205,6 +205,15 @@ struct RawTable {
 impl RawTable {
     fn new(table: Table, pinned: bool) -> Self {
         Self { table, pinned }
+    }
+
+    /// A transaction on this version holding the staged writes `writes` (JSON).
+    fn transaction(&self, writes: &[String]) -> PyResult<vlake_table::Transaction> {
+        let mut txn = self.table.new_transaction();
+        for json in writes {
+            txn.add(StagedWrite::from_json(json).map_err(to_py)?).map_err(to_py)?;
+        }
+        Ok(txn)
     }
 
     /// A scan with the optional projection, SQL filter and batch size.
@@ -468,6 +477,32 @@ impl RawTable {
         let (table, report) = run(py, self.table.merge_insert(data, &merge, &WriteOptions::default()))?;
         let report = serde_json::to_string(&report).map_err(|e| to_py(Error::Internal(e.to_string())))?;
         Ok((Self::new(table, false), report))
+    }
+
+    /// Writes the batches of `stream` (IPC streams of `schema`) as data files of this table
+    /// without committing them; returns the staged write as JSON (`mode`: `append` or
+    /// `overwrite`).
+    fn stage(&self, py: Python<'_>, schema: &[u8], stream: Py<PyAny>, mode: &str) -> PyResult<String> {
+        let mode = mode.parse::<StagedMode>().map_err(to_py)?;
+        let (schema, _) = from_ipc(schema).map_err(to_py)?;
+        let data = py_stream(py, schema, stream)?;
+        let staged = run(py, self.table.stage(data, mode, &WriteOptions::default()))?;
+        staged.to_json().map_err(to_py)
+    }
+
+    /// Commits staged writes (JSON, from `stage` in any process) in one new version.
+    fn commit_staged(&self, py: Python<'_>, writes: Vec<String>) -> PyResult<Self> {
+        let txn = self.transaction(&writes)?;
+        Ok(Self::new(run(py, txn.commit())?, false))
+    }
+
+    /// Removes the files of staged writes (JSON) that will not be committed.
+    fn abort_staged(&self, py: Python<'_>, writes: Vec<String>) -> PyResult<()> {
+        let txn = self.transaction(&writes)?;
+        run(py, async move {
+            txn.abort().await;
+            Ok(())
+        })
     }
 
     /// Applies schema changes, a JSON list of `{"op": "add", "field": i, "default": v}` (or

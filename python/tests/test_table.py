@@ -240,3 +240,34 @@ def test_handles_follow_their_own_writes_and_pinned_ones_refuse(tmp_path):
     # Restoring a pinned version is the write it exists for; it returns the latest.
     restored = old.restore()
     assert (restored.version, restored.num_rows, old.version) == (5, 100, 2)
+
+
+def _stage(args):
+    uri, start = args
+    import vlake as v
+
+    return v.open(uri).stage(small(500, start=start))
+
+
+def test_writes_staged_by_worker_processes_commit_as_one_version(tmp_path):
+    uri = str(tmp_path / "t")
+    t = vlake.write_table(small(50), uri)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        staged = pool.map(_stage, [(uri, 1000 * (i + 1)) for i in range(4)])
+    assert vlake.open(uri).version == 1, "staging commits nothing"
+    t.commit_staged(staged)
+    assert (t.version, t.num_rows) == (2, 2050)
+    ids = sorted(t.to_arrow(columns=["id"]).column("id").to_pylist())
+    assert ids == list(range(50)) + [s + i for s in range(1000, 5000, 1000) for i in range(500)]
+    with pytest.raises(vlake.InvalidInputError, match="already part of version 2"):
+        t.commit_staged(staged[:1])
+
+    # Aborted writes leave no files behind.
+    data = tmp_path / "t" / "data"
+    before = sorted(p.name for p in data.iterdir())
+    extra = t.stage(small(10, start=9000))
+    assert len(list(data.iterdir())) > len(before)
+    t.abort_staged([extra])
+    assert sorted(p.name for p in data.iterdir()) == before
+    assert vlake.open(uri).version == 2

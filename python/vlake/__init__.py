@@ -539,6 +539,28 @@ class Table:
         out.compaction_report = json.loads(report)
         return out
 
+    # -- distributed writes ---------------------------------------------------------------
+    def stage(self, data: Any, mode: str = "append") -> str:
+        """Writes ``data`` as data files of this table without committing them and returns
+        their description (a JSON string) for :meth:`commit_staged`, which may run in another
+        process. ``mode``: ``"append"`` (rows conformed to the table's schema) or
+        ``"overwrite"`` (their schema becomes the table's). Staged files that are never
+        committed are removed by :meth:`abort_staged`, or by cleanup after an hour."""
+        self._writable()
+        reader = self._conformed(data) if mode == "append" else _reader(data)
+        return self._raw.stage(_schema_bytes(reader.schema), _batches(reader), mode)
+
+    def commit_staged(self, writes: Sequence[str]) -> "Table":
+        """Commits staged writes (from :meth:`stage` in any process) as one new version,
+        rebased over concurrent commits like an append; a staged write is committed once."""
+        self._writable()
+        return self._advance(self._raw.commit_staged(list(writes)))
+
+    def abort_staged(self, writes: Sequence[str]) -> None:
+        """Removes the files of staged writes that will not be committed (never a file a
+        committed version uses)."""
+        self._raw.abort_staged(list(writes))
+
     # -- reads ----------------------------------------------------------------------------
     def to_batches(
         self,
