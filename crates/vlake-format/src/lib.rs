@@ -8,6 +8,7 @@ pub mod error;
 pub mod layout;
 pub mod manifest;
 pub mod schema;
+pub mod segment;
 
 pub use error::{Error, Result};
 pub use manifest::{

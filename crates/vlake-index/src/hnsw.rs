@@ -15,11 +15,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use vlake_format::segment::{f32_bytes, to_f32, to_u32, to_u64, u32_bytes, u64_bytes, SegmentHeader, SegmentWriter};
 use vlake_format::{Error, Result};
 
 use crate::ivf::space;
 use crate::pq::Space;
-use crate::segment::{f32_bytes, to_f32, to_u32, to_u64, u32_bytes, u64_bytes, SegmentHeader, SegmentWriter};
 use crate::topk::{Neighbor, TopK};
 use crate::Metric;
 

@@ -6,13 +6,13 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use vlake_format::segment::{f32_bytes, to_f32, to_u64, u64_bytes, SegmentHeader, SegmentWriter};
 use vlake_format::{Error, Result};
 
 use crate::distance::{dot, normalize};
 use crate::kmeans;
 use crate::kmeans::BLOCK_ROWS;
 use crate::pq::{EncodeScratch, ProductQuantizer, Space};
-use crate::segment::{f32_bytes, to_f32, to_u64, u64_bytes, SegmentHeader, SegmentWriter};
 use crate::topk::TopK;
 use crate::Metric;
 

@@ -8,7 +8,6 @@ pub mod hnsw;
 pub mod ivf;
 pub mod kmeans;
 pub mod pq;
-pub mod segment;
 pub mod topk;
 
 pub use distance::Metric;

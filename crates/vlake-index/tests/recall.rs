@@ -3,9 +3,9 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use vlake_format::segment::{header_len, parse_header, PREFIX_LEN};
 use vlake_index::hnsw::{Hnsw, HnswParams};
 use vlake_index::ivf::{prepare, report, IvfModel, IvfParams};
-use vlake_index::segment::{header_len, parse_header, PREFIX_LEN};
 use vlake_index::{Metric, TopK};
 
 const DIM: usize = 32;

@@ -1,14 +1,14 @@
 //! Inverted-index segments (format-spec/fts.md#fts-segments): a term dictionary (an FST from
 //! term to term number), postings with term frequencies and positions, and each document's row
 //! id and length. Built in memory from `(row id, text)` pairs; written and read in the segment
-//! file layout of `vlake_index::segment`.
+//! file layout of `vlake_format::segment`.
 
 use std::collections::HashMap;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
+use vlake_format::segment::{to_u32, to_u64, u32_bytes, u64_bytes, SegmentHeader, SegmentWriter};
 use vlake_format::{Error, Result};
-use vlake_index::segment::{to_u32, to_u64, u32_bytes, u64_bytes, SegmentHeader, SegmentWriter};
 
 use crate::analyzer::{Analyzer, AnalyzerConfig};
 
@@ -290,7 +290,7 @@ fn prefix_sums(freqs: &[u32]) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vlake_index::segment::{header_len, parse_header, PREFIX_LEN};
+    use vlake_format::segment::{header_len, parse_header, PREFIX_LEN};
 
     fn parse(bytes: &[u8]) -> Result<TextSegment> {
         let len = header_len(&bytes[..PREFIX_LEN], "s")?;

@@ -11,7 +11,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use vlake_format::{Error, Result};
+
+use crate::{Error, Result};
 
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"VLKIDX01";
