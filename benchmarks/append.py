@@ -55,7 +55,7 @@ def main():
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     bench = os.path.join(target, "release", "vlake-bench")
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "-p", "vlake-cli", "--bin", "vlake-bench"], cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--release", "-p", "vlake-bench"], cwd=ROOT, check=True)
 
     base = pq.read_table(args.data)
     table = pa.concat_tables([base] * args.repeat).combine_chunks()

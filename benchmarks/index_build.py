@@ -5,7 +5,7 @@ Builds IVF-PQ (FAISS: IndexIVFPQ + IndexRefineFlat, trained on 256 x nlist sampl
 benchmarks/vector.py), IVF-Flat and HNSW (M 16, efConstruction 100) on (a) the dev set (20k x 384
 MiniLM, cosine: 141 partitions, 48 sub-vectors) and (b) the seeded Gaussian mixture of
 benchmarks/vector.py (default 1M x 128, L2: 1000 partitions, 16 sub-vectors). vlake runs as the
-`build_bench` example of crates/vlake-index (prepare, train, partition, serialise the segment,
+`raw-build` subcommand of `vlake-bench` (prepare, train, partition, serialise the segment,
 as a table's index build does), without the table layer's Parquet reading. Each pair of builds
 runs back to back (FAISS, then vlake, `--repeat` times), so the ratios compare builds under the
 same machine load. Prints build seconds (wall and CPU, all threads), recall@10 per nprobes / ef
@@ -17,7 +17,7 @@ to other processes; `--omp-wait-policy passive` gives FAISS its best numbers the
     python3 benchmarks/index_build.py --synthetic-rows 0 --kinds ivf_pq   # dev set, IVF-PQ only
     python3 benchmarks/index_build.py --skip-dev --kinds hnsw --repeat 1
 
-Needs `pip install faiss-cpu numpy pyarrow`; builds the example with cargo unless --no-build.
+Needs `pip install faiss-cpu numpy pyarrow`; builds `vlake-bench` with cargo unless --no-build.
 """
 import argparse
 import json
@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vector import ROOT, THREADS, TARGET, gaussian_mixture, recall  # noqa: E402
 
-HARNESS = os.path.join(TARGET, "release", "examples", "build_bench")
+HARNESS = [os.path.join(TARGET, "release", "vlake-bench"), "raw-build"]
 K = 10
 
 
@@ -106,7 +106,7 @@ def faiss_build(ds, kind):
 def vlake_build(ds, kind):
     """Runs the harness; returns its JSON (build_s, phases, sweep with recall)."""
     settings = ds["ef"] if kind == "hnsw" else ds["nprobes"]
-    args = [HARNESS, ds["base_path"], str(ds["x"].shape[1]), ds["metric"], kind,
+    args = [*HARNESS, ds["base_path"], str(ds["x"].shape[1]), ds["metric"], kind,
             f"queries={ds['q_path']}", f"gt={ds['gt_path']}", "settings=" + ",".join(map(str, settings))]
     if kind != "hnsw":
         args.append(f"partitions={ds['nlist']}")
@@ -159,7 +159,7 @@ def main():
     if args.omp_wait_policy:
         os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()  # read when faiss loads
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "-p", "vlake-index", "--example", "build_bench"],
+        subprocess.run(["cargo", "build", "--release", "-p", "vlake-bench"],
                        cwd=ROOT, check=True)
     kinds = args.kinds.split(",")
     rows = []

@@ -34,7 +34,7 @@ def main():
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     # The dev build reuses what `cargo test --workspace` compiled (same features); release
     # builds just the benchmark binary.
-    scope = ["--workspace", "--all-targets"] if args.profile == "dev" else ["-p", "vlake-cli", "--bin", "vlake-bench"]
+    scope = ["--workspace", "--all-targets"] if args.profile == "dev" else ["-p", "vlake-bench"]
     subprocess.run(["cargo", "build", "--profile", args.profile, *scope], cwd=ROOT, check=True)
     bench = os.path.join(target, "debug" if args.profile == "dev" else "release", "vlake-bench")
     out = subprocess.run(

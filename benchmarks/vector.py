@@ -345,7 +345,7 @@ def main():
     parser.add_argument("--skip-dev", action="store_true", help="only the synthetic set")
     args = parser.parse_args()
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "-p", "vlake-cli"], cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--release", "-p", "vlake-cli", "-p", "vlake-bench"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="vlake-vbench-")
     out = {}
     try:

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo fmt --all -- --check
+# The demo, the Python module and vlake-bench reuse the dependency builds of the commands below.
+python3 scripts/shared_build.py
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
 

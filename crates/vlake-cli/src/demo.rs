@@ -1,5 +1,5 @@
-//! `vlake demo`: builds a table from the dev dataset (or generated data when it is absent) and
-//! walks through versions, time travel, tags, filtered scans, vector search, SQL, restore and
+//! `vlake demo`: builds a table from a Parquet, CSV or JSON Lines file (`--data`, for example the
+//! dev dataset), or from generated data without one, and walks through versions, time travel, tags, filtered scans, vector search, SQL, restore and
 //! cleanup.
 
 use std::path::{Path, PathBuf};
@@ -23,7 +23,8 @@ pub struct DemoArgs {
     /// Where to build the demo table (replaced if it exists).
     #[arg(long, default_value = "vlake-demo")]
     dir: PathBuf,
-    /// The dev dataset's base.parquet (default: ../shared/data/dev/base.parquet, else generated data).
+    /// Rows with a fixed-size vector column, such as the dev dataset's base.parquet
+    /// (default: 20,000 generated rows of 64-d vectors).
     #[arg(long)]
     data: Option<PathBuf>,
 }
@@ -32,24 +33,18 @@ fn heading(text: &str) {
     println!("\n== {text}");
 }
 
-/// Loads the dev dataset, or generates 20,000 rows of the same shape with 64-d vectors.
+/// Loads the rows of `data`, or generates 20,000 rows shaped like the dev dataset with 64-d
+/// vectors.
 fn load_rows(data: Option<&Path>) -> Result<(Arc<Schema>, Vec<RecordBatch>)> {
-    let default = Path::new("../shared/data/dev/base.parquet");
-    let path = data
-        .map(Path::to_path_buf)
-        .or_else(|| default.exists().then(|| default.to_path_buf()));
-    if let Some(path) = path {
-        let (reader, _) = open_source(&path.display().to_string(), None)?;
-        let schema = reader.schema();
-        let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
-        println!(
-            "dataset: {} (WordNet glosses, all-MiniLM-L6-v2 embeddings)",
-            path.display()
-        );
-        return Ok((schema, batches));
-    }
-    println!("dataset: generated (../shared/data/dev/base.parquet not found)");
-    Ok(generate(20_000, 64))
+    let Some(path) = data else {
+        println!("dataset: generated (pass --data PATH to use a file)");
+        return Ok(generate(20_000, 64));
+    };
+    let (reader, _) = open_source(&path.display().to_string(), None)?;
+    let schema = reader.schema();
+    let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+    println!("dataset: {}", path.display());
+    Ok((schema, batches))
 }
 
 fn generate(rows: usize, dim: i32) -> (Arc<Schema>, Vec<RecordBatch>) {

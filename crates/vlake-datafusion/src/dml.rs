@@ -1,7 +1,6 @@
 //! `DELETE` and `UPDATE` on vlake tables: each statement is one vlake commit, made when its plan
 //! executes (so `EXPLAIN` changes nothing), and moves the provider to the new version.
 
-use std::any::Any;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
@@ -152,10 +151,6 @@ impl DisplayAs for VlakeDmlExec {
 impl ExecutionPlan for VlakeDmlExec {
     fn name(&self) -> &str {
         "VlakeDmlExec"
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {

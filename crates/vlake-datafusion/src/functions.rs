@@ -3,7 +3,6 @@
 //! vectors written as text (`'[0.1, 0.2]'`, what a prepared statement's parameter can bind
 //! without planning an array of numbers).
 
-use std::any::Any;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float32Array, ListArray};
@@ -100,10 +99,6 @@ pub fn distance_udfs() -> Vec<ScalarUDF> {
 }
 
 impl ScalarUDFImpl for DistanceUdf {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn name(&self) -> &str {
         self.kind.name()
     }

@@ -490,7 +490,7 @@ fn vector_parameter_only(plan: &LogicalPlan) -> Result<bool> {
     any_expr(plan, |e| {
         match e {
             Expr::Placeholder(_) => all += 1,
-            Expr::ScalarFunction(call) if call.func.inner().as_any().is::<DistanceUdf>() => {
+            Expr::ScalarFunction(call) if call.func.inner().is::<DistanceUdf>() => {
                 as_vector += call.args.iter().filter(|a| matches!(a, Expr::Placeholder(_))).count();
             }
             _ => {}
@@ -557,7 +557,7 @@ async fn rerun(
     // The nodes above are made anew, with no state left from earlier runs.
     let plan = plan
         .transform_up(|node| {
-            if node.as_any().is::<SearchExec>() {
+            if node.is::<SearchExec>() {
                 Ok(Transformed::yes(fresh.clone()))
             } else {
                 Ok(Transformed::yes(node.reset_state()?))
@@ -608,7 +608,7 @@ fn the_search(plan: &Arc<dyn ExecutionPlan>) -> Option<&SearchExec> {
     let mut found = vec![];
     let mut stack = vec![plan];
     while let Some(p) = stack.pop() {
-        if let Some(s) = p.as_any().downcast_ref::<SearchExec>() {
+        if let Some(s) = p.downcast_ref::<SearchExec>() {
             found.push(s);
         }
         stack.extend(p.children());

@@ -129,7 +129,6 @@ pub(crate) async fn run_merge(ctx: &SessionContext, merge: &Merge) -> Result<Dat
     };
     let provider = ctx.table_provider(name.to_string()).await?;
     let target = provider
-        .as_any()
         .downcast_ref::<VlakeTable>()
         .ok_or_else(|| plan_datafusion_err!("MERGE INTO {name}: only vlake tables can be merged into"))?;
     target.writable("merge into")?;

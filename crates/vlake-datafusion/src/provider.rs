@@ -2,7 +2,6 @@
 //! travel, and `INSERT INTO` as one commit; and the factory behind
 //! `CREATE EXTERNAL TABLE t STORED AS VLAKE LOCATION '...'`.
 
-use std::any::Any;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
@@ -151,10 +150,6 @@ pub(crate) fn pushed_predicate(filters: &[Expr]) -> Option<Predicate> {
 
 #[async_trait]
 impl TableProvider for VlakeTable {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -363,10 +358,6 @@ impl DisplayAs for VlakeSink {
 
 #[async_trait]
 impl DataSink for VlakeSink {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn schema(&self) -> &SchemaRef {
         &self.schema
     }

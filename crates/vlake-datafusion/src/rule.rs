@@ -235,7 +235,7 @@ fn search_scan(
     let Expr::ScalarFunction(call) = expr else {
         return Ok(None);
     };
-    let Some(udf) = call.func.inner().as_any().downcast_ref::<DistanceUdf>() else {
+    let Some(udf) = call.func.inner().downcast_ref::<DistanceUdf>() else {
         return Ok(None);
     };
     let (column, constant) = match call.args.as_slice() {
@@ -249,7 +249,7 @@ fn search_scan(
     let Ok(provider) = source_as_provider(&scan.source) else {
         return Ok(None);
     };
-    let Some(vlake) = provider.as_any().downcast_ref::<VlakeTable>() else {
+    let Some(vlake) = provider.downcast_ref::<VlakeTable>() else {
         return Ok(None);
     };
     let Some(field) = vlake.schema().field_with_name(&column.name).ok().cloned() else {

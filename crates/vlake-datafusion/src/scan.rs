@@ -1,6 +1,5 @@
 //! The physical scan of a vlake table: the scan plan's file tasks spread over partitions.
 
-use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
@@ -90,10 +89,6 @@ impl ExecutionPlan for VlakeScanExec {
         "VlakeScanExec"
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn properties(&self) -> &Arc<PlanProperties> {
         &self.properties
     }
@@ -122,11 +117,11 @@ impl ExecutionPlan for VlakeScanExec {
         ))))
     }
 
-    fn partition_statistics(&self, partition: Option<usize>) -> Result<Statistics> {
-        Ok(match (&self.statistics, partition) {
+    fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
+        Ok(Arc::new(match (&self.statistics, partition) {
             (Some(s), None) => s.clone(),
             (Some(s), Some(_)) => s.clone().to_inexact(),
             (None, _) => Statistics::new_unknown(&self.schema),
-        })
+        }))
     }
 }

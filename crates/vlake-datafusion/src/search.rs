@@ -1,7 +1,6 @@
 //! Searches in SQL: the `vector_search`, `full_text_search` and `hybrid_search` table
 //! functions, and the provider the KNN rewrite puts in place of a table scan.
 
-use std::any::Any;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
@@ -10,7 +9,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatchOptions;
-use datafusion::catalog::{CatalogProviderList, Session, TableFunctionImpl, TableProvider};
+use datafusion::catalog::{CatalogProviderList, Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::stats::Precision;
 use datafusion::common::{plan_datafusion_err, plan_err, DataFusionError, Result, ScalarValue, Statistics};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -120,10 +119,6 @@ impl SearchTable {
 
 #[async_trait]
 impl TableProvider for SearchTable {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -252,10 +247,6 @@ impl ExecutionPlan for SearchExec {
         self.name
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn properties(&self) -> &Arc<PlanProperties> {
         &self.properties
     }
@@ -276,10 +267,10 @@ impl ExecutionPlan for SearchExec {
         )))
     }
 
-    fn partition_statistics(&self, _partition: Option<usize>) -> Result<Statistics> {
+    fn partition_statistics(&self, _partition: Option<usize>) -> Result<Arc<Statistics>> {
         let mut stats = Statistics::new_unknown(&self.batch.schema());
         stats.num_rows = Precision::Exact(self.batch.num_rows());
-        Ok(stats)
+        Ok(Arc::new(stats))
     }
 }
 
@@ -474,7 +465,8 @@ fn text_option(s: &TextSearch, o: &Opt, bm25: &mut (f64, f64)) -> Result<Option<
 }
 
 impl TableFunctionImpl for SearchFunction {
-    fn call(&self, args: &[Expr]) -> Result<Arc<dyn TableProvider>> {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let args = args.exprs();
         let (f, kind) = (self.kind.name(), self.kind);
         let required = if kind == SearchKind::Hybrid { 6 } else { 4 };
         if !(required..=required + 2).contains(&args.len()) {
@@ -484,7 +476,6 @@ impl TableFunctionImpl for SearchFunction {
         let name = a.required(0, "table")?;
         let provider = self.resolve(&name)?;
         let table = provider
-            .as_any()
             .downcast_ref::<VlakeTable>()
             .ok_or_else(|| plan_datafusion_err!("{f}: '{name}' is not a vlake table"))?;
         let filter = a.text(required, "filter")?;

@@ -1,5 +1,6 @@
 //! `vlake-bench`: vlake's side of the benchmarks in `benchmarks/`, which run it beside the peers
 //! on the same data and report ratios: write throughput, vector index builds and queries, SQL.
+//! Not shipped: the `vlake` binary carries no benchmark code.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -8,8 +9,10 @@ use arrow::array::RecordBatch;
 use clap::Parser;
 use vector::{BuildArgs, QueryArgs};
 
-#[path = "../index_args.rs"]
+// The index options of `vlake index create`, so that `build` takes the same flags.
+#[path = "../../vlake-cli/src/index_args.rs"]
 mod index_args;
+mod raw_build;
 mod sql;
 mod vector;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -27,6 +30,9 @@ enum Bench {
     Query(QueryArgs),
     /// KNN through SQL against the Rust API; an aggregate against DataFusion over plain Parquet.
     Sql(sql::SqlArgs),
+    /// Build an index over a raw matrix file without the table layer; reports build phases and
+    /// recall@10 (for `benchmarks/index_build.py`).
+    RawBuild(raw_build::RawBuildArgs),
 }
 
 /// Append throughput benchmark.
@@ -108,6 +114,7 @@ fn main() -> std::process::ExitCode {
             Bench::Build(args) => rt.block_on(vector::build(args)),
             Bench::Query(args) => vector::query(args, &rt),
             Bench::Sql(args) => rt.block_on(sql::run(args)),
+            Bench::RawBuild(args) => raw_build::run(args),
         });
     match result {
         Ok(doc) => {

@@ -1,40 +1,53 @@
-//! Times one index build over a raw matrix file the way a table builds it (prepare, train on
-//! the sample, partition, serialise the segment), then measures recall@10 of queries against
-//! given ground truth. Driven by `benchmarks/index_build.py`, which compares it with FAISS.
+//! `vlake-bench raw-build`: times one index build over a raw matrix file the way a table builds
+//! it (prepare, train on the sample, partition, serialise the segment), then measures recall@10
+//! of queries against given ground truth. Driven by `benchmarks/index_build.py`, which compares
+//! it with FAISS.
 //!
 //! ```text
-//! cargo run -p vlake-index --release --example build_bench -- \
-//!     BASE DIM METRIC KIND [partitions=P] [subvectors=M] [m=16] [ef_construction=100] \
-//!     [queries=FILE gt=FILE] [settings=5,10,20,40] [refine=10]
+//! vlake-bench raw-build BASE DIM METRIC KIND [partitions=P] [subvectors=M] [m=16] \
+//!     [ef_construction=100] [queries=FILE gt=FILE] [settings=5,10,20,40] [refine=10]
 //! ```
 //! BASE and `queries` hold little-endian f32 rows of DIM values; `gt` holds 10 little-endian
 //! u64 row numbers per query. METRIC is `l2`, `cosine` or `dot`; KIND `ivf_pq`, `ivf_flat` or
 //! `hnsw`. `settings` are nprobes (IVF) or ef (HNSW) values. Prints one JSON object.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
 use std::time::Instant;
 
+use serde_json::json;
 use vlake_index::hnsw::{Hnsw, HnswParams};
 use vlake_index::ivf::{prepare, IvfModel, IvfParams};
-use vlake_index::Metric;
+use vlake_table::{Error, Metric, Result};
 
 const K: usize = 10;
 
-fn read_f32(path: &str) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect()
+/// `vlake-bench raw-build`.
+#[derive(clap::Args, Debug)]
+pub struct RawBuildArgs {
+    /// Little-endian f32 rows of DIM values.
+    base: String,
+    /// Vector dimension.
+    dim: usize,
+    /// l2, cosine or dot.
+    metric: String,
+    /// ivf_pq, ivf_flat or hnsw.
+    kind: String,
+    /// Settings as key=value: partitions, subvectors, m, ef_construction, queries, gt,
+    /// settings (comma-separated nprobes or ef values), refine.
+    settings: Vec<String>,
 }
 
-fn read_u64(path: &str) -> Vec<u64> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    bytes
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
+/// The little-endian values of fixed-size `N`-byte words in a file.
+fn read_words<const N: usize, T>(path: &str, from: fn([u8; N]) -> T) -> Result<Vec<T>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok(bytes
+        .chunks_exact(N)
+        .map(|c| {
+            let mut word = [0u8; N];
+            word.copy_from_slice(c);
+            from(word)
+        })
+        .collect())
 }
 
 /// CPU seconds this process has used, user and system, all threads (Linux `/proc`; 0 elsewhere).
@@ -83,31 +96,44 @@ impl Timer {
 /// A search over the built index: prepared query and setting in, row ids out.
 type Searcher<'a> = Box<dyn Fn(&[f32], usize) -> Vec<u64> + 'a>;
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let [base, dim, metric, kind] = &args[..4] else {
-        panic!("usage: build_bench BASE DIM METRIC KIND [key=value ...]");
-    };
-    let opts: HashMap<&str, &str> = args[4..].iter().filter_map(|a| a.split_once('=')).collect();
-    let num = |key: &str, default: usize| opts.get(key).map_or(default, |v| v.parse().expect(key));
-    let dim: usize = dim.parse().expect("DIM");
-    let metric: Metric = metric.parse().expect("METRIC");
+/// A number parsed from a setting's value.
+fn number(key: &str, value: &str) -> Result<usize> {
+    value
+        .parse()
+        .map_err(|_| Error::invalid(format!("{key}={value}: not a number")))
+}
 
-    let mut values = read_f32(base);
+/// Builds the index, then sweeps the query settings; returns the report.
+pub fn run(args: RawBuildArgs) -> Result<serde_json::Value> {
+    let mut opts = HashMap::new();
+    for setting in &args.settings {
+        let (key, value) = setting
+            .split_once('=')
+            .ok_or_else(|| Error::invalid(format!("'{setting}' is not key=value")))?;
+        opts.insert(key, value);
+    }
+    let num = |key: &str, default: usize| opts.get(key).map_or(Ok(default), |v| number(key, v));
+    let (dim, kind) = (args.dim, args.kind.as_str());
+    if dim == 0 {
+        return Err(Error::invalid("DIM must be at least 1"));
+    }
+    let metric: Metric = args.metric.parse()?;
+
+    let mut values = read_words(&args.base, f32::from_le_bytes)?;
     let n = values.len() / dim;
     let ids: Vec<u64> = (0..n as u64).collect();
     let mut timer = Timer::default();
     let cpu_start = cpu_seconds();
     prepare(metric, &mut values, dim);
-    let (bytes, searcher): (usize, Searcher) = match kind.as_str() {
+    let (bytes, searcher): (usize, Searcher) = match kind {
         "hnsw" => {
             let params = HnswParams {
-                m: num("m", 16),
-                ef_construction: num("ef_construction", 100),
+                m: num("m", 16)?,
+                ef_construction: num("ef_construction", 100)?,
             };
-            let graph = Hnsw::build(metric, dim, ids, values, &params).unwrap();
+            let graph = Hnsw::build(metric, dim, ids, values, &params)?;
             timer.lap("graph");
-            let bytes = graph.write_segment().unwrap().len();
+            let bytes = graph.write_segment()?.len();
             timer.lap("serialise");
             let search = move |q: &[f32], ef: usize| -> Vec<u64> {
                 graph
@@ -121,11 +147,15 @@ fn main() {
         }
         "ivf_pq" | "ivf_flat" => {
             let params = IvfParams {
-                partitions: opts.get("partitions").map(|p| p.parse().expect("partitions")),
-                pq_subvectors: (kind == "ivf_pq").then(|| num("subvectors", dim / 8)),
+                partitions: opts.get("partitions").map(|p| number("partitions", p)).transpose()?,
+                pq_subvectors: if kind == "ivf_pq" {
+                    Some(num("subvectors", dim / 8)?)
+                } else {
+                    None
+                },
                 ..IvfParams::default()
             };
-            let model = IvfModel::fit(metric, dim, &values, &params).unwrap();
+            let model = IvfModel::fit(metric, dim, &values, &params)?;
             timer.lap("train");
             let parts = model.partition(&ids, &values);
             drop(values);
@@ -133,9 +163,9 @@ fn main() {
             // Serialising consumes the partitions; search a copy (not timed).
             let kept = parts.clone();
             timer.restart();
-            let bytes = model.write_segment(parts).unwrap().len();
+            let bytes = model.write_segment(parts)?.len();
             timer.lap("serialise");
-            let refine = num("refine", 10);
+            let refine = num("refine", 10)?;
             let search = move |q: &[f32], nprobes: usize| -> Vec<u64> {
                 let probed: Vec<_> = model.probe(q, nprobes).into_iter().map(|p| (p, &kept[p])).collect();
                 model
@@ -147,35 +177,41 @@ fn main() {
             };
             (bytes, Box::new(search))
         }
-        other => panic!("unknown index kind '{other}'"),
+        other => return Err(Error::invalid(format!("unknown index kind '{other}'"))),
     };
     let build_s: f64 = timer.phases.iter().map(|p| p.1).sum();
     let build_cpu_s = cpu_seconds() - cpu_start;
 
     let mut sweep = Vec::new();
     if let (Some(queries), Some(gt)) = (opts.get("queries"), opts.get("gt")) {
-        let mut queries = read_f32(queries);
+        let mut queries = read_words(queries, f32::from_le_bytes)?;
         prepare(metric, &mut queries, dim);
-        let gt = read_u64(gt);
+        let gt = read_words(gt, u64::from_le_bytes)?;
         let settings = opts.get("settings").copied().unwrap_or("10,20,40");
-        for setting in settings.split(',').map(|s| s.parse::<usize>().expect("settings")) {
+        for setting in settings.split(',') {
+            let setting = number("settings", setting)?;
             let t = Instant::now();
             let mut hits = 0;
             for (q, truth) in queries.chunks_exact(dim).zip(gt.chunks_exact(K)) {
                 hits += searcher(q, setting).iter().filter(|id| truth.contains(id)).count();
             }
             let nq = queries.len() / dim;
-            sweep.push(format!(
-                "{{\"setting\": {setting}, \"recall\": {:.4}, \"qps_1\": {:.1}}}",
-                hits as f64 / (nq * K) as f64,
-                nq as f64 / t.elapsed().as_secs_f64()
-            ));
+            sweep.push(json!({
+                "setting": setting,
+                "recall": hits as f64 / (nq * K) as f64,
+                "qps_1": nq as f64 / t.elapsed().as_secs_f64(),
+            }));
         }
     }
-    let phases: Vec<String> = timer.phases.iter().map(|(k, v)| format!("\"{k}\": {v:.3}")).collect();
-    println!(
-        "{{\"kind\": \"{kind}\", \"rows\": {n}, \"build_s\": {build_s:.3}, \"build_cpu_s\": {build_cpu_s:.2}, \"phases\": {{{}}}, \"segment_bytes\": {bytes}, \"sweep\": [{}]}}",
-        phases.join(", "),
-        sweep.join(", ")
-    );
+    let phases: serde_json::Map<String, serde_json::Value> =
+        timer.phases.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    Ok(json!({
+        "kind": kind,
+        "rows": n,
+        "build_s": build_s,
+        "build_cpu_s": build_cpu_s,
+        "phases": phases,
+        "segment_bytes": bytes,
+        "sweep": sweep,
+    }))
 }
