@@ -15,18 +15,19 @@ fn data_files(table: &std::path::Path) -> usize {
     std::fs::read_dir(table.join("data")).unwrap().count()
 }
 
+/// A table `t` in `dir` holding ids 0..100; returns its URI.
+fn table_of_100_rows(dir: &tempfile::TempDir) -> String {
+    let t = dir.path().join("t").to_str().unwrap().to_string();
+    let first = dir.path().join("first.parquet");
+    write_parquet(&first, 0..100, 4);
+    ok_json(&["import", first.to_str().unwrap(), &t, "--json"]);
+    t
+}
+
 #[test]
 fn files_staged_by_separate_processes_commit_as_one_version() {
     let dir = tempfile::tempdir().unwrap();
-    let t = dir.path().join("t");
-    let t = t.to_str().unwrap();
-    write_parquet(&dir.path().join("first.parquet"), 0..100, 4);
-    ok_json(&[
-        "import",
-        dir.path().join("first.parquet").to_str().unwrap(),
-        t,
-        "--json",
-    ]);
+    let t = &table_of_100_rows(&dir);
 
     // Four writer processes at once, each staging its own part.
     let writers: Vec<_> = (0..WRITERS)
@@ -89,15 +90,7 @@ fn files_staged_by_separate_processes_commit_as_one_version() {
 #[test]
 fn aborted_staged_writes_leave_no_files() {
     let dir = tempfile::tempdir().unwrap();
-    let t = dir.path().join("t");
-    let t = t.to_str().unwrap();
-    write_parquet(&dir.path().join("first.parquet"), 0..100, 4);
-    ok_json(&[
-        "import",
-        dir.path().join("first.parquet").to_str().unwrap(),
-        t,
-        "--json",
-    ]);
+    let t = &table_of_100_rows(&dir);
     let before = data_files(std::path::Path::new(t));
     let src = dir.path().join("part.parquet");
     write_parquet(&src, 1000..2000, 4);
