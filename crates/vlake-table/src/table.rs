@@ -400,7 +400,7 @@ impl Table {
 }
 
 async fn commit_or_clean(store: &CommitStore, pending: PendingCommit, retries: u32) -> Result<Arc<Manifest>> {
-    commit_owning_files(store, &pending, StagedFiles::new(store.location().clone()), retries).await
+    commit_owning_files(store, &pending, StagedFiles::new(store.clone()), retries).await
 }
 
 /// Every tag of the table at `store`, sorted by name.

@@ -66,7 +66,7 @@ impl Table {
             mode: None,
             schema: None,
             files: Vec::new(),
-            staged: StagedFiles::new(self.location().clone()),
+            staged: StagedFiles::new(self.commit_store().clone()),
         }
     }
 }
@@ -184,6 +184,6 @@ impl Transaction {
     /// Removes the staged files of every added write without committing them (never a file
     /// that the latest version references).
     pub async fn abort(mut self) {
-        self.staged.remove_unreferenced(self.table.commit_store()).await;
+        self.staged.remove_unreferenced().await;
     }
 }

@@ -117,6 +117,27 @@ async fn an_uncommitted_transaction_leaves_no_files() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(Table::open(&uri).await.unwrap().version(), table.version());
+
+    // A dropped transaction never removes files a committed version uses: here another
+    // transaction committed the same staged write.
+    let write = table
+        .stage(stream(0..500), StagedMode::Append, &WriteOptions::default())
+        .await
+        .unwrap();
+    let mut first = table.new_transaction();
+    first.add(write.clone()).unwrap();
+    let mut second = table.new_transaction();
+    second.add(write).unwrap();
+    let committed = first.commit().await.unwrap();
+    drop(second);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let latest = Table::open(&uri).await.unwrap();
+    assert_eq!(latest.version(), committed.version());
+    assert_eq!(
+        ids(&latest).await.len() as u64,
+        committed.num_rows(),
+        "every committed file still reads"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

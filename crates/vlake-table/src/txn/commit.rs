@@ -48,7 +48,7 @@ pub(crate) async fn commit_owning_files(
     staged.adopt(pending.action.written_paths());
     let result = commit(store, pending, max_retries).await;
     match &result {
-        Err(e) if certainly_failed(e) => staged.remove_unreferenced(store).await,
+        Err(e) if certainly_failed(e) => staged.remove_unreferenced().await,
         _ => staged.release(),
     }
     result

@@ -1,7 +1,7 @@
 //! Which transactions may be rebased over which concurrent commits (format-spec/commit.md).
 //!
-//! [`check_rebase`] names every pair of (our action, their operation): a new action or operation
-//! must be placed in the matrix before it compiles, so no wildcard decides that a future
+//! [`check_rebase`] decides every pair of (our action, their operation): a new action or
+//! operation must be placed in `rule` before it compiles, so no wildcard decides that a future
 //! operation is compatible.
 
 use vlake_format::{Error, Manifest, Operation, Result};
@@ -28,61 +28,44 @@ enum Rule {
     Refuse,
 }
 
-/// The rule for our `action` over their `op`, for every pair.
+/// The rule for our `action` over their `op`, for every pair: each operation this vlake knows
+/// is named (an unknown one is never absorbed), and each action has its rule.
 fn rule(action: &Action, op: &Operation) -> Rule {
     use Operation as Op;
+    let known = match op {
+        Op::Create { .. }
+        | Op::Append { .. }
+        | Op::Overwrite { .. }
+        | Op::Restore { .. }
+        | Op::Index { .. }
+        | Op::Delete { .. }
+        | Op::Update { .. }
+        | Op::Upsert { .. }
+        | Op::AlterSchema { .. }
+        | Op::Compact { .. } => true,
+        Op::Other => false,
+    };
+    if !known {
+        return Rule::Refuse;
+    }
     match action {
         // Only the first version creates a table.
         Action::Create { .. } => Rule::Refuse,
         // A restore names the exact contents of the next version: it never absorbs a commit.
         Action::Restore { .. } => Rule::Refuse,
-        Action::Append { .. } => match op {
-            Op::Create { .. }
-            | Op::Append { .. }
-            | Op::Overwrite { .. }
-            | Op::Restore { .. }
-            | Op::Index { .. }
-            | Op::Delete { .. }
-            | Op::Update { .. }
-            | Op::Upsert { .. }
-            | Op::AlterSchema { .. }
-            | Op::Compact { .. } => Rule::SameShape,
-            Op::Other => Rule::Refuse,
-        },
+        Action::Append { .. } => Rule::SameShape,
+        Action::PutIndex { .. } => Rule::IndexIntact,
+        Action::Mutate { .. } | Action::Compact { .. } | Action::AlterSchema { .. } => Rule::FilesIntact,
         Action::Overwrite { .. } => match op {
             // Their rows are replaced as the rows we read would have been.
-            Op::Create { .. } | Op::Append { .. } | Op::Delete { .. } | Op::Update { .. } | Op::Upsert { .. } => {
-                Rule::Rebase
-            }
-            Op::Compact { .. } => Rule::Rebase,
+            Op::Create { .. }
+            | Op::Append { .. }
+            | Op::Delete { .. }
+            | Op::Update { .. }
+            | Op::Upsert { .. }
+            | Op::Compact { .. } => Rule::Rebase,
             // Their contents, schema or index are a decision the overwrite did not see.
             Op::Overwrite { .. } | Op::Restore { .. } | Op::Index { .. } | Op::AlterSchema { .. } => Rule::Retry,
-            Op::Other => Rule::Refuse,
-        },
-        Action::PutIndex { .. } => match op {
-            Op::Create { .. }
-            | Op::Append { .. }
-            | Op::Overwrite { .. }
-            | Op::Restore { .. }
-            | Op::Index { .. }
-            | Op::Delete { .. }
-            | Op::Update { .. }
-            | Op::Upsert { .. }
-            | Op::AlterSchema { .. }
-            | Op::Compact { .. } => Rule::IndexIntact,
-            Op::Other => Rule::Refuse,
-        },
-        Action::Mutate { .. } | Action::Compact { .. } | Action::AlterSchema { .. } => match op {
-            Op::Create { .. }
-            | Op::Append { .. }
-            | Op::Overwrite { .. }
-            | Op::Restore { .. }
-            | Op::Index { .. }
-            | Op::Delete { .. }
-            | Op::Update { .. }
-            | Op::Upsert { .. }
-            | Op::AlterSchema { .. }
-            | Op::Compact { .. } => Rule::FilesIntact,
             Op::Other => Rule::Refuse,
         },
     }

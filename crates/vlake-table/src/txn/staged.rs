@@ -1,7 +1,7 @@
 //! Staged files: written to a table's storage, described, and owned by a transaction until it
 //! commits them (format-spec/commit.md#staged-writes).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 use vlake_format::layout::{is_vlake_file, BLOBS_DIR, DATA_DIR, DELETIONS_DIR};
@@ -171,22 +171,23 @@ impl StagedWrite {
 
 /// Uncommitted files a transaction owns: removed when it fails for certain, or when it is
 /// dropped before committing (then in the background, on the Tokio runtime the drop runs on;
-/// with none, cleanup removes them once they are older than [`crate::MIN_FILE_AGE`]).
+/// with none, cleanup removes them once they are older than [`crate::MIN_FILE_AGE`]). Files
+/// the latest version references are never removed, whichever way.
 #[derive(Debug)]
 pub(crate) struct StagedFiles {
-    location: TableLocation,
-    paths: Vec<String>,
+    store: CommitStore,
+    paths: BTreeSet<String>,
 }
 
 impl StagedFiles {
-    pub(crate) fn new(location: TableLocation) -> Self {
+    pub(crate) fn new(store: CommitStore) -> Self {
         Self {
-            location,
-            paths: Vec::new(),
+            store,
+            paths: BTreeSet::new(),
         }
     }
 
-    /// Takes ownership of `paths`.
+    /// Takes ownership of `paths` (once each, however often they are named).
     pub(crate) fn adopt<'a>(&mut self, paths: impl IntoIterator<Item = &'a str>) {
         self.paths.extend(paths.into_iter().map(str::to_string));
     }
@@ -196,26 +197,12 @@ impl StagedFiles {
         self.paths.clear();
     }
 
-    /// Removes the files now, except those the latest version of the table at `store`
-    /// references (a staged write committed twice, or committed by someone else); when the
-    /// latest version cannot be read, removes none (cleanup removes them later).
-    pub(crate) async fn remove_unreferenced(&mut self, store: &CommitStore) {
-        let referenced: HashSet<String> = match store.latest_version().await {
-            Ok(None) => HashSet::new(),
-            Ok(Some(version)) => match store.load_manifest(version).await {
-                Ok(m) => m.referenced_files().map(str::to_string).collect(),
-                Err(_) => return self.release(),
-            },
-            Err(_) => return self.release(),
-        };
-        self.paths.retain(|p| !referenced.contains(p));
-        self.remove().await;
-    }
-
-    /// Removes the files now.
-    async fn remove(&mut self) {
+    /// Removes the files now, except those the latest version of the table references (a
+    /// staged write committed twice, or committed by someone else); when the latest version
+    /// cannot be read, removes none (cleanup removes them later).
+    pub(crate) async fn remove_unreferenced(&mut self) {
         let paths = std::mem::take(&mut self.paths);
-        remove_files(&self.location, paths.iter().map(String::as_str)).await;
+        remove_unreferenced(&self.store, paths).await;
     }
 }
 
@@ -225,11 +212,26 @@ impl Drop for StagedFiles {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let location = self.location.clone();
+            let store = self.store.clone();
             let paths = std::mem::take(&mut self.paths);
-            runtime.spawn(async move { remove_files(&location, paths.iter().map(String::as_str)).await });
+            runtime.spawn(async move { remove_unreferenced(&store, paths).await });
         }
     }
+}
+
+/// Removes `paths` from the table at `store`, except those its latest version references; none
+/// when the latest version cannot be read.
+async fn remove_unreferenced(store: &CommitStore, mut paths: BTreeSet<String>) {
+    let referenced: HashSet<String> = match store.latest_version().await {
+        Ok(None) => HashSet::new(),
+        Ok(Some(version)) => match store.load_manifest(version).await {
+            Ok(m) => m.referenced_files().map(str::to_string).collect(),
+            Err(_) => return,
+        },
+        Err(_) => return,
+    };
+    paths.retain(|p| !referenced.contains(p));
+    remove_files(store.location(), paths.iter().map(String::as_str)).await;
 }
 
 /// Deletes uncommitted files, ignoring failures (cleanup removes what is left).
