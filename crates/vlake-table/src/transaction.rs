@@ -18,6 +18,8 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::HashSet;
+
 use uuid::Uuid;
 use vlake_format::{Error, Result, Schema};
 use vlake_io::TableLocation;
@@ -66,6 +68,8 @@ impl Table {
             mode: None,
             schema: None,
             files: Vec::new(),
+            staged_paths: HashSet::new(),
+            committed_paths: None,
             staged: StagedFiles::new(self.commit_store().clone()),
         }
     }
@@ -81,6 +85,9 @@ pub struct Transaction {
     /// The schema of the writes (an overwrite's new schema).
     schema: Option<Schema>,
     files: Vec<StagedFile>,
+    /// Paths of `files`, and of the read version's data files (read at the first `add`).
+    staged_paths: HashSet<String>,
+    committed_paths: Option<HashSet<String>>,
     staged: StagedFiles,
 }
 
@@ -121,17 +128,26 @@ impl Transaction {
             )));
         }
         write.files.iter().try_for_each(StagedFile::check)?;
-        let committed = &self.table.manifest().data_files;
-        if let Some(file) = write.files.iter().find(|f| committed.iter().any(|c| c.path == f.path)) {
+        let committed = self.committed_paths.get_or_insert_with(|| {
+            let files = &self.table.manifest().data_files;
+            files.iter().map(|f| f.path.clone()).collect()
+        });
+        if let Some(file) = write.files.iter().find(|f| committed.contains(&f.path)) {
             return Err(Error::invalid(format!(
                 "data file {} is already part of version {}; a staged write is committed once",
                 file.path,
                 self.table.version()
             )));
         }
-        if let Some(dup) = write.files.iter().find(|f| self.files.iter().any(|g| g.path == f.path)) {
+        let mut seen = HashSet::with_capacity(write.files.len());
+        if let Some(dup) = write
+            .files
+            .iter()
+            .find(|f| self.staged_paths.contains(&f.path) || !seen.insert(&f.path))
+        {
             return Err(Error::invalid(format!("data file {} is staged twice", dup.path)));
         }
+        self.staged_paths.extend(write.files.iter().map(|f| f.path.clone()));
         self.staged.adopt(write.paths());
         self.mode = Some(write.mode);
         self.schema = Some(write.schema);
@@ -157,6 +173,7 @@ impl Transaction {
             schema,
             files,
             staged,
+            ..
         } = self;
         let action = match (mode, schema) {
             (None, _) => return Ok(table),
