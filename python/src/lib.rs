@@ -15,8 +15,8 @@ use pyo3::types::PyBytes;
 use vlake_datafusion::{from_df, VlakeTable};
 use vlake_table::{
     AnalyzerConfig, BatchStream, BlobMode, BlobReader, BlobSource, CleanupOptions, Error, Fusion, HnswParams,
-    HybridSearch, IndexOptions, IndexType, IvfParams, Metric, ScanTask, StagedMode, StagedWrite, Table, TableLocation,
-    VersionRef, WriteMode, WriteOptions,
+    HybridSearch, IndexOptions, IndexType, IvfParams, Metric, ScanTask, Session, StagedMode, StagedWrite, Table,
+    TableBuilder, TableLocation, VersionRef, WriteMode, WriteOptions,
 };
 
 /// The runtime every call blocks on (with the GIL released), one per process. A process forked
@@ -40,6 +40,12 @@ fn runtime() -> &'static tokio::runtime::Runtime {
             runtime
         }
     }
+}
+
+/// The caches of this process's tables, one session per process (see `vlake_table::Session`).
+fn session() -> &'static Session {
+    static SESSION: std::sync::OnceLock<Session> = std::sync::OnceLock::new();
+    SESSION.get_or_init(Session::default)
 }
 
 /// Runs `f` on the runtime without the GIL.
@@ -251,8 +257,7 @@ impl RawTable {
     ) -> PyResult<Self> {
         let at = version_ref(version, timestamp_ms, tag).map_err(to_py)?;
         let pinned = at != VersionRef::Latest;
-        let location = TableLocation::parse(uri).map_err(to_py)?;
-        let table = run(py, Table::open_at(location, at))?;
+        let table = run(py, Table::builder(uri).version(at).session(session().clone()).open())?;
         Ok(Self::new(table, pinned))
     }
 
@@ -285,7 +290,8 @@ impl RawTable {
             primary_key: primary_key.unwrap_or_default(),
             ..Default::default()
         };
-        let table = run(py, Table::write(location, data, mode, &opts))?;
+        let builder = TableBuilder::new(location).session(session().clone());
+        let table = run(py, builder.write(data, mode, &opts))?;
         Ok(Self::new(table, false))
     }
 
@@ -928,7 +934,7 @@ fn run_task(py: Python<'_>, uri: &str, task: &str) -> PyResult<BatchIter> {
         serde_json::from_str(task).map_err(|e| to_py(Error::invalid(format!("not a vlake scan task: {e}"))))?;
     let location = TableLocation::parse(uri).map_err(to_py)?;
     let schema = task.output_schema();
-    let stream = run(py, async move { task.execute(&location).await })?;
+    let stream = run(py, async move { task.execute(&location, session()).await })?;
     Ok(BatchIter::new(schema, stream))
 }
 

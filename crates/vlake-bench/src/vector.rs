@@ -52,6 +52,10 @@ pub struct QueryArgs {
     /// Use at most this many queries.
     #[arg(long, default_value_t = 200)]
     max_queries: usize,
+    /// Return these columns of the results too (comma-separated, `*` for every column), to
+    /// measure search end to end; without it, only row ids.
+    #[arg(long)]
+    fetch: Option<String>,
 }
 
 /// Peak resident memory of this process, from /proc (MiB).
@@ -152,18 +156,36 @@ pub fn query(args: QueryArgs, rt: &tokio::runtime::Runtime) -> Result<serde_json
         }
         Ok::<_, Error>(s)
     };
+    let fetch: Option<Vec<String>> = args.fetch.as_ref().map(|f| match f.trim() {
+        "*" => table.schema().fields().iter().map(|f| f.name().clone()).collect(),
+        list => list.split(',').map(|c| c.trim().to_string()).collect(),
+    });
+    // The dataset ids of one query's results.
+    let found = |setting: usize, q: &Query| -> Result<Vec<i64>> {
+        let s = search(setting, q)?;
+        match &fetch {
+            None => Ok(rt
+                .block_on(s.nearest())?
+                .iter()
+                .filter_map(|n| ids.get(&n.id).copied())
+                .collect()),
+            Some(columns) => {
+                let batch = rt.block_on(s.columns(columns).execute())?;
+                let id = batch
+                    .column_by_name("id")
+                    .ok_or_else(|| Error::invalid("--fetch must include the id column"))?;
+                Ok(id.as_primitive::<Int64Type>().values().to_vec())
+            }
+        }
+    };
     let mut results = vec![];
     for setting in args.sweep.split(',').map(|s| s.trim().parse::<usize>().unwrap_or(0)) {
         // Warm up: load the index and the vectors.
-        rt.block_on(search(setting, &queries[0])?.nearest())?;
+        found(setting, &queries[0])?;
         let start = Instant::now();
         let mut hits = 0;
         for q in queries.iter() {
-            let got = rt.block_on(search(setting, q)?.nearest())?;
-            hits += got
-                .iter()
-                .filter(|n| ids.get(&n.id).is_some_and(|id| q.gt.contains(id)))
-                .count();
+            hits += found(setting, q)?.iter().filter(|id| q.gt.contains(id)).count();
         }
         let one = queries.len() as f64 / start.elapsed().as_secs_f64();
         let all = if args.threads > 1 {
@@ -197,5 +219,5 @@ pub fn query(args: QueryArgs, rt: &tokio::runtime::Runtime) -> Result<serde_json
         };
         results.push(json!({"setting": setting, "recall": hits as f64 / (queries.len() * 10) as f64, "qps_1": one, "qps_all": all}));
     }
-    Ok(json!({"index": args.index, "results": results}))
+    Ok(json!({"index": args.index, "fetch": args.fetch, "results": results}))
 }

@@ -224,7 +224,7 @@ impl VersionArgs {
     }
 
     async fn open(&self, uri: &str) -> Result<Table> {
-        Table::open_at(TableLocation::parse(uri)?, self.resolve()?).await
+        Table::builder(uri).version(self.resolve()?).open().await
     }
 }
 

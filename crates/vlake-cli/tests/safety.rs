@@ -16,7 +16,7 @@ use arrow::datatypes::Int64Type;
 use common::*;
 use rand::Rng;
 use serde_json::Value;
-use vlake_table::{Table, TableLocation, VersionRef};
+use vlake_table::{TableLocation, VersionRef};
 
 fn spawn(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_vlake"))
@@ -47,7 +47,11 @@ fn rows_at(uri: &str, version: u64) -> Vec<(i64, String)> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let location = TableLocation::parse(uri).unwrap();
-        let table = Table::open_at(location, VersionRef::Version(version)).await.unwrap();
+        let table = vlake_table::TableBuilder::new(location)
+            .version(VersionRef::Version(version))
+            .open()
+            .await
+            .unwrap();
         let batches: Vec<RecordBatch> = table
             .scan()
             .columns(&["id", "pos", "vector"])

@@ -48,7 +48,7 @@ pub use dml::VlakeDmlExec;
 pub use functions::{distance_udfs, DistanceKind, DistanceUdf};
 pub use kept::{KeptPlans, Planned};
 pub use literal::VectorLiteralPlanner;
-pub use provider::{VlakeTable, VlakeTableFactory};
+pub use provider::{vlake_session, VlakeTable, VlakeTableFactory};
 pub use rule::{KnnRewrite, VlakeOptions};
 pub use scan::VlakeScanExec;
 pub use search::{SearchExec, SearchFunction, SearchKind, SearchTable, TableSearch};
@@ -62,11 +62,18 @@ pub fn session() -> SessionContext {
     session_with_config(SessionConfig::new())
 }
 
-/// A new session from `config`, with everything vlake registered, and numeric array literals
-/// planned as single values ([`VectorLiteralPlanner`]).
+/// A new session from `config`, with everything vlake registered, numeric array literals
+/// planned as single values ([`VectorLiteralPlanner`]), and tables read through the
+/// `vlake_table::Session` among `config`'s extensions (a new one with the default budgets when
+/// there is none; see [`vlake_session`]).
 pub fn session_with_config(config: SessionConfig) -> SessionContext {
+    let session = config
+        .get_extension::<vlake_table::Session>()
+        .map(|s| s.as_ref().clone())
+        .unwrap_or_default();
     let config = config
         .with_option_extension(VlakeOptions::default())
+        .with_extension(Arc::new(session))
         .with_extension(Arc::new(KeptPlans::default()));
     let mut builder = SessionStateBuilder::new().with_config(config).with_default_features();
     // Ahead of DataFusion's own array planner, which makes one expression per element.
@@ -90,9 +97,14 @@ pub fn register(ctx: &SessionContext) {
     for udf in distance_udfs() {
         ctx.register_udf(udf);
     }
-    let catalogs = ctx.state().catalog_list().clone();
+    let state = ctx.state();
+    let catalogs = state.catalog_list().clone();
+    let session = vlake_session(&state);
     for kind in [SearchKind::Vector, SearchKind::FullText, SearchKind::Hybrid] {
-        ctx.register_udtf(kind.name(), Arc::new(SearchFunction::new(catalogs.clone(), kind)));
+        ctx.register_udtf(
+            kind.name(),
+            Arc::new(SearchFunction::new(catalogs.clone(), session.clone(), kind)),
+        );
     }
     ctx.add_optimizer_rule(Arc::new(KnnRewrite));
 }

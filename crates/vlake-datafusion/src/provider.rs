@@ -18,11 +18,23 @@ use datafusion::logical_expr::{CreateExternalTable, Expr, TableProviderFilterPus
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 use futures::{StreamExt, TryStreamExt};
 use vlake_format::StatValue;
-use vlake_table::{BatchStream, BlobMode, Predicate, Table, TableLocation, VersionRef, WriteOptions};
+use vlake_table::{BatchStream, BlobMode, Predicate, Table, TableBuilder, TableLocation, VersionRef, WriteOptions};
 
 use crate::convert::{df_err, from_df, to_predicate};
 use crate::dml::{Dml, VlakeDmlExec};
 use crate::scan::VlakeScanExec;
+
+/// The vlake session (caches and their budgets) a DataFusion session reads tables through: the
+/// `vlake_table::Session` in its config's extensions, which [`crate::session_with_config`] puts
+/// there; a session without one gets a new vlake session per call, caching nothing between
+/// them.
+pub fn vlake_session(state: &dyn Session) -> vlake_table::Session {
+    state
+        .config()
+        .get_extension::<vlake_table::Session>()
+        .map(|s| s.as_ref().clone())
+        .unwrap_or_default()
+}
 
 /// A vlake table as a DataFusion table.
 ///
@@ -75,20 +87,25 @@ impl VlakeTable {
         }
     }
 
-    /// Opens the table at `uri` at a version (`VersionRef::Latest` for the newest, writable).
-    pub async fn open(uri: &str, at: VersionRef) -> Result<Self> {
+    /// Opens the table at `uri` at a version (`VersionRef::Latest` for the newest, writable),
+    /// reading through `session`'s caches.
+    pub async fn open(uri: &str, at: VersionRef, session: vlake_table::Session) -> Result<Self> {
         let pinned = at != VersionRef::Latest;
-        let table = Table::open_at(TableLocation::parse(uri).map_err(df_err)?, at)
+        let table = Table::builder(uri)
+            .version(at)
+            .session(session)
+            .open()
             .await
             .map_err(df_err)?;
         Ok(Self::new(table, pinned))
     }
 
-    /// [`VlakeTable::open`] with the view types the session's
+    /// [`VlakeTable::open`] in the vlake session of the DataFusion session `state` (see
+    /// [`vlake_session`]), with the view types its
     /// `datafusion.execution.parquet.schema_force_view_types` asks for.
     pub async fn open_for(state: &dyn Session, uri: &str, at: VersionRef) -> Result<Self> {
         let views = state.config_options().execution.parquet.schema_force_view_types;
-        Ok(Self::open(uri, at).await?.with_view_types(views))
+        Ok(Self::open(uri, at, vlake_session(state)).await?.with_view_types(views))
     }
 
     /// The table version queries read now.
@@ -189,13 +206,7 @@ impl TableProvider for VlakeTable {
             }
             false => None,
         };
-        Ok(Arc::new(VlakeScanExec::new(
-            table.location().clone(),
-            plan,
-            schema,
-            partitions,
-            stats,
-        )))
+        Ok(Arc::new(VlakeScanExec::new(&table, plan, schema, partitions, stats)))
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
@@ -423,7 +434,7 @@ impl TableProviderFactory for VlakeTableFactory {
             .map(|c| c.split(',').map(str::trim).filter(|c| !c.is_empty()).collect())
             .unwrap_or_default();
         let declared = storable(cmd.schema.as_arrow(), &blob_columns)?;
-        match VlakeTable::open(&cmd.location, at.clone())
+        match VlakeTable::open(&cmd.location, at.clone(), vlake_session(state))
             .await
             .map(|t| t.with_view_types(views))
         {
@@ -439,7 +450,9 @@ impl TableProviderFactory for VlakeTableFactory {
                 };
                 let location = TableLocation::parse(&cmd.location).map_err(df_err)?;
                 let empty = BatchStream::from_batches(declared, vec![]);
-                let table = Table::write(location, empty, vlake_table::WriteMode::Create, &opts)
+                let table = TableBuilder::new(location)
+                    .session(vlake_session(state))
+                    .write(empty, vlake_table::WriteMode::Create, &opts)
                     .await
                     .map_err(df_err)?;
                 let provider = VlakeTable::new(table, false).with_view_types(views);

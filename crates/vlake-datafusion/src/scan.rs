@@ -12,7 +12,7 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType, Sched
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 use futures::{StreamExt, TryStreamExt};
-use vlake_table::{ScanPlan, ScanTask, TableLocation};
+use vlake_table::{ScanPlan, ScanTask, Session, Table, TableLocation};
 
 use crate::convert::df_err;
 
@@ -20,6 +20,7 @@ use crate::convert::df_err;
 #[derive(Debug)]
 pub struct VlakeScanExec {
     location: TableLocation,
+    session: Session,
     plan: ScanPlan,
     partitions: Vec<Vec<ScanTask>>,
     schema: SchemaRef,
@@ -28,10 +29,10 @@ pub struct VlakeScanExec {
 }
 
 impl VlakeScanExec {
-    /// A scan of `plan` over at most `max_partitions` partitions. `statistics`, when given,
-    /// describe the whole output.
+    /// A scan of `plan`, made from `table`, over at most `max_partitions` partitions.
+    /// `statistics`, when given, describe the whole output.
     pub fn new(
-        location: TableLocation,
+        table: &Table,
         plan: ScanPlan,
         schema: SchemaRef,
         max_partitions: usize,
@@ -52,7 +53,8 @@ impl VlakeScanExec {
             .with_scheduling_type(SchedulingType::Cooperative),
         );
         Self {
-            location,
+            location: table.location().clone(),
+            session: table.session().clone(),
             plan,
             partitions,
             schema,
@@ -103,11 +105,11 @@ impl ExecutionPlan for VlakeScanExec {
 
     fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let tasks = self.partitions.get(partition).cloned().unwrap_or_default();
-        let location = self.location.clone();
+        let (location, session) = (self.location.clone(), self.session.clone());
         let stream = futures::stream::iter(tasks)
             .then(move |task| {
-                let location = location.clone();
-                async move { task.execute(&location).await }
+                let (location, session) = (location.clone(), session.clone());
+                async move { task.execute(&location, &session).await }
             })
             .try_flatten()
             .map_err(df_err);

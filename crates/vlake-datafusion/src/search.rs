@@ -316,13 +316,19 @@ impl SearchKind {
 #[derive(Debug)]
 pub struct SearchFunction {
     catalogs: Arc<dyn CatalogProviderList>,
+    session: vlake_table::Session,
     kind: SearchKind,
 }
 
 impl SearchFunction {
-    /// The function of `kind`, resolving table names in `catalogs` (the session's).
-    pub fn new(catalogs: Arc<dyn CatalogProviderList>, kind: SearchKind) -> Self {
-        Self { catalogs, kind }
+    /// The function of `kind`, resolving table names in `catalogs` (the session's) and opening
+    /// tables given by URI in `session`.
+    pub fn new(catalogs: Arc<dyn CatalogProviderList>, session: vlake_table::Session, kind: SearchKind) -> Self {
+        Self {
+            catalogs,
+            session,
+            kind,
+        }
     }
 
     /// The registered vlake table `name`, or the table at the URI `name`.
@@ -339,8 +345,9 @@ impl SearchFunction {
         }
         if name.contains('/') || name.contains("://") {
             let uri = name.to_string();
+            let session = self.session.clone();
             return Ok(Arc::new(block_on(async move {
-                VlakeTable::open(&uri, VersionRef::Latest).await
+                VlakeTable::open(&uri, VersionRef::Latest, session).await
             })??));
         }
         plan_err!(

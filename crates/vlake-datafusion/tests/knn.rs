@@ -325,3 +325,38 @@ async fn ad_hoc_knn_queries_share_a_kept_plan() {
     );
     assert_eq!(found, sql_ids(&ctx, &knn).await);
 }
+
+/// A DataFusion session reads its tables through the vlake session among its config's
+/// extensions (registered tables, tables named by URI in the search functions), and two
+/// DataFusion sessions with their own vlake sessions share no cache entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_read_through_the_sessions_own_caches() {
+    use std::sync::Arc;
+
+    use datafusion::prelude::SessionConfig;
+    use vlake_table::{Session, SessionOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let table = common::small_table(dir.path()).await;
+    let make = |session: &Session| {
+        vlake_datafusion::session_with_config(SessionConfig::new().with_extension(Arc::new(session.clone())))
+    };
+    let first = Session::new(SessionOptions::default().with_index_cache_entries(8));
+    let second = Session::default();
+    let (a, b) = (make(&first), make(&second));
+    vlake_datafusion::register_table(&a, "t", table.uri()).await.unwrap();
+    let footers = |s: &Session| s.stats().get("footers").map_or(0, |c| c.entries);
+    let segments = |s: &Session| s.stats().get("index_segments").map_or(0, |c| c.entries);
+
+    let scanned = sql_ids(&a, "SELECT id FROM t WHERE id >= 0 ORDER BY id").await;
+    assert_eq!(scanned.len() as u64, table.num_rows());
+    assert!(footers(&first) > 0, "the scan read footers through the session");
+    assert_eq!(footers(&second), 0, "the other session saw nothing");
+
+    // A search function given the table's URI opens it in the DataFusion session's vlake session.
+    let q = common::literal(&[0.0; 4]);
+    let sql = format!("SELECT id FROM vector_search('{}', 'vec', {q}, 3)", table.uri());
+    assert_eq!(sql_ids(&b, &sql).await.len(), 3);
+    assert!(segments(&second) > 0 && footers(&second) > 0);
+    assert_eq!(segments(&first), 0);
+}

@@ -220,7 +220,7 @@ impl Table {
         let mut live: BTreeMap<String, u64> = BTreeMap::new();
         for file in sources {
             let mut batches = ScanTask::of_file(file, fields.clone(), false)
-                .execute(self.location())
+                .execute(self.location(), self.session())
                 .await?;
             while let Some(batch) = batches.try_next().await? {
                 for column in batch.columns() {
@@ -269,6 +269,7 @@ impl Table {
         let schema = self.table_schema().clone();
         let ids: Arc<Mutex<Vec<u64>>> = Arc::default();
         let location = self.location().clone();
+        let session = self.session().clone();
         let tasks: Vec<ScanTask> = sources
             .iter()
             .map(|file| ScanTask::of_file(file, schema.fields.clone(), true))
@@ -277,8 +278,8 @@ impl Table {
         let width = schema.fields.len();
         let rows = futures::stream::iter(tasks)
             .then(move |task| {
-                let location = location.clone();
-                async move { task.execute(&location).await }
+                let (location, session) = (location.clone(), session.clone());
+                async move { task.execute(&location, &session).await }
             })
             .try_flatten()
             .map(move |batch| {

@@ -2,8 +2,8 @@
 //! the rows a filter matches (cached per version), the live rows an index covers, and the
 //! shaping of result batches.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
@@ -14,6 +14,7 @@ use roaring::RoaringTreemap;
 use vlake_format::{Error, IndexEntry, Result};
 
 use crate::rows::FileRows;
+use crate::session::{CacheKind, SessionOptions};
 use crate::{Predicate, Table, ROW_ID};
 
 /// The largest `k` a search accepts (range searches excepted).
@@ -54,12 +55,22 @@ pub(crate) fn append_columns(
     )?)
 }
 
-/// Row ids matching the filter. Versions never change, so the set is cached per table,
-/// version and filter (a few dozen recent filters).
-pub(crate) async fn matching_rows(table: &Table, filter: &Predicate) -> Result<Arc<HashSet<u64>>> {
+/// The row ids matching search filters, by table URI, version, commit id and filter.
+struct FilterRows;
+
+impl CacheKind for FilterRows {
     type Key = (String, u64, uuid::Uuid, String);
-    static CACHE: OnceLock<Mutex<HashMap<Key, Arc<HashSet<u64>>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
+    type Value = Arc<HashSet<u64>>;
+    const NAME: &'static str = "filter_rows";
+
+    fn capacity(options: &SessionOptions) -> usize {
+        options.filter_cache_entries
+    }
+}
+
+/// Row ids matching the filter. Versions never change, so the set is cached in the session
+/// per table, version and filter.
+pub(crate) async fn matching_rows(table: &Table, filter: &Predicate) -> Result<Arc<HashSet<u64>>> {
     // The commit's transaction id tells apart two tables created at one URI.
     let m = table.manifest();
     let key = (
@@ -68,9 +79,15 @@ pub(crate) async fn matching_rows(table: &Table, filter: &Predicate) -> Result<A
         m.transaction.id,
         format!("{filter:?}"),
     );
-    if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return Ok(hit.clone());
-    }
+    table
+        .session()
+        .cache::<FilterRows>()
+        .get_or_load(key, matching(table, filter))
+        .await
+}
+
+/// Row ids matching the filter, from a scan.
+async fn matching(table: &Table, filter: &Predicate) -> Result<Arc<HashSet<u64>>> {
     let scan = table
         .scan()
         .filter(filter.clone())
@@ -83,13 +100,7 @@ pub(crate) async fn matching_rows(table: &Table, filter: &Predicate) -> Result<A
             .ok_or_else(|| Error::Internal("scan lost _rowid".into()))?;
         out.extend(ids.as_primitive::<UInt64Type>().values().iter().copied());
     }
-    let out = Arc::new(out);
-    let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if guard.len() >= 32 {
-        guard.clear();
-    }
-    guard.insert(key, out.clone());
-    Ok(out)
+    Ok(Arc::new(out))
 }
 
 /// The live row ids of the data files `entry` covers: a segment may hold rows deleted since
@@ -101,7 +112,7 @@ pub(crate) async fn covered_live_rows(table: &Table, entry: &IndexEntry) -> Resu
         .data_files
         .iter()
         .filter(|file| entry.covered_files.contains(&file.path))
-        .map(|file| FileRows::load(location, file))
+        .map(|file| FileRows::load(location, table.session(), file))
         .collect();
     let mut loads = futures::stream::iter(loads).buffered(16);
     let mut live = RoaringTreemap::new();

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -21,6 +21,7 @@ use vlake_index::Metric;
 use vlake_io::TableLocation;
 use vlake_text::{AnalyzerConfig, TextSegment};
 
+use crate::session::{CacheKind, Session, SessionOptions};
 use crate::txn::{remove_files, Action};
 use crate::vectors::{file_vectors, FileVectors};
 use crate::Table;
@@ -142,10 +143,10 @@ fn default_subvectors(dim: usize) -> usize {
 }
 
 /// Gathers the vectors of `files`; an index cannot hold NaN or infinite values.
-async fn gather(location: &TableLocation, files: &[&DataFile], field: &Field, dim: usize) -> Result<FileVectors> {
+async fn gather(table: &Table, files: &[&DataFile], field: &Field, dim: usize) -> Result<FileVectors> {
     let mut all = FileVectors::default();
     for f in files {
-        let v = file_vectors(location, f, field, dim).await?;
+        let v = file_vectors(table.location(), table.session(), f, field, dim).await?;
         if let Some(i) = v.values.iter().position(|x| !x.is_finite()) {
             return Err(Error::invalid(format!(
                 "row {} of column '{}' has a non-finite value; it cannot be indexed",
@@ -184,7 +185,7 @@ impl Table {
             }
         }
         let files: Vec<&DataFile> = self.manifest().data_files.iter().collect();
-        let data = gather(self.location(), &files, &field, dim).await?;
+        let data = gather(self, &files, &field, dim).await?;
         if data.ids.is_empty() {
             return Err(Error::invalid(format!(
                 "column '{}' has no vectors to index",
@@ -309,7 +310,7 @@ impl Table {
             return Ok(self.clone());
         }
         let params = StoredParams::from_entry(&entry)?;
-        let data = gather(self.location(), &files, &field, dim).await?;
+        let data = gather(self, &files, &field, dim).await?;
         let metric = params.metric;
         let bytes = if data.ids.is_empty() {
             None
@@ -327,7 +328,7 @@ impl Table {
                 .files
                 .first()
                 .ok_or_else(|| Error::corrupt(format!("index '{name}'"), "it has no segments"))?;
-            let model = match load_segment(self.location(), first).await? {
+            let model = match load_segment(self.location(), self.session(), first).await? {
                 Segment::Ivf(seg) if seg.meta.dim == dim && seg.meta.metric == metric => seg.model.clone(),
                 Segment::Ivf(seg) => {
                     return Err(Error::corrupt(
@@ -479,17 +480,30 @@ async fn read_header(location: &TableLocation, path: &str) -> Result<SegmentHead
     Ok(header)
 }
 
-fn segments() -> &'static Mutex<HashMap<(String, String), Segment>> {
-    static CACHE: OnceLock<Mutex<HashMap<(String, String), Segment>>> = OnceLock::new();
-    CACHE.get_or_init(Default::default)
+/// Index segments, by table URI and path (segment files never change).
+struct Segments;
+
+impl CacheKind for Segments {
+    type Key = (String, String);
+    type Value = Segment;
+    const NAME: &'static str = "index_segments";
+
+    fn capacity(options: &SessionOptions) -> usize {
+        options.index_cache_entries
+    }
 }
 
-/// Loads a segment (cached per table and path; segment files never change).
-pub(crate) async fn load_segment(location: &TableLocation, path: &str) -> Result<Segment> {
+/// Loads a segment, from the session's cache when it was loaded before.
+pub(crate) async fn load_segment(location: &TableLocation, session: &Session, path: &str) -> Result<Segment> {
     let key = (location.uri().to_string(), path.to_string());
-    if let Some(hit) = segments().lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return Ok(hit.clone());
-    }
+    session
+        .cache::<Segments>()
+        .get_or_load(key, read_segment(location, path))
+        .await
+}
+
+/// Reads a segment from storage.
+async fn read_segment(location: &TableLocation, path: &str) -> Result<Segment> {
     let header = read_header(location, path).await?;
     let whole = || async {
         location.get(path).await.map_err(|e| match e {
@@ -530,10 +544,5 @@ pub(crate) async fn load_segment(location: &TableLocation, path: &str) -> Result
         }
         other => return Err(Error::corrupt(path, format!("unknown index segment kind '{other}'"))),
     };
-    let mut cache = segments().lock().unwrap_or_else(|e| e.into_inner());
-    if cache.len() >= 256 {
-        cache.clear();
-    }
-    cache.insert(key, segment.clone());
     Ok(segment)
 }

@@ -25,6 +25,7 @@ mod predicate;
 mod rows;
 mod scan;
 mod search;
+mod session;
 mod stats;
 mod stream;
 mod table;
@@ -48,8 +49,9 @@ pub use merge::{MergeInsert, MergeReport, WhenMatched, WhenNotMatched, WhenNotMa
 pub use predicate::{CmpOp, Literal, Predicate};
 pub use scan::{ScanPlan, ScanTask, Scanner, ROW_ID};
 pub use search::{VectorSearch, DISTANCE, MAX_PROBES, MAX_REFINE};
+pub use session::{CacheStats, Session, SessionOptions};
 pub use stream::BatchStream;
-pub use table::{Table, TableConfig, VersionInfo, VersionRef, WriteMode};
+pub use table::{Table, TableBuilder, TableConfig, VersionInfo, VersionRef, WriteMode};
 pub use text::{TextSearch, SCORE, SNIPPET};
 pub use transaction::Transaction;
 pub use txn::{StagedFile, StagedMode, StagedWrite};

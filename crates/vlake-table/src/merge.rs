@@ -28,6 +28,7 @@ use vlake_io::TableLocation;
 
 use crate::blob::BlobWriter;
 use crate::rows::{encode_bitmap, FileRows};
+use crate::session::Session;
 use crate::txn::{backoff, certainly_failed, commit, remove_files, Action, PendingCommit, RowCheck, StagedFile};
 use crate::write::{write_with_blobs, WriteOptions};
 use crate::{BatchStream, Predicate, ScanTask, Table, VersionRef};
@@ -294,6 +295,7 @@ async fn merge_commit(
         fields: key.to_vec(),
         files: appended.iter().map(uncommitted).collect(),
         sees_every_row: merge.when_not_matched_by_source != WhenNotMatchedBySource::Keep,
+        session: table.session().clone(),
     };
     let pending = PendingCommit {
         id: Uuid::new_v4(),
@@ -379,6 +381,7 @@ pub(crate) fn key_field_ids(schema: &Schema, names: &[String]) -> Result<Vec<i32
 /// is `key` (field ids), failing on null or duplicate keys.
 pub(crate) async fn write_keyed_files(
     location: &TableLocation,
+    session: &Session,
     schema: &Schema,
     key: &[i32],
     data: BatchStream,
@@ -394,7 +397,7 @@ pub(crate) async fn write_keyed_files(
     let source: Vec<DataFile> = files.iter().map(uncommitted).collect();
     let passes = passes(&source, MergeInsert::default().keys_per_pass);
     for pass in 0..passes {
-        if let Err(e) = load_source(location, &source, &fields, pass, passes).await {
+        if let Err(e) = load_source(location, session, &source, &fields, pass, passes).await {
             remove_files(location, files.iter().flat_map(StagedFile::created)).await;
             return Err(e);
         }
@@ -474,7 +477,7 @@ async fn plan_merge(table: &Table, source: &[DataFile], key: &[Field], merge: &M
     let location = table.location();
     let passes = passes(source, merge.keys_per_pass);
     for pass in 0..passes {
-        let mut rows = load_source(location, source, key, pass, passes).await?;
+        let mut rows = load_source(location, table.session(), source, key, pass, passes).await?;
         for file in &table.manifest().data_files {
             let matched = plan.target.entry(file.path.clone()).or_default();
             let mut on_keys = |batch: &RecordBatch, keys: &Rows, positions: &[u64]| -> Result<()> {
@@ -518,7 +521,7 @@ async fn plan_merge(table: &Table, source: &[DataFile], key: &[Field], merge: &M
                 }
                 Ok(())
             };
-            for_each_key(location, file, key, &extra, &mut on_keys).await?;
+            for_each_key(location, table.session(), file, key, &extra, &mut on_keys).await?;
         }
         for row in rows.into_values() {
             let keep = match (row.matched, merge.when_matched, merge.when_not_matched) {
@@ -545,6 +548,7 @@ async fn plan_merge(table: &Table, source: &[DataFile], key: &[Field], merge: &M
 /// The source keys of hash partition `pass` of `passes`; fails on a key given twice.
 async fn load_source(
     location: &TableLocation,
+    session: &Session,
     source: &[DataFile],
     key: &[Field],
     pass: u64,
@@ -572,7 +576,7 @@ async fn load_source(
             }
             Ok(())
         };
-        for_each_key(location, file, key, &[], &mut on_keys).await?;
+        for_each_key(location, session, file, key, &[], &mut on_keys).await?;
     }
     Ok(rows)
 }
@@ -581,6 +585,7 @@ async fn load_source(
 /// batch with the batch, its encoded keys and the rows' positions in the file.
 async fn for_each_key(
     location: &TableLocation,
+    session: &Session,
     file: &DataFile,
     key: &[Field],
     extra: &[Field],
@@ -595,8 +600,8 @@ async fn for_each_key(
         batch_size: 65536,
         ..ScanTask::of_file(file, key.iter().chain(extra).cloned().collect(), true)
     };
-    let rows = FileRows::load(location, file).await?;
-    let mut batches = task.execute(location).await?;
+    let rows = FileRows::load(location, session, file).await?;
+    let mut batches = task.execute(location, session).await?;
     while let Some(batch) = batches.next().await {
         let batch = batch?;
         let width = batch.num_columns() - 1;
@@ -634,6 +639,8 @@ pub(crate) struct KeyCheck {
     files: Vec<DataFile>,
     /// The merge deletes table rows it did not match, so it must see every row of the table.
     sees_every_row: bool,
+    /// The session the concurrent commits' files are read in.
+    session: Session,
 }
 
 impl RowCheck for KeyCheck {
@@ -674,7 +681,7 @@ impl KeyCheck {
                 their_keys.extend(keys.iter().map(|k| Box::<[u8]>::from(k.as_ref())));
                 Ok(())
             };
-            for_each_key(location, file, &self.fields, &[], &mut on_keys).await?;
+            for_each_key(location, &self.session, file, &self.fields, &[], &mut on_keys).await?;
         }
         let mut clash = None;
         for file in &self.files {
@@ -686,7 +693,7 @@ impl KeyCheck {
                 }
                 Ok(())
             };
-            for_each_key(location, file, &self.fields, &[], &mut on_keys).await?;
+            for_each_key(location, &self.session, file, &self.fields, &[], &mut on_keys).await?;
         }
         match clash {
             Some(key) => conflict(format!("a concurrent {op} inserted key ({key})")),

@@ -154,14 +154,15 @@ impl Table {
         let tasks = scanner.plan()?.tasks;
         let matches: Matches = Arc::default();
         let location = self.location().clone();
+        let session = self.session().clone();
         let recorder = matches.clone();
         let stream = futures::stream::iter(tasks)
             .then(move |task| {
-                let (location, recorder) = (location.clone(), recorder.clone());
+                let (location, session, recorder) = (location.clone(), session.clone(), recorder.clone());
                 async move {
-                    let rows = FileRows::load(&location, &task.file).await?;
+                    let rows = FileRows::load(&location, &session, &task.file).await?;
                     let path = task.file.path.clone();
-                    let batches = task.execute(&location).await?;
+                    let batches = task.execute(&location, &session).await?;
                     Ok::<_, Error>(batches.map(move |batch| {
                         let batch = batch?;
                         record(&batch, &rows, &path, &recorder)?;
@@ -200,7 +201,7 @@ impl Table {
                     .iter()
                     .find(|f| f.path == path)
                     .ok_or_else(|| Error::Internal(format!("matched rows of {path}, which is not in the version")))?;
-                let mut deleted = FileRows::load(self.location(), old).await?.deleted();
+                let mut deleted = FileRows::load(self.location(), self.session(), old).await?.deleted();
                 let before = deleted.len();
                 deleted |= positions;
                 rows += deleted.len() - before;

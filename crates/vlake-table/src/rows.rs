@@ -2,12 +2,13 @@
 //! files (format-spec/manifest.md#deletion-files and #row-id-files). Both are 64-bit Roaring
 //! bitmaps in the portable serialisation; they are immutable, so they are cached by path.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use roaring::RoaringTreemap;
 use vlake_format::{DataFile, Error, Result};
 use vlake_io::TableLocation;
+
+use crate::session::{CacheKind, Session, SessionOptions};
 
 /// The live rows of one data file and their row ids.
 #[derive(Clone, Debug)]
@@ -23,11 +24,11 @@ pub(crate) struct FileRows {
 impl FileRows {
     /// Loads (or takes from the cache) the deletion and row-id files of `file`, after checking
     /// its row count against the file's footer (the count sizes every set built here).
-    pub async fn load(location: &TableLocation, file: &DataFile) -> Result<Self> {
-        crate::scan::load_footer(location, file).await?;
+    pub async fn load(location: &TableLocation, session: &Session, file: &DataFile) -> Result<Self> {
+        crate::scan::load_footer(location, session, file).await?;
         let deleted = match &file.deletion {
             Some(d) => {
-                let bitmap = load_bitmap(location, &d.path).await?;
+                let bitmap = load_bitmap(location, session, &d.path).await?;
                 if bitmap.len() != d.num_deleted || bitmap.max().is_some_and(|m| m >= file.num_rows) {
                     return Err(Error::corrupt(
                         &d.path,
@@ -47,7 +48,7 @@ impl FileRows {
         };
         let ids = match &file.row_ids {
             Some(r) => {
-                let bitmap = load_bitmap(location, &r.path).await?;
+                let bitmap = load_bitmap(location, session, &r.path).await?;
                 if bitmap.len() != file.num_rows || bitmap.min().is_some_and(|m| m != file.row_id_start) {
                     return Err(Error::corrupt(
                         &r.path,
@@ -156,31 +157,40 @@ pub(crate) fn encode_bitmap(bitmap: &RoaringTreemap) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Reads the bitmap at `path`, from the cache when it was read before.
-async fn load_bitmap(location: &TableLocation, path: &str) -> Result<Arc<RoaringTreemap>> {
-    type Cache = Mutex<HashMap<(String, String), Arc<RoaringTreemap>>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
+/// Deletion and row-id bitmaps, by table URI and path.
+struct Bitmaps;
+
+impl CacheKind for Bitmaps {
+    type Key = (String, String);
+    type Value = Arc<RoaringTreemap>;
+    const NAME: &'static str = "bitmaps";
+
+    fn capacity(options: &SessionOptions) -> usize {
+        options.metadata_cache_bytes
+    }
+
+    fn weigh(value: &Arc<RoaringTreemap>) -> usize {
+        value.serialized_size()
+    }
+}
+
+/// Reads the bitmap at `path`, from the session's cache when it was read before.
+async fn load_bitmap(location: &TableLocation, session: &Session, path: &str) -> Result<Arc<RoaringTreemap>> {
     let key = (location.uri().to_string(), path.to_string());
-    if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return Ok(hit.clone());
-    }
-    let bytes = match location.get(path).await {
-        Err(Error::NotFound { .. }) => {
-            return Err(Error::not_found(format!("{path} of table {}", location.uri())));
-        }
-        other => other?,
-    };
-    let bitmap = Arc::new(
-        RoaringTreemap::deserialize_from(&bytes[..])
-            .map_err(|e| Error::corrupt(path, format!("not a 64-bit Roaring bitmap: {e}")))?,
-    );
-    let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if guard.len() >= 4096 {
-        guard.clear();
-    }
-    guard.insert(key, bitmap.clone());
-    Ok(bitmap)
+    session
+        .cache::<Bitmaps>()
+        .get_or_load(key, async {
+            let bytes = match location.get(path).await {
+                Err(Error::NotFound { .. }) => {
+                    return Err(Error::not_found(format!("{path} of table {}", location.uri())));
+                }
+                other => other?,
+            };
+            Ok(Arc::new(RoaringTreemap::deserialize_from(&bytes[..]).map_err(|e| {
+                Error::corrupt(path, format!("not a 64-bit Roaring bitmap: {e}"))
+            })?))
+        })
+        .await
 }
 
 #[cfg(test)]

@@ -1,8 +1,7 @@
 //! Scans: planning into serialisable [`ScanTask`]s (one per data file that survives pruning) and
 //! executing them (format-spec/data-files.md#reading).
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, StringArray, UInt64Array};
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema as ArrowSchema, SchemaRef};
@@ -12,6 +11,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::async_reader::ParquetObjectReader;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use parquet::file::metadata::PageIndexPolicy;
 use roaring::RoaringTreemap;
 use serde::{Deserialize, Serialize};
 use vlake_format::schema::arrow_field_id;
@@ -20,6 +20,7 @@ use vlake_io::TableLocation;
 
 use crate::blob::{fetch_bytes, BlobMode};
 use crate::rows::FileRows;
+use crate::session::{CacheKind, Session, SessionOptions};
 use crate::{vector_codec, BatchStream, Predicate, Table};
 
 /// Name of the virtual row-id column.
@@ -218,10 +219,11 @@ impl Scanner {
         let plan = self.plan()?;
         let schema = self.output_schema()?;
         let location = self.table.location().clone();
+        let session = self.table.session().clone();
         let stream = futures::stream::iter(plan.tasks)
             .map(move |task| {
-                let location = location.clone();
-                async move { task.execute(&location).await }
+                let (location, session) = (location.clone(), session.clone());
+                async move { task.execute(&location, &session).await }
             })
             .buffered(2)
             .try_flatten();
@@ -266,7 +268,7 @@ impl Table {
             .manifest()
             .data_files
             .iter()
-            .map(|file| load_footer(location, file))
+            .map(|file| load_footer(location, self.session(), file))
             .collect();
         futures::stream::iter(loads)
             .buffer_unordered(16)
@@ -361,16 +363,16 @@ impl ScanTask {
     /// to table fields by field id, the live (and requested) rows, the filter applied while
     /// decoding where it can be, batches shaped to the output schema, and BLOB bytes fetched
     /// when asked for.
-    pub async fn execute(&self, location: &TableLocation) -> Result<BatchStream> {
+    pub async fn execute(&self, location: &TableLocation, session: &Session) -> Result<BatchStream> {
         let path = self.file.path.clone();
         let object = ParquetObjectReader::new(location.store().clone(), location.path(&path))
             .with_file_size(self.file.size_bytes);
-        let metadata = self.reader_metadata(location).await?;
+        let metadata = self.reader_metadata(location, session).await?;
         let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(object, metadata);
         let needed: Vec<Field> = self.columns.iter().chain(&self.filter_columns).cloned().collect();
         let (sources, roots) = match_columns(builder.schema(), &needed);
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
-        let (rows, selected) = self.selected_rows(location).await?;
+        let (rows, selected) = self.selected_rows(location, session).await?;
         if let Some(positions) = &selected {
             let total = usize::try_from(self.file.num_rows)
                 .map_err(|_| Error::corrupt(&path, format!("{} rows do not fit in memory", self.file.num_rows)))?;
@@ -435,8 +437,8 @@ impl ScanTask {
     /// The file's footer (cached), with strings and binaries decoded straight into view
     /// arrays when the task asks for view types: the file's own Arrow schema (field ids
     /// included) with those types swapped.
-    async fn reader_metadata(&self, location: &TableLocation) -> Result<ArrowReaderMetadata> {
-        let metadata = load_footer(location, &self.file).await?;
+    async fn reader_metadata(&self, location: &TableLocation, session: &Session) -> Result<ArrowReaderMetadata> {
+        let metadata = load_footer(location, session, &self.file).await?;
         if !self.view_types {
             return Ok(metadata);
         }
@@ -456,8 +458,12 @@ impl ScanTask {
 
     /// The file's row ids, and the positions to read: the requested ones (or all) minus the
     /// deleted ones; `None` for every row.
-    async fn selected_rows(&self, location: &TableLocation) -> Result<(FileRows, Option<RoaringTreemap>)> {
-        let rows = FileRows::load(location, &self.file).await?;
+    async fn selected_rows(
+        &self,
+        location: &TableLocation,
+        session: &Session,
+    ) -> Result<(FileRows, Option<RoaringTreemap>)> {
+        let rows = FileRows::load(location, session, &self.file).await?;
         let selected = match (&self.row_offsets, rows.live_positions()) {
             (None, live) => live,
             (Some(offsets), live) => {
@@ -599,21 +605,26 @@ fn read_error(location: &TableLocation, path: &str, e: parquet::errors::ParquetE
 /// checked against the manifest: a file whose footer counts other than `file.num_rows` rows is
 /// corrupt. Every read of a data file's rows starts here, so no count from a manifest sizes
 /// anything before the file has confirmed it.
-pub(crate) async fn load_footer(location: &TableLocation, file: &DataFile) -> Result<ArrowReaderMetadata> {
+pub(crate) async fn load_footer(
+    location: &TableLocation,
+    session: &Session,
+    file: &DataFile,
+) -> Result<ArrowReaderMetadata> {
     let path = &file.path;
     let key = (location.uri().to_string(), path.clone());
-    let metadata = match Footers::get(&key) {
-        Some(m) => m,
-        None => {
+    let metadata = session
+        .cache::<Footers>()
+        .get_or_load(key, async {
             let mut object =
                 ParquetObjectReader::new(location.store().clone(), location.path(path)).with_file_size(file.size_bytes);
-            let m = ArrowReaderMetadata::load_async(&mut object, ArrowReaderOptions::new())
+            // The offset index (when the file has one) lets a read of a few rows fetch only
+            // their pages.
+            let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
+            ArrowReaderMetadata::load_async(&mut object, options)
                 .await
-                .map_err(|e| read_error(location, path, e))?;
-            Footers::insert(key, m.clone());
-            m
-        }
-    };
+                .map_err(|e| read_error(location, path, e))
+        })
+        .await?;
     let rows = metadata.metadata().file_metadata().num_rows();
     if u64::try_from(rows).ok() != Some(file.num_rows) {
         return Err(Error::corrupt(
@@ -627,45 +638,21 @@ pub(crate) async fn load_footer(location: &TableLocation, file: &DataFile) -> Re
     Ok(metadata)
 }
 
-/// A data file: its table's URI and its path.
-type FileKey = (String, String);
+/// Parsed Parquet footers of data files, by table URI and path. Data files never change once
+/// written, so an entry stays valid for as long as the file exists.
+struct Footers;
 
-/// Parsed Parquet footers of data files. Data files never change once written, so an entry
-/// stays valid for as long as the file exists; the oldest entries are dropped beyond
-/// [`Footers::CAPACITY`].
-#[derive(Default)]
-struct Footers {
-    map: HashMap<FileKey, ArrowReaderMetadata>,
-    order: VecDeque<FileKey>,
-}
+impl CacheKind for Footers {
+    type Key = (String, String);
+    type Value = ArrowReaderMetadata;
+    const NAME: &'static str = "footers";
 
-impl Footers {
-    const CAPACITY: usize = 4096;
-
-    fn get(key: &FileKey) -> Option<ArrowReaderMetadata> {
-        Self::shared()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .map
-            .get(key)
-            .cloned()
+    fn capacity(options: &SessionOptions) -> usize {
+        options.metadata_cache_bytes
     }
 
-    fn insert(key: FileKey, metadata: ArrowReaderMetadata) {
-        let mut footers = Self::shared().lock().unwrap_or_else(|p| p.into_inner());
-        if footers.map.insert(key.clone(), metadata).is_none() {
-            footers.order.push_back(key);
-        }
-        while footers.order.len() > Self::CAPACITY {
-            if let Some(old) = footers.order.pop_front() {
-                footers.map.remove(&old);
-            }
-        }
-    }
-
-    fn shared() -> &'static Mutex<Footers> {
-        static FOOTERS: OnceLock<Mutex<Footers>> = OnceLock::new();
-        FOOTERS.get_or_init(Mutex::default)
+    fn weigh(value: &ArrowReaderMetadata) -> usize {
+        value.metadata().memory_size()
     }
 }
 

@@ -334,7 +334,7 @@ impl VectorSearch {
         let query_norm = vlake_index::distance::norm(&self.query);
         let mut top = TopK::new(self.k);
         for file in files {
-            let vectors = file_vectors(self.table.location(), file, &field, dim).await?;
+            let vectors = file_vectors(self.table.location(), self.table.session(), file, &field, dim).await?;
             let allow_fn = |id: u64| allow.as_ref().is_none_or(|s| s.contains(&id));
             flat::search_block(
                 metric,
@@ -363,7 +363,7 @@ impl VectorSearch {
         let allow_fn = |id: u64| live.contains(id) && allow.as_ref().is_none_or(|s| s.contains(&id));
         let mut top = TopK::new(self.k);
         for path in &entry.files {
-            let segment = load_segment(self.table.location(), path).await?;
+            let segment = load_segment(self.table.location(), self.table.session(), path).await?;
             let (seg_metric, seg_dim) = match &segment {
                 Segment::Hnsw(g) => (g.metric(), g.dim()),
                 Segment::Ivf(s) => (s.meta.metric, s.meta.dim),

@@ -14,6 +14,7 @@ use vlake_io::{CommitStore, TableLocation};
 use crate::blob::BlobWriter;
 use crate::merge::{key_field_ids, write_keyed_files, MergeInsert};
 use crate::scan::Scanner;
+use crate::session::Session;
 use crate::txn::{commit_owning_files, Action, PendingCommit, StagedFiles};
 use crate::write::{write_with_blobs, WriteOptions};
 use crate::BatchStream;
@@ -71,42 +72,146 @@ pub struct VersionInfo {
     pub files: usize,
 }
 
-/// One version of a table. Cheap to clone; writes return a handle on the version they created.
+/// One version of a table. Cheap to clone; writes return a handle on the version they created,
+/// in the same session.
 #[derive(Clone, Debug)]
 pub struct Table {
     store: CommitStore,
     manifest: Arc<Manifest>,
     arrow_schema: SchemaRef,
     config: TableConfig,
+    session: Session,
+}
+
+/// How to open a table: which version, in which session, with which settings. Made by
+/// [`Table::builder`].
+#[derive(Debug)]
+#[must_use = "a builder opens nothing until `open` (or `write`) is called"]
+pub struct TableBuilder {
+    location: Result<TableLocation>,
+    version: VersionRef,
+    session: Option<Session>,
+    config: TableConfig,
+}
+
+impl TableBuilder {
+    /// A builder for the table at `location`.
+    pub fn new(location: TableLocation) -> Self {
+        Self::with_location(Ok(location))
+    }
+
+    fn with_location(location: Result<TableLocation>) -> Self {
+        Self {
+            location,
+            version: VersionRef::Latest,
+            session: None,
+            config: TableConfig::default(),
+        }
+    }
+
+    /// Opens this version (the newest by default).
+    pub fn version(mut self, at: VersionRef) -> Self {
+        self.version = at;
+        self
+    }
+
+    /// Reads through the caches of `session` (a new session with the default budgets
+    /// otherwise).
+    pub fn session(mut self, session: Session) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// With these settings.
+    pub fn config(mut self, config: TableConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Opens the table.
+    pub async fn open(self) -> Result<Table> {
+        let store = CommitStore::new(self.location?);
+        let version = resolve(&store, &self.version).await?;
+        let manifest = Arc::new(store.load_manifest(version).await?);
+        Ok(Table::from_manifest(
+            store,
+            manifest,
+            self.config,
+            self.session.unwrap_or_default(),
+        ))
+    }
+
+    /// Writes `data` to the table as one commit, in the given mode, and returns the version
+    /// written (see [`Table::write`]).
+    pub async fn write(self, data: BatchStream, mode: WriteMode, opts: &WriteOptions) -> Result<Table> {
+        let store = CommitStore::new(self.location?);
+        let session = self.session.unwrap_or_default();
+        let latest = store.latest_version().await?;
+        match (mode, latest) {
+            (WriteMode::Create, Some(_)) => Err(Error::AlreadyExists {
+                what: format!("table {}", store.location().uri()),
+            }),
+            (WriteMode::Append, None) => Err(Error::not_found(format!(
+                "table {} (use mode 'create' or 'overwrite' to create it)",
+                store.location().uri()
+            ))),
+            (WriteMode::Create | WriteMode::Overwrite, None) => {
+                let schema = Schema::from_arrow(data.schema(), 1)?;
+                let primary_key = key_field_ids(&schema, &opts.primary_key)?;
+                let blobs = BlobWriter::new(store.location(), BTreeMap::new());
+                let files =
+                    write_keyed_files(store.location(), &session, &schema, &primary_key, data, opts, blobs).await?;
+                let pending = PendingCommit {
+                    id: Uuid::new_v4(),
+                    read: None,
+                    action: Action::Create {
+                        schema,
+                        primary_key,
+                        files,
+                    },
+                };
+                let manifest = commit_or_clean(&store, pending, self.config.max_commit_retries).await?;
+                Ok(Table::from_manifest(store, manifest, self.config, session))
+            }
+            (WriteMode::Append | WriteMode::Overwrite, Some(v)) => {
+                let manifest = Arc::new(store.load_manifest(v).await?);
+                let table = Table::from_manifest(store, manifest, self.config, session);
+                if mode == WriteMode::Append {
+                    table.append(data, opts).await
+                } else {
+                    table.overwrite(data, opts).await
+                }
+            }
+        }
+    }
 }
 
 impl Table {
-    fn from_manifest(store: CommitStore, manifest: Arc<Manifest>, config: TableConfig) -> Self {
+    fn from_manifest(store: CommitStore, manifest: Arc<Manifest>, config: TableConfig, session: Session) -> Self {
         let arrow_schema = Arc::new(manifest.schema.to_arrow_read());
         Self {
             store,
             manifest,
             arrow_schema,
             config,
+            session,
         }
     }
 
-    /// Opens the latest version of the table at `uri`.
-    pub async fn open(uri: &str) -> Result<Self> {
-        Self::open_at(TableLocation::parse(uri)?, VersionRef::Latest).await
+    /// How to open the table at `uri`: `Table::builder(uri).version(..).session(..).open()`.
+    pub fn builder(uri: &str) -> TableBuilder {
+        TableBuilder::with_location(TableLocation::parse(uri))
     }
 
-    /// Opens a version of the table at `location`.
-    pub async fn open_at(location: TableLocation, at: VersionRef) -> Result<Self> {
-        let store = CommitStore::new(location);
-        let version = resolve(&store, &at).await?;
-        let manifest = Arc::new(store.load_manifest(version).await?);
-        Ok(Self::from_manifest(store, manifest, TableConfig::default()))
+    /// Opens the latest version of the table at `uri`, in a new session (shorthand for
+    /// `Table::builder(uri).open()`).
+    pub async fn open(uri: &str) -> Result<Self> {
+        Self::builder(uri).open().await
     }
 
     /// A handle on `manifest`, another version of this table, with this handle's settings.
     pub(crate) fn with_manifest(&self, manifest: Arc<Manifest>) -> Self {
-        Self::from_manifest(self.store.clone(), manifest, self.config.clone())
+        Self::from_manifest(self.store.clone(), manifest, self.config.clone(), self.session.clone())
     }
 
     /// The settings of this handle.
@@ -117,6 +222,17 @@ impl Table {
     /// This handle with other settings.
     pub fn with_config(mut self, config: TableConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// The session this handle reads through.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// This handle reading through `session`.
+    pub fn with_session(mut self, session: Session) -> Self {
+        self.session = session;
         self
     }
 
@@ -132,51 +248,15 @@ impl Table {
         .await
     }
 
-    /// Writes `data` to the table at `location` as one commit, in the given mode.
+    /// Writes `data` to the table at `location` as one commit, in the given mode, in a new
+    /// session (shorthand for `TableBuilder::new(location).write(..)`).
     pub async fn write(
         location: TableLocation,
         data: BatchStream,
         mode: WriteMode,
         opts: &WriteOptions,
     ) -> Result<Self> {
-        let store = CommitStore::new(location);
-        let latest = store.latest_version().await?;
-        match (mode, latest) {
-            (WriteMode::Create, Some(_)) => Err(Error::AlreadyExists {
-                what: format!("table {}", store.location().uri()),
-            }),
-            (WriteMode::Append, None) => Err(Error::not_found(format!(
-                "table {} (use mode 'create' or 'overwrite' to create it)",
-                store.location().uri()
-            ))),
-            (WriteMode::Create | WriteMode::Overwrite, None) => {
-                let schema = Schema::from_arrow(data.schema(), 1)?;
-                let primary_key = key_field_ids(&schema, &opts.primary_key)?;
-                let blobs = BlobWriter::new(store.location(), BTreeMap::new());
-                let files = write_keyed_files(store.location(), &schema, &primary_key, data, opts, blobs).await?;
-                let pending = PendingCommit {
-                    id: Uuid::new_v4(),
-                    read: None,
-                    action: Action::Create {
-                        schema,
-                        primary_key,
-                        files,
-                    },
-                };
-                let config = TableConfig::default();
-                let manifest = commit_or_clean(&store, pending, config.max_commit_retries).await?;
-                Ok(Self::from_manifest(store, manifest, config))
-            }
-            (WriteMode::Append | WriteMode::Overwrite, Some(v)) => {
-                let manifest = Arc::new(store.load_manifest(v).await?);
-                let table = Self::from_manifest(store, manifest, TableConfig::default());
-                if mode == WriteMode::Append {
-                    table.append(data, opts).await
-                } else {
-                    table.overwrite(data, opts).await
-                }
-            }
-        }
+        TableBuilder::new(location).write(data, mode, opts).await
     }
 
     /// Appends `data` as one commit and returns the new version. On a table with a primary
@@ -227,7 +307,16 @@ impl Table {
         };
         let primary_key = key_field_ids(&schema, &key)?;
         let blobs = self.blob_writer();
-        let files = write_keyed_files(self.store.location(), &schema, &primary_key, data, opts, blobs).await?;
+        let files = write_keyed_files(
+            self.store.location(),
+            &self.session,
+            &schema,
+            &primary_key,
+            data,
+            opts,
+            blobs,
+        )
+        .await?;
         self.commit_action(Action::Overwrite {
             schema,
             max_field_id,
@@ -265,7 +354,7 @@ impl Table {
             action,
         };
         let manifest = commit_or_clean(&self.store, pending, self.config.max_commit_retries).await?;
-        Ok(Self::from_manifest(self.store.clone(), manifest, self.config.clone()))
+        Ok(self.with_manifest(manifest))
     }
 
     /// Another version of the same table.
@@ -275,7 +364,7 @@ impl Table {
             return Ok(self.clone());
         }
         let manifest = Arc::new(self.store.load_manifest(version).await?);
-        Ok(Self::from_manifest(self.store.clone(), manifest, self.config.clone()))
+        Ok(self.with_manifest(manifest))
     }
 
     /// The version number of this handle.

@@ -21,7 +21,7 @@ impl Table {
         let schema = Arc::new(vlake_format::Schema { fields: fields.clone() }.to_arrow_read());
         let mut batches = Vec::new();
         for file in &self.manifest().data_files {
-            let rows = FileRows::load(self.location(), file).await?;
+            let rows = FileRows::load(self.location(), self.session(), file).await?;
             let mut offsets: Vec<u64> = row_ids.iter().filter_map(|id| rows.position_of(*id)).collect();
             if offsets.is_empty() {
                 continue;
@@ -32,7 +32,7 @@ impl Table {
                 row_offsets: Some(offsets),
                 ..ScanTask::of_file(file, fields.clone(), true)
             };
-            let mut stream = task.execute(self.location()).await?;
+            let mut stream = task.execute(self.location(), self.session()).await?;
             while let Some(b) = stream.try_next().await? {
                 batches.push(b);
             }

@@ -6,8 +6,7 @@
 //! their text, all with one set of BM25 statistics, so results equal those of one index over
 //! every live row.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
@@ -17,13 +16,13 @@ use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use vlake_format::{DataFile, DataType, Error, Field, IndexEntry, Result};
-use vlake_io::TableLocation;
 use vlake_text::{
     snippet, Analyzer, AnalyzerConfig, Bm25, Hit, Part, Query, Resolved, Searcher, SnippetOptions, TextSegment,
 };
 
 use crate::hits::{append_columns, covered_live_rows, default_columns, matching_rows, MAX_K};
 use crate::index::{load_segment, run_blocking, IndexOptions, IndexType, Segment};
+use crate::session::{CacheKind, SessionOptions};
 use crate::{Predicate, ScanTask, Table};
 
 /// Name of the score column of full-text and hybrid search results.
@@ -60,10 +59,10 @@ fn text_field(table: &Table, column: &str) -> Result<Field> {
 }
 
 /// The non-null texts of the live rows of `file`, with their row ids.
-async fn file_texts(location: &TableLocation, file: &DataFile, field: &Field) -> Result<Vec<(u64, String)>> {
+async fn file_texts(table: &Table, file: &DataFile, field: &Field) -> Result<Vec<(u64, String)>> {
     let task = ScanTask::of_file(file, vec![field.clone()], true);
     let mut out = Vec::new();
-    let mut stream = task.execute(location).await?;
+    let mut stream = task.execute(table.location(), table.session()).await?;
     while let Some(batch) = stream.try_next().await? {
         let texts = arrow_cast::cast(batch.column(0), &ArrowType::Utf8)?;
         let texts = texts.as_string::<i32>();
@@ -77,50 +76,49 @@ async fn file_texts(location: &TableLocation, file: &DataFile, field: &Field) ->
     Ok(out)
 }
 
-/// An in-memory segment over the live rows of `file` (for files no index covers), cached per
-/// data file, deletion file, field and analyzer: none of them ever changes.
-async fn file_segment(
-    location: &TableLocation,
-    file: &DataFile,
-    field: &Field,
-    analyzer: &Analyzer,
-) -> Result<Arc<TextSegment>> {
+/// In-memory full-text segments over the live rows of data files no index covers, by table
+/// URI, data file, deletion file, field and analyzer: none of them ever changes.
+struct FileSegments;
+
+impl CacheKind for FileSegments {
     type Key = (String, String, Option<String>, i32, String);
-    static CACHE: OnceLock<Mutex<HashMap<Key, Arc<TextSegment>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
+    type Value = Arc<TextSegment>;
+    const NAME: &'static str = "text_file_segments";
+
+    fn capacity(options: &SessionOptions) -> usize {
+        options.index_cache_entries
+    }
+}
+
+/// An in-memory segment over the live rows of `file` (for files no index covers), from the
+/// session's cache when it was built before.
+async fn file_segment(table: &Table, file: &DataFile, field: &Field, analyzer: &Analyzer) -> Result<Arc<TextSegment>> {
     let key = (
-        location.uri().to_string(),
+        table.uri().to_string(),
         file.path.clone(),
         file.deletion.as_ref().map(|d| d.path.clone()),
         field.id,
         format!("{:?}", analyzer.config()),
     );
-    if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return Ok(hit.clone());
-    }
-    let texts = file_texts(location, file, field).await?;
-    let analyzer = analyzer.clone();
-    let segment = Arc::new(
-        run_blocking(move || TextSegment::build(&analyzer, texts.iter().map(|(id, t)| (*id, t.as_str())))).await?,
-    );
-    let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if guard.len() >= 256 {
-        guard.clear();
-    }
-    guard.insert(key, segment.clone());
-    Ok(segment)
+    table
+        .session()
+        .cache::<FileSegments>()
+        .get_or_load(key, async {
+            let texts = file_texts(table, file, field).await?;
+            let analyzer = analyzer.clone();
+            Ok(Arc::new(
+                run_blocking(move || TextSegment::build(&analyzer, texts.iter().map(|(id, t)| (*id, t.as_str()))))
+                    .await?,
+            ))
+        })
+        .await
 }
 
 /// Builds a segment over the live rows of `files`.
-async fn build_segment(
-    location: &TableLocation,
-    files: &[&DataFile],
-    field: &Field,
-    analyzer: &Analyzer,
-) -> Result<Vec<u8>> {
+async fn build_segment(table: &Table, files: &[&DataFile], field: &Field, analyzer: &Analyzer) -> Result<Vec<u8>> {
     let mut texts = Vec::new();
     for f in files {
-        texts.extend(file_texts(location, f, field).await?);
+        texts.extend(file_texts(table, f, field).await?);
     }
     let analyzer = analyzer.clone();
     run_blocking(move || TextSegment::build(&analyzer, texts.iter().map(|(id, t)| (*id, t.as_str())))?.write()).await
@@ -132,7 +130,7 @@ impl Table {
         let field = text_field(self, &opts.column)?;
         let analyzer = Analyzer::new(&opts.analyzer)?;
         let files: Vec<&DataFile> = self.manifest().data_files.iter().collect();
-        let bytes = build_segment(self.location(), &files, &field, &analyzer).await?;
+        let bytes = build_segment(self, &files, &field, &analyzer).await?;
         let params = TextParams {
             analyzer: opts.analyzer.clone(),
         };
@@ -148,7 +146,7 @@ impl Table {
         if files.is_empty() {
             return Ok(self.clone());
         }
-        let bytes = build_segment(self.location(), &files, field, &analyzer).await?;
+        let bytes = build_segment(self, &files, field, &analyzer).await?;
         self.commit_index_update(entry, &files, Some(bytes)).await
     }
 
@@ -192,6 +190,19 @@ pub struct TextSearch {
 struct Corpus {
     analyzer: Analyzer,
     searcher: Searcher,
+}
+
+/// The corpora of table versions, by table URI, version, commit id, field and index.
+struct Corpora;
+
+impl CacheKind for Corpora {
+    type Key = (String, u64, Uuid, i32, Option<Uuid>);
+    type Value = Arc<Corpus>;
+    const NAME: &'static str = "text_corpora";
+
+    fn capacity(options: &SessionOptions) -> usize {
+        options.index_cache_entries
+    }
 }
 
 impl TextSearch {
@@ -296,11 +307,8 @@ impl TextSearch {
         }
     }
 
-    /// The corpus of this version, cached per table, version and index.
+    /// The corpus of this version, from the session's cache when it was built before.
     async fn corpus(&self, field: &Field) -> Result<Arc<Corpus>> {
-        type Key = (String, u64, Uuid, i32, Option<Uuid>);
-        static CACHE: OnceLock<Mutex<HashMap<Key, Arc<Corpus>>>> = OnceLock::new();
-        let cache = CACHE.get_or_init(Default::default);
         let entry = self.serving_index(field)?;
         let m = self.table.manifest();
         let key = (
@@ -310,8 +318,9 @@ impl TextSearch {
             field.id,
             entry.map(|e| e.id),
         );
-        if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-            return Ok(hit.clone());
+        let corpora = self.table.session().cache::<Corpora>();
+        if let Some(hit) = corpora.get(&key) {
+            return Ok(hit);
         }
         let config = match entry {
             Some(e) => TextParams::from_entry(e)?.analyzer,
@@ -323,7 +332,7 @@ impl TextSearch {
         if let Some(entry) = entry {
             let live = covered_live_rows(&self.table, entry).await?;
             for path in &entry.files {
-                let Segment::Text(segment) = load_segment(location, path).await? else {
+                let Segment::Text(segment) = load_segment(location, self.table.session(), path).await? else {
                     return Err(Error::corrupt(path, "a full-text index holds a vector segment"));
                 };
                 if segment.meta().analyzer != config {
@@ -336,19 +345,16 @@ impl TextSearch {
             }
         }
         for file in self.table.uncovered_files(entry.map_or(&[], |e| &e.covered_files)) {
-            parts.push(Part::new(file_segment(location, file, field, &analyzer).await?, |_| {
-                true
-            }));
+            parts.push(Part::new(
+                file_segment(&self.table, file, field, &analyzer).await?,
+                |_| true,
+            ));
         }
         let corpus = Arc::new(Corpus {
             analyzer,
             searcher: Searcher::new(parts),
         });
-        let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.len() >= 16 {
-            guard.clear();
-        }
-        guard.insert(key, corpus.clone());
+        corpora.insert(key, corpus.clone());
         Ok(corpus)
     }
 

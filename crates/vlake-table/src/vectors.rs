@@ -1,8 +1,7 @@
-//! Reading a vector column as flat f32 values, with an in-process cache keyed by data file and
+//! Reading a vector column as flat f32 values, cached in the session by data file and
 //! deletion file. Neither ever changes, so a cached entry is valid for as long as they exist.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float16Type, Float32Type, UInt64Type};
@@ -12,6 +11,7 @@ use futures::TryStreamExt;
 use vlake_format::{DataFile, Error, Field, Result};
 use vlake_io::TableLocation;
 
+use crate::session::{CacheKind, Session, SessionOptions};
 use crate::ScanTask;
 
 /// The vectors of one data file.
@@ -74,52 +74,44 @@ pub(crate) fn append_vectors(batch: &RecordBatch, dim: usize, out: &mut FileVect
 }
 
 /// Reads the vectors of `file` from storage.
-async fn read(location: &TableLocation, file: &DataFile, field: &Field, dim: usize) -> Result<FileVectors> {
+async fn read(
+    location: &TableLocation,
+    session: &Session,
+    file: &DataFile,
+    field: &Field,
+    dim: usize,
+) -> Result<FileVectors> {
     let task = ScanTask::of_file(file, vec![field.clone()], true);
     let mut out = FileVectors::default();
-    let mut stream = task.execute(location).await?;
+    let mut stream = task.execute(location, session).await?;
     while let Some(batch) = stream.try_next().await? {
         append_vectors(&batch, dim, &mut out)?;
     }
     Ok(out.finish(dim))
 }
 
-/// Table URI, data file, its deletion file (the cached rows are the live ones) and field id.
-type Key = (String, String, Option<String>, i32);
+/// Decoded vectors, by table URI, data file, its deletion file (the cached rows are the live
+/// ones) and field id.
+struct Vectors;
 
-struct Cache {
-    entries: HashMap<Key, Arc<FileVectors>>,
-    order: VecDeque<Key>,
-    bytes: usize,
+impl CacheKind for Vectors {
+    type Key = (String, String, Option<String>, i32);
+    type Value = Arc<FileVectors>;
+    const NAME: &'static str = "vectors";
+
+    fn capacity(options: &SessionOptions) -> usize {
+        options.vector_cache_bytes
+    }
+
+    fn weigh(value: &Arc<FileVectors>) -> usize {
+        value.bytes()
+    }
 }
 
-/// Cache budget: `VLAKE_VECTOR_CACHE_MB` (default 2048 MiB; 0 disables the cache).
-fn budget() -> usize {
-    static BUDGET: OnceLock<usize> = OnceLock::new();
-    *BUDGET.get_or_init(|| {
-        std::env::var("VLAKE_VECTOR_CACHE_MB")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2048usize)
-            << 20
-    })
-}
-
-fn cache() -> &'static Mutex<Cache> {
-    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
-    CACHE.get_or_init(|| {
-        Mutex::new(Cache {
-            entries: HashMap::new(),
-            order: VecDeque::new(),
-            bytes: 0,
-        })
-    })
-}
-
-/// The vectors of `file`, from the cache or storage (then cached while within budget, oldest
-/// entries evicted first).
+/// The vectors of `file`, from the session's cache or storage (then cached).
 pub(crate) async fn file_vectors(
     location: &TableLocation,
+    session: &Session,
     file: &DataFile,
     field: &Field,
     dim: usize,
@@ -127,24 +119,11 @@ pub(crate) async fn file_vectors(
     let deletion = file.deletion.as_ref().map(|d| d.path.clone());
     let key = (location.uri().to_string(), file.path.clone(), deletion, field.id);
     // The cached vectors were read for a manifest that may have given another row count.
-    crate::scan::load_footer(location, file).await?;
-    if let Some(hit) = cache().lock().unwrap_or_else(|p| p.into_inner()).entries.get(&key) {
-        return Ok(hit.clone());
-    }
-    let loaded = Arc::new(read(location, file, field, dim).await?);
-    let size = loaded.bytes();
-    if size <= budget() {
-        let mut c = cache().lock().unwrap_or_else(|p| p.into_inner());
-        while c.bytes + size > budget() {
-            let Some(old) = c.order.pop_front() else { break };
-            if let Some(e) = c.entries.remove(&old) {
-                c.bytes -= e.bytes();
-            }
-        }
-        if c.entries.insert(key.clone(), loaded.clone()).is_none() {
-            c.order.push_back(key);
-            c.bytes += size;
-        }
-    }
-    Ok(loaded)
+    crate::scan::load_footer(location, session, file).await?;
+    session
+        .cache::<Vectors>()
+        .get_or_load(key, async {
+            Ok(Arc::new(read(location, session, file, field, dim).await?))
+        })
+        .await
 }

@@ -15,7 +15,7 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use vlake_format::layout::data_file_path;
 use vlake_format::schema::blob_descriptor_type;
-use vlake_format::{BlobFile, Error, Result, Schema};
+use vlake_format::{BlobFile, Error, Field, Result, Schema};
 use vlake_io::TableLocation;
 
 use crate::blob::BlobWriter;
@@ -173,18 +173,31 @@ async fn conform(
     )?)
 }
 
-/// Writer properties: vectors are written plain and uncompressed without statistics
-/// (they neither compress nor prune); other columns use zstd.
+/// Target size of a data page of a column other than a vector column.
+const PAGE_BYTES: usize = 64 << 10;
+/// Target size of a dictionary page.
+const DICTIONARY_PAGE_BYTES: usize = 256 << 10;
+/// Target size of a data page of a vector column.
+const VECTOR_PAGE_BYTES: usize = 32 << 10;
+
+/// Writer properties (format-spec/data-files.md#writer-settings): vectors are written plain and
+/// uncompressed without statistics (they neither compress nor prune); other columns use zstd.
+/// Pages are small, so that fetching a few rows by row id (search results) reads and decodes a
+/// few kilobytes per column through the offset index instead of whole column chunks.
 fn writer_properties(schema: &Schema, file_schema: &ArrowSchema, opts: &WriteOptions) -> Result<WriterProperties> {
-    let row_bytes: usize = schema
-        .fields
-        .iter()
-        .map(|f| f.vector_dim().map_or(16, |(dim, _)| dim.max(1) as usize * 4))
-        .sum();
+    let vector_bytes = |f: &Field| f.vector_dim().map(|(dim, _)| dim.max(1) as usize * 4);
+    let row_bytes: usize = schema.fields.iter().map(|f| vector_bytes(f).unwrap_or(16)).sum();
     let rows_per_group = (opts.target_row_group_bytes / row_bytes.max(1)).clamp(1024, 1 << 20);
+    // Page limits are checked once per write batch: batches of as many rows as a vector page
+    // holds make vector pages that small.
+    let widest_vector = schema.fields.iter().filter_map(vector_bytes).max();
+    let write_batch = widest_vector.map_or(1024, |bytes| (VECTOR_PAGE_BYTES / bytes).clamp(8, 1024));
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_max_row_group_row_count(Some(rows_per_group));
+        .set_max_row_group_row_count(Some(rows_per_group))
+        .set_data_page_size_limit(PAGE_BYTES)
+        .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
+        .set_write_batch_size(write_batch);
     let descriptor = ArrowSchemaConverter::new()
         .convert(file_schema)
         .map_err(|e| Error::Internal(format!("cannot derive the Parquet schema: {e}")))?;
@@ -195,7 +208,8 @@ fn writer_properties(schema: &Schema, file_schema: &ArrowSchema, opts: &WriteOpt
                 .set_column_dictionary_enabled(column.path().clone(), false)
                 .set_column_encoding(column.path().clone(), Encoding::PLAIN)
                 .set_column_compression(column.path().clone(), Compression::UNCOMPRESSED)
-                .set_column_statistics_enabled(column.path().clone(), EnabledStatistics::None);
+                .set_column_statistics_enabled(column.path().clone(), EnabledStatistics::None)
+                .set_column_data_page_size_limit(column.path().clone(), VECTOR_PAGE_BYTES);
         }
     }
     Ok(builder.build())

@@ -143,7 +143,7 @@ async fn scans_project_filter_limit_and_prune() {
     assert_eq!(plan.tasks.len(), 1);
     let location = TableLocation::parse(&plan.table_uri).unwrap();
     let rows = plan.tasks[0]
-        .execute(&location)
+        .execute(&location, &vlake_table::Session::default())
         .await
         .unwrap()
         .collect_batches()
@@ -210,7 +210,7 @@ async fn time_travel_by_version_timestamp_and_tag() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     let v3 = v2.append(stream(20..30), &WriteOptions::default()).await.unwrap();
 
-    let at = |r| async { Table::open_at(TableLocation::parse(&uri).unwrap(), r).await };
+    let at = |r| async { Table::builder(&uri).version(r).open().await };
     assert_eq!(at(VersionRef::Version(2)).await.unwrap().num_rows(), 20);
     assert_eq!(
         at(VersionRef::Timestamp(v2.manifest().timestamp_ms))

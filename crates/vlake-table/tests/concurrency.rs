@@ -192,7 +192,11 @@ async fn latest_version_lookup_lists_only_after_the_hint() {
     let location = TableLocation::parse(&uri)
         .unwrap()
         .with_store(|s| Arc::new(InstrumentedStore::new(s, counters.clone())));
-    let opened = Table::open_at(location.clone(), VersionRef::Latest).await.unwrap();
+    let opened = vlake_table::TableBuilder::new(location.clone())
+        .version(VersionRef::Latest)
+        .open()
+        .await
+        .unwrap();
     assert_eq!(opened.version(), 31);
     assert_eq!(counters.lists.load(Ordering::SeqCst), 1, "one listing after the hint");
     assert!(counters.heads.load(Ordering::SeqCst) <= 1);
@@ -200,7 +204,11 @@ async fn latest_version_lookup_lists_only_after_the_hint() {
     // A stale hint costs the same listing, not one probe per version.
     std::fs::write(dir.path().join("t/_latest.json"), br#"{"version": 3}"#).unwrap();
     let heads = counters.heads.load(Ordering::SeqCst);
-    let opened = Table::open_at(location.clone(), VersionRef::Latest).await.unwrap();
+    let opened = vlake_table::TableBuilder::new(location.clone())
+        .version(VersionRef::Latest)
+        .open()
+        .await
+        .unwrap();
     assert_eq!(opened.version(), 31);
     assert_eq!(counters.lists.load(Ordering::SeqCst), 2);
     assert_eq!(counters.heads.load(Ordering::SeqCst), heads);
@@ -208,7 +216,12 @@ async fn latest_version_lookup_lists_only_after_the_hint() {
     // Without a hint, vlake lists all versions once and still finds the latest version.
     std::fs::remove_file(dir.path().join("t/_latest.json")).unwrap();
     assert_eq!(
-        Table::open_at(location, VersionRef::Latest).await.unwrap().version(),
+        vlake_table::TableBuilder::new(location)
+            .version(VersionRef::Latest)
+            .open()
+            .await
+            .unwrap()
+            .version(),
         31
     );
     assert_eq!(counters.lists.load(Ordering::SeqCst), 3);
@@ -240,7 +253,11 @@ async fn cleanup_and_versions_read_only_what_they_need() {
     let gets = counters.gets.load(Ordering::SeqCst);
     assert!(gets <= 12, "cleanup read {gets} objects");
 
-    let table = Table::open_at(location, VersionRef::Latest).await.unwrap();
+    let table = vlake_table::TableBuilder::new(location)
+        .version(VersionRef::Latest)
+        .open()
+        .await
+        .unwrap();
     assert_eq!(table.version(), 65);
     for i in 65..70 {
         let next = table.append(stream(i..i + 1), &WriteOptions::default()).await.unwrap();

@@ -141,7 +141,9 @@ async fn corrupt_and_truncated_manifests_are_named() {
         "{err}"
     );
     // Older versions are still readable.
-    let v1 = Table::open_at(TableLocation::parse(&uri).unwrap(), VersionRef::Version(1))
+    let v1 = Table::builder(&uri)
+        .version(VersionRef::Version(1))
+        .open()
         .await
         .unwrap();
     assert_eq!(ids(&v1).await, (0..10).collect::<Vec<_>>());

@@ -43,7 +43,9 @@ async fn format_v1_table_reads() {
     let want = arrow_select::concat::concat_batches(&schema(), &[batch(0..20), batch(20..30)]).unwrap();
     assert_eq!(got, want);
 
-    let first = Table::open_at(TableLocation::parse(&uri).unwrap(), VersionRef::Tag("first".into()))
+    let first = Table::builder(&uri)
+        .version(VersionRef::Tag("first".into()))
+        .open()
         .await
         .unwrap();
     assert_eq!((first.version(), ids(&first).await), (1, (0..20).collect::<Vec<_>>()));

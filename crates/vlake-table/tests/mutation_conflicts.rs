@@ -139,7 +139,11 @@ async fn a_failed_delete_leaves_the_table_unchanged_and_a_lost_response_applies_
     let location = TableLocation::parse(&uri)
         .unwrap()
         .with_store(|s| Arc::new(InstrumentedStore::new(s, counters.clone())));
-    let table = Table::open_at(location, vlake_table::VersionRef::Latest).await.unwrap();
+    let table = vlake_table::TableBuilder::new(location)
+        .version(vlake_table::VersionRef::Latest)
+        .open()
+        .await
+        .unwrap();
     let puts = counters.puts.load(Ordering::SeqCst);
     // The second deletion file fails to upload: nothing is committed, the first is removed.
     counters.fail_puts_after.store(puts + 1, Ordering::SeqCst);

@@ -435,7 +435,11 @@ async fn a_merge_that_fails_before_committing_removes_its_files() {
     let location = TableLocation::parse(&uri)
         .unwrap()
         .with_store(|s| Arc::new(InstrumentedStore::new(s, counters.clone())));
-    let t = Table::open_at(location, vlake_table::VersionRef::Latest).await.unwrap();
+    let t = vlake_table::TableBuilder::new(location)
+        .version(vlake_table::VersionRef::Latest)
+        .open()
+        .await
+        .unwrap();
     let insert_new = MergeInsert {
         when_matched: WhenMatched::DoNothing,
         ..MergeInsert::upsert()
