@@ -7,8 +7,8 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow_array::ffi_stream::ArrowArrayStreamReader;
 use arrow_array::RecordBatchReader;
@@ -20,9 +20,9 @@ use pyo3::types::PyBytes;
 use serde::Serialize;
 use vlake_datafusion::{from_df, VlakeTable};
 use vlake_table::{
-    AnalyzerConfig, BatchStream, BlobMode, BlobReader, BlobSource, CleanupOptions, Error, Fusion, HnswParams,
-    HybridSearch, IndexOptions, IndexType, IvfParams, MergeInsert, Metric, ScanTask, StagedMode, StagedWrite, Table,
-    TableLocation, VersionRef, WriteMode, WriteOptions,
+    AnalyzerConfig, BatchStream, BlobMode, BlobReader, BlobSource, CleanupOptions, Error, HnswParams,
+    HybridSearchOptions, IndexOptions, IndexType, IvfParams, MergeInsert, ScanTask, StagedMode, StagedWrite, Table,
+    TableLocation, TextSearchOptions, VectorSearchOptions, VersionRef, WriteMode, WriteOptions,
 };
 
 /// Arrow data handed over by Python: anything with `__arrow_c_stream__` (a pyarrow Table,
@@ -135,33 +135,12 @@ fn version_ref(version: Option<u64>, timestamp_ms: Option<i64>, tag: Option<Stri
     }
 }
 
-/// The one column of `schema` that `is_kind` accepts, where `column` names none.
-fn only_column(schema: &Schema, column: Option<String>, kind: &str, is_kind: fn(&DataType) -> bool) -> PyResult<String> {
-    if let Some(c) = column {
-        return Ok(c);
-    }
-    let names: Vec<&str> = schema
-        .fields()
-        .iter()
-        .filter(|f| is_kind(f.data_type()))
-        .map(|f| f.name().as_str())
-        .collect();
-    match names.as_slice() {
-        [one] => Ok(one.to_string()),
-        _ => Err(to_py(Error::invalid(format!(
-            "the table has {} {kind} columns ({}): name the column to search with column=",
-            names.len(),
-            if names.is_empty() { "none".to_string() } else { names.join(", ") }
-        )))),
-    }
-}
-
-fn is_vector(t: &DataType) -> bool {
-    matches!(t, DataType::FixedSizeList(..))
-}
-
-fn is_string(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8)
+/// Options (a `vlake-table` options struct) from their JSON form; the defaults without one.
+fn options_from<T: serde::de::DeserializeOwned + Default>(json: Option<&str>) -> PyResult<T> {
+    json.map_or_else(
+        || Ok(T::default()),
+        |j| serde_json::from_str(j).map_err(|e| to_py(Error::invalid(format!("bad search options: {e}")))),
+    )
 }
 
 /// A query vector from its bytes (float32 in the machine's byte order, as numpy and
@@ -174,62 +153,6 @@ fn floats(bytes: &[u8]) -> PyResult<Vec<f32>> {
         .chunks_exact(4)
         .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
         .collect())
-}
-/// Schema changes from their JSON form (see `RawTable::alter_schema`).
-fn schema_changes(json: &str, fields: &Schema) -> Result<Vec<vlake_table::SchemaChange>, Error> {
-    use vlake_table::{ColumnValue, Literal, SchemaChange, ValueExpr};
-    let changes: Vec<serde_json::Value> =
-        serde_json::from_str(json).map_err(|e| Error::invalid(format!("bad schema changes: {e}")))?;
-    let text = |c: &serde_json::Value, key: &str| -> Result<String, Error> {
-        c.get(key)
-            .and_then(|v| v.as_str())
-            .map(String::from)
-            .ok_or_else(|| Error::invalid(format!("schema change {c} lacks '{key}'")))
-    };
-    let field = |c: &serde_json::Value| -> Result<arrow::datatypes::Field, Error> {
-        c.get("field")
-            .and_then(|v| v.as_u64())
-            .and_then(|i| fields.fields().get(i as usize))
-            .map(|f| f.as_ref().clone())
-            .ok_or_else(|| Error::invalid(format!("schema change {c} names no field")))
-    };
-    changes
-        .iter()
-        .map(|c| {
-            Ok(match text(c, "op")?.as_str() {
-                "add" => {
-                    let value = match (c.get("default"), c.get("expression").and_then(|e| e.as_str())) {
-                        (_, Some(sql)) => ColumnValue::Expr(ValueExpr::parse(sql)?),
-                        (None | Some(serde_json::Value::Null), None) => ColumnValue::Null,
-                        (Some(v), None) => ColumnValue::Default(match v {
-                            serde_json::Value::Bool(b) => Literal::Bool(*b),
-                            serde_json::Value::String(s) => Literal::String(s.clone()),
-                            serde_json::Value::Number(n) => match n.as_i64() {
-                                Some(i) => Literal::Int(i),
-                                None => Literal::Float(n.as_f64().unwrap_or(f64::NAN)),
-                            },
-                            other => return Err(Error::invalid(format!("default {other} is not a scalar"))),
-                        }),
-                    };
-                    SchemaChange::AddColumn {
-                        field: field(c)?,
-                        value,
-                    }
-                }
-                "drop" => SchemaChange::DropColumn(text(c, "column")?),
-                "rename" => SchemaChange::RenameColumn {
-                    from: text(c, "from")?,
-                    to: text(c, "to")?,
-                },
-                "widen" => SchemaChange::WidenColumn {
-                    column: text(c, "column")?,
-                    to: field(c)?.data_type().clone(),
-                },
-                "nullable" => SchemaChange::MakeNullable(text(c, "column")?),
-                other => return Err(Error::invalid(format!("unknown schema change '{other}'"))),
-            })
-        })
-        .collect()
 }
 
 /// One version of a vlake table (the `vlake.Table` class wraps it).
@@ -272,36 +195,6 @@ impl RawTable {
             scanner = scanner.batch_size(n);
         }
         Ok(scanner)
-    }
-
-    /// A vector search on this version (`column` defaults to the only vector column).
-    #[allow(clippy::too_many_arguments)]
-    fn vector_search(
-        &self,
-        column: Option<String>,
-        vector: &[u8],
-        metric: Option<&str>,
-        nprobes: Option<usize>,
-        ef: Option<usize>,
-        exact: bool,
-    ) -> PyResult<vlake_table::VectorSearch> {
-        let column = only_column(self.table.schema(), column, "vector", is_vector)?;
-        let mut search = self.table.search(&column, &floats(vector)?).exact(exact);
-        if let Some(m) = metric {
-            search = search.metric(parse::<Metric>(m)?);
-        }
-        if let Some(n) = nprobes {
-            search = search.nprobes(n);
-        }
-        if let Some(n) = ef {
-            search = search.ef(n);
-        }
-        Ok(search)
-    }
-
-    /// A handle on `table`, a version this handle's own write made.
-    fn written(&self, table: Table) -> Self {
-        Self::new(table, false)
     }
 }
 
@@ -419,7 +312,7 @@ impl RawTable {
 
     /// Makes this version's contents the newest version.
     fn restore(&self, py: Python<'_>) -> PyResult<Self> {
-        Ok(self.written(run(py, self.table.restore())?))
+        Ok(Self::new(run(py, self.table.restore())?, false))
     }
 
     /// Removes versions older than `older_than_s` seconds (never the latest or tagged ones) and
@@ -441,7 +334,7 @@ impl RawTable {
     /// Deletes the rows matching the SQL `filter` (deletion files; data files stay).
     fn delete(&self, py: Python<'_>, filter: &str) -> PyResult<Self> {
         let filter = vlake_table::Predicate::parse(filter).map_err(to_py)?;
-        Ok(self.written(run(py, self.table.delete(&filter))?))
+        Ok(Self::new(run(py, self.table.delete(&filter))?, false))
     }
 
     /// Sets columns (`"a = a * 2, b = 'x'"`) of the rows matching the SQL `filter` (all rows
@@ -451,7 +344,7 @@ impl RawTable {
         let assignments = vlake_table::Assignment::parse_list(assignments).map_err(to_py)?;
         let filter = filter.map(vlake_table::Predicate::parse).transpose().map_err(to_py)?;
         let opts = WriteOptions::default();
-        Ok(self.written(run(py, self.table.update(&assignments, filter.as_ref(), &opts))?))
+        Ok(Self::new(run(py, self.table.update(&assignments, filter.as_ref(), &opts))?, false))
     }
 
     /// Merges the rows of `data` (a C stream) by key; returns the new version and the report as
@@ -476,7 +369,7 @@ impl RawTable {
         };
         let opts = WriteOptions::default();
         let (table, report) = run(py, self.table.merge_insert(input(data), &merge, &opts))?;
-        Ok((self.written(table), json(&report)?))
+        Ok((Self::new(table, false), json(&report)?))
     }
 
     /// Writes the batches of `data` (a C stream) as data files of this table without committing
@@ -490,7 +383,7 @@ impl RawTable {
     /// Commits staged writes (JSON, from `stage` in any process) in one new version.
     fn commit_staged(&self, py: Python<'_>, writes: Vec<String>) -> PyResult<Self> {
         let txn = self.transaction(&writes)?;
-        Ok(self.written(run(py, txn.commit())?))
+        Ok(Self::new(run(py, txn.commit())?, false))
     }
 
     /// Removes the files of staged writes (JSON) that will not be committed.
@@ -507,8 +400,8 @@ impl RawTable {
     /// b}`, `{"op": "widen", "column": c, "field": i}` and `{"op": "nullable", "column": c}`;
     /// `fields` holds the fields the changes refer to by position.
     fn alter_schema(&self, py: Python<'_>, changes: &str, fields: PyArrowType<Schema>) -> PyResult<Self> {
-        let changes = schema_changes(changes, &fields.0).map_err(to_py)?;
-        Ok(self.written(run(py, self.table.alter_schema(&changes))?))
+        let changes = vlake_table::SchemaChange::list_from_json(changes, &fields.0).map_err(to_py)?;
+        Ok(Self::new(run(py, self.table.alter_schema(&changes))?, false))
     }
 
     /// Compacts small files and drops deleted rows; returns the new version and the report
@@ -528,7 +421,7 @@ impl RawTable {
             opts.blob_garbage_ratio = r;
         }
         let (table, report) = run(py, self.table.compact(&opts))?;
-        Ok((self.written(table), json(&report)?))
+        Ok((Self::new(table, false), json(&report)?))
     }
 
     /// Compaction, then every index updated, then cleanup of what is older than
@@ -540,7 +433,7 @@ impl RawTable {
             opts.cleanup_older_than = std::time::Duration::from_secs_f64(s.max(0.0));
         }
         let (table, report) = run(py, self.table.optimize(&opts))?;
-        Ok((self.written(table), json(&report)?))
+        Ok((Self::new(table, false), json(&report)?))
     }
 
     /// A streaming scan. `blobs` is `descriptors` or `bytes`.
@@ -588,7 +481,7 @@ impl RawTable {
             .map_err(|e| to_py(Error::invalid(format!("bad rows for the blobs: {e}"))))?;
         let sources = paths.into_iter().map(BlobSource::File).collect();
         let opts = WriteOptions::default();
-        Ok(self.written(run(py, self.table.append_blobs(column, sources, rows, &opts))?))
+        Ok(Self::new(run(py, self.table.append_blobs(column, sources, rows, &opts))?, false))
     }
 
     /// Opens the value of BLOB column `column` in row `row_id` for ranged reads.
@@ -659,98 +552,50 @@ impl RawTable {
         if let Some(a) = analyzer {
             opts.analyzer = analyzer_config(a)?;
         }
-        Ok(self.written(run(py, self.table.create_index(&opts))?))
+        Ok(Self::new(run(py, self.table.create_index(&opts))?, false))
     }
 
     /// Indexes the data files added since the index `name` was built.
     fn update_index(&self, py: Python<'_>, name: &str) -> PyResult<Self> {
-        Ok(self.written(run(py, self.table.update_index(name))?))
+        Ok(Self::new(run(py, self.table.update_index(name))?, false))
     }
 
-    /// A vector search for `vector` (float32 bytes); the rows closest first, with `_distance`,
-    /// as a `pyarrow.RecordBatch`.
-    #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (column, vector, k=10, metric=None, nprobes=None, ef=None, refine=None, filter=None, prefilter=true, exact=false, columns=None, fallback_to_exact=false, max_distance=None))]
-    fn search(
-        &self,
-        py: Python<'_>,
-        column: Option<String>,
-        vector: &[u8],
-        k: usize,
-        metric: Option<&str>,
-        nprobes: Option<usize>,
-        ef: Option<usize>,
-        refine: Option<usize>,
-        filter: Option<&str>,
-        prefilter: bool,
-        exact: bool,
-        columns: Option<Vec<String>>,
-        fallback_to_exact: bool,
-        max_distance: Option<f32>,
-    ) -> PyResult<Py<PyAny>> {
-        let mut search = self
-            .vector_search(column, vector, metric, nprobes, ef, exact)?
-            .limit(k)
-            .prefilter(prefilter)
-            .fallback_to_exact(fallback_to_exact);
-        if let Some(n) = refine {
-            search = search.refine(n);
-        }
-        if let Some(f) = filter {
-            search = search.filter_sql(f).map_err(to_py)?;
-        }
-        if let Some(c) = &columns {
-            search = search.columns(c);
-        }
-        if let Some(d) = max_distance {
-            search = search.within(d);
-        }
-        let found = run(py, search.execute())?;
-        to_pyarrow(py, found)
+    /// The only vector column, for a search that names none.
+    fn only_vector_column(&self) -> PyResult<String> {
+        self.table.only_vector_column().map_err(to_py)
     }
 
-    /// A full-text search; the rows best first, with `_score` (and `_snippet`), as a
+    /// A vector search for `vector` (float32 bytes) in `column`, with `options` (a JSON
+    /// `VectorSearchOptions`); the rows closest first, with `_distance`, as a
     /// `pyarrow.RecordBatch`.
-    #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (column, query, k=10, filter=None, columns=None, snippet=false, k1=1.2, b=0.75, max_expansions=50, index=None))]
+    #[pyo3(signature = (column, vector, options=None))]
+    fn search(&self, py: Python<'_>, column: &str, vector: &[u8], options: Option<&str>) -> PyResult<Py<PyAny>> {
+        let search = self.table.search(column, &floats(vector)?);
+        let search = options_from::<VectorSearchOptions>(options)?.apply(search).map_err(to_py)?;
+        to_pyarrow(py, run(py, search.execute())?)
+    }
+
+    /// A full-text search of `column` (default: the only string column) with `options` (a JSON
+    /// `TextSearchOptions`); the rows best first, with `_score` (and `_snippet`), as a
+    /// `pyarrow.RecordBatch`.
+    #[pyo3(signature = (column, query, options=None))]
     fn full_text_search(
         &self,
         py: Python<'_>,
         column: Option<String>,
         query: &str,
-        k: usize,
-        filter: Option<&str>,
-        columns: Option<Vec<String>>,
-        snippet: bool,
-        k1: f64,
-        b: f64,
-        max_expansions: usize,
-        index: Option<&str>,
+        options: Option<&str>,
     ) -> PyResult<Py<PyAny>> {
-        let column = only_column(self.table.schema(), column, "string", is_string)?;
-        let mut search = self
-            .table
-            .full_text_search(&column, query)
-            .limit(k)
-            .snippet(snippet)
-            .bm25(k1, b)
-            .max_expansions(max_expansions);
-        if let Some(f) = filter {
-            search = search.filter_sql(f).map_err(to_py)?;
-        }
-        if let Some(c) = &columns {
-            search = search.columns(c);
-        }
-        if let Some(i) = index {
-            search = search.index(i);
-        }
-        let found = run(py, search.execute())?;
-        to_pyarrow(py, found)
+        let column = column.map_or_else(|| self.table.only_text_column(), Ok).map_err(to_py)?;
+        let search = self.table.full_text_search(&column, query);
+        let search = options_from::<TextSearchOptions>(options)?.apply(search).map_err(to_py)?;
+        to_pyarrow(py, run(py, search.execute())?)
     }
 
-    /// A hybrid search; the rows best first, with `_score`, as a `pyarrow.RecordBatch`.
-    #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (vector_column, vector, text_column, text, k=10, filter=None, columns=None, fusion="rrf", rrf_k=None, vector_weight=None, candidates=None, metric=None, nprobes=None, ef=None, exact=false))]
+    /// A hybrid search (columns default to the only vector and string columns) with `options`
+    /// (a JSON `HybridSearchOptions`); the rows best first, with `_score`, as a
+    /// `pyarrow.RecordBatch`.
+    #[pyo3(signature = (vector_column, vector, text_column, text, options=None))]
     fn hybrid_search(
         &self,
         py: Python<'_>,
@@ -758,35 +603,14 @@ impl RawTable {
         vector: &[u8],
         text_column: Option<String>,
         text: &str,
-        k: usize,
-        filter: Option<&str>,
-        columns: Option<Vec<String>>,
-        fusion: &str,
-        rrf_k: Option<f32>,
-        vector_weight: Option<f32>,
-        candidates: Option<usize>,
-        metric: Option<&str>,
-        nprobes: Option<usize>,
-        ef: Option<usize>,
-        exact: bool,
+        options: Option<&str>,
     ) -> PyResult<Py<PyAny>> {
-        let vector = self.vector_search(vector_column, vector, metric, nprobes, ef, exact)?;
-        let text_column = only_column(self.table.schema(), text_column, "string", is_string)?;
-        let fusion = Fusion::named(fusion, rrf_k, vector_weight).map_err(to_py)?;
-        let mut search = HybridSearch::new(vector, self.table.full_text_search(&text_column, text))
-            .limit(k)
-            .fusion(fusion);
-        if let Some(n) = candidates {
-            search = search.candidates(n);
-        }
-        if let Some(f) = filter {
-            search = search.filter_sql(f).map_err(to_py)?;
-        }
-        if let Some(c) = &columns {
-            search = search.columns(c);
-        }
-        let found = run(py, search.execute())?;
-        to_pyarrow(py, found)
+        let vector_column = vector_column.map_or_else(|| self.table.only_vector_column(), Ok).map_err(to_py)?;
+        let text_column = text_column.map_or_else(|| self.table.only_text_column(), Ok).map_err(to_py)?;
+        let vector = self.table.search(&vector_column, &floats(vector)?);
+        let text = self.table.full_text_search(&text_column, text);
+        let search = options_from::<HybridSearchOptions>(options)?.apply(vector, text).map_err(to_py)?;
+        to_pyarrow(py, run(py, search.execute())?)
     }
 }
 

@@ -695,9 +695,9 @@ class Table:
         filter: Optional[str] = None,
         columns: Optional[Sequence[str]] = None,
         snippet: bool = False,
-        k1: float = 1.2,
-        b: float = 0.75,
-        max_expansions: int = 50,
+        k1: Optional[float] = None,
+        b: Optional[float] = None,
+        max_expansions: Optional[int] = None,
         index: Optional[str] = None,
     ) -> pa.Table:
         """The ``k`` rows whose string ``column`` (default: the table's only string column) best
@@ -705,8 +705,9 @@ class Table:
         matches in ``<b>`` tags, when ``snippet``). The query syntax: terms, ``"phrases"``,
         ``prefix*``, ``"phrase prefix*"``, ``fuzzy~1``, ``AND``, ``OR``, ``NOT``, ``+``/``-``,
         parentheses. Rows no index covers are analyzed at query time."""
-        found = self._raw.full_text_search(column, query, k, filter, columns, snippet, k1, b, max_expansions, index)
-        return pa.Table.from_batches([found])
+        options = {"k": k, "filter": filter, "columns": _names(columns), "snippet": snippet}
+        options.update(k1=k1, b=b, max_expansions=max_expansions, index=index)
+        return pa.Table.from_batches([self._raw.full_text_search(column, query, _options(options))])
 
     def hybrid_search(
         self,
@@ -733,31 +734,21 @@ class Table:
         defaults 60 and 0.5).
         ``filter`` applies to both searches; each contributes ``candidates`` rows (default
         max(50, k))."""
-        return pa.Table.from_batches(
-            [
-                self._raw.hybrid_search(
-                vector_column,
-                _as_floats(vector),
-                text_column,
-                text,
-                k,
-                filter,
-                columns,
-                fusion,
-                rrf_k,
-                vector_weight,
-                candidates,
-                metric,
-                nprobes,
-                ef,
-                exact,
-                )
-            ]
-        )
+        options = {"k": k, "filter": filter, "columns": _names(columns), "fusion": fusion, "rrf_k": rrf_k}
+        options.update(vector_weight=vector_weight, candidates=candidates, metric=metric, nprobes=nprobes, ef=ef)
+        options["exact"] = exact
+        found = self._raw.hybrid_search(vector_column, _as_floats(vector), text_column, text, _options(options))
+        return pa.Table.from_batches([found])
 
 
 def _names(columns: Optional[Sequence[str]]) -> Optional[List[str]]:
     return None if columns is None else list(columns)
+
+
+def _options(options: Dict[str, Any]) -> Optional[str]:
+    """Search options as the JSON of vlake's options struct (left-out ones take its defaults)."""
+    given = {k: v for k, v in options.items() if v is not None}
+    return json.dumps(given) if given else None
 
 
 def analyze(text: str, analyzer: Optional[Mapping[str, Any]] = None) -> List[str]:
@@ -788,7 +779,7 @@ class Search:
 
     def __init__(self, table: Table, vector: Any, column: Optional[str]):
         self._raw = table._raw
-        self._column = column
+        self._column = column or self._raw.only_vector_column()
         self._vector = _as_floats(vector)
         self._opts: Dict[str, Any] = {}
 
@@ -846,7 +837,7 @@ class Search:
 
     def to_arrow(self) -> pa.Table:
         """Runs the search: the rows closest first, with ``_distance``."""
-        return pa.Table.from_batches([self._raw.search(self._column, self._vector, **self._opts)])
+        return pa.Table.from_batches([self._raw.search(self._column, self._vector, _options(self._opts))])
 
     def to_pandas(self, **kwargs: Any):
         """The results as a pandas DataFrame."""

@@ -101,52 +101,16 @@ class RawTable:
         analyzer: Optional[str] = None,
     ) -> "RawTable": ...
     def update_index(self, name: str) -> "RawTable": ...
-    def search(
-        self,
-        column: Optional[str],
-        vector: bytes,
-        k: int = 10,
-        metric: Optional[str] = None,
-        nprobes: Optional[int] = None,
-        ef: Optional[int] = None,
-        refine: Optional[int] = None,
-        filter: Optional[str] = None,
-        prefilter: bool = True,
-        exact: bool = False,
-        columns: Optional[Sequence[str]] = None,
-        fallback_to_exact: bool = False,
-        max_distance: Optional[float] = None,
-    ) -> pa.RecordBatch: ...
-    def full_text_search(
-        self,
-        column: Optional[str],
-        query: str,
-        k: int = 10,
-        filter: Optional[str] = None,
-        columns: Optional[Sequence[str]] = None,
-        snippet: bool = False,
-        k1: float = 1.2,
-        b: float = 0.75,
-        max_expansions: int = 50,
-        index: Optional[str] = None,
-    ) -> pa.RecordBatch: ...
+    def only_vector_column(self) -> str: ...
+    def search(self, column: str, vector: bytes, options: Optional[str] = None) -> pa.RecordBatch: ...
+    def full_text_search(self, column: Optional[str], query: str, options: Optional[str] = None) -> pa.RecordBatch: ...
     def hybrid_search(
         self,
         vector_column: Optional[str],
         vector: bytes,
         text_column: Optional[str],
         text: str,
-        k: int = 10,
-        filter: Optional[str] = None,
-        columns: Optional[Sequence[str]] = None,
-        fusion: str = "rrf",
-        rrf_k: Optional[float] = None,
-        vector_weight: Optional[float] = None,
-        candidates: Optional[int] = None,
-        metric: Optional[str] = None,
-        nprobes: Optional[int] = None,
-        ef: Optional[int] = None,
-        exact: bool = False,
+        options: Optional[str] = None,
     ) -> pa.RecordBatch: ...
 
 def run_task(uri: str, task: str) -> BatchIter: ...
