@@ -146,7 +146,7 @@ fn options_from<T: serde::de::DeserializeOwned + Default>(json: Option<&str>) ->
 /// A query vector from its bytes (float32 in the machine's byte order, as numpy and
 /// `array.array("f")` hold them).
 fn floats(bytes: &[u8]) -> PyResult<Vec<f32>> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(to_py(Error::invalid("a query vector is float32 values: 4 bytes each")));
     }
     Ok(bytes
@@ -220,14 +220,23 @@ impl RawTable {
     /// `mode` is `create`, `append` or `overwrite`.
     #[staticmethod]
     #[pyo3(signature = (uri, mode, data, primary_key=None))]
-    fn write(py: Python<'_>, uri: &str, mode: &str, data: PyStream, primary_key: Option<Vec<String>>) -> PyResult<Self> {
+    fn write(
+        py: Python<'_>,
+        uri: &str,
+        mode: &str,
+        data: PyStream,
+        primary_key: Option<Vec<String>>,
+    ) -> PyResult<Self> {
         let mode = parse::<WriteMode>(mode)?;
         let location = TableLocation::parse(uri).map_err(to_py)?;
         let opts = WriteOptions {
             primary_key: primary_key.unwrap_or_default(),
             ..Default::default()
         };
-        Ok(Self::new(run(py, Table::write(location, input(data), mode, &opts))?, false))
+        Ok(Self::new(
+            run(py, Table::write(location, input(data), mode, &opts))?,
+            false,
+        ))
     }
 
     /// The table's URI.
@@ -344,7 +353,10 @@ impl RawTable {
         let assignments = vlake_table::Assignment::parse_list(assignments).map_err(to_py)?;
         let filter = filter.map(vlake_table::Predicate::parse).transpose().map_err(to_py)?;
         let opts = WriteOptions::default();
-        Ok(Self::new(run(py, self.table.update(&assignments, filter.as_ref(), &opts))?, false))
+        Ok(Self::new(
+            run(py, self.table.update(&assignments, filter.as_ref(), &opts))?,
+            false,
+        ))
     }
 
     /// Merges the rows of `data` (a C stream) by key; returns the new version and the report as
@@ -481,7 +493,10 @@ impl RawTable {
             .map_err(|e| to_py(Error::invalid(format!("bad rows for the blobs: {e}"))))?;
         let sources = paths.into_iter().map(BlobSource::File).collect();
         let opts = WriteOptions::default();
-        Ok(Self::new(run(py, self.table.append_blobs(column, sources, rows, &opts))?, false))
+        Ok(Self::new(
+            run(py, self.table.append_blobs(column, sources, rows, &opts))?,
+            false,
+        ))
     }
 
     /// Opens the value of BLOB column `column` in row `row_id` for ranged reads.
@@ -493,7 +508,12 @@ impl RawTable {
     }
 
     /// The values of BLOB column `column` in rows `row_ids` (a `pyarrow.Array`).
-    fn take_blobs(&self, py: Python<'_>, row_ids: Vec<u64>, column: &str) -> PyResult<PyArrowType<arrow::array::ArrayData>> {
+    fn take_blobs(
+        &self,
+        py: Python<'_>,
+        row_ids: Vec<u64>,
+        column: &str,
+    ) -> PyResult<PyArrowType<arrow::array::ArrayData>> {
         let values = run(py, self.table.take_blobs(&row_ids, column))?;
         Ok(PyArrowType(values.to_data()))
     }
@@ -571,7 +591,9 @@ impl RawTable {
     #[pyo3(signature = (column, vector, options=None))]
     fn search(&self, py: Python<'_>, column: &str, vector: &[u8], options: Option<&str>) -> PyResult<Py<PyAny>> {
         let search = self.table.search(column, &floats(vector)?);
-        let search = options_from::<VectorSearchOptions>(options)?.apply(search).map_err(to_py)?;
+        let search = options_from::<VectorSearchOptions>(options)?
+            .apply(search)
+            .map_err(to_py)?;
         to_pyarrow(py, run(py, search.execute())?)
     }
 
@@ -586,9 +608,13 @@ impl RawTable {
         query: &str,
         options: Option<&str>,
     ) -> PyResult<Py<PyAny>> {
-        let column = column.map_or_else(|| self.table.only_text_column(), Ok).map_err(to_py)?;
+        let column = column
+            .map_or_else(|| self.table.only_text_column(), Ok)
+            .map_err(to_py)?;
         let search = self.table.full_text_search(&column, query);
-        let search = options_from::<TextSearchOptions>(options)?.apply(search).map_err(to_py)?;
+        let search = options_from::<TextSearchOptions>(options)?
+            .apply(search)
+            .map_err(to_py)?;
         to_pyarrow(py, run(py, search.execute())?)
     }
 
@@ -605,11 +631,17 @@ impl RawTable {
         text: &str,
         options: Option<&str>,
     ) -> PyResult<Py<PyAny>> {
-        let vector_column = vector_column.map_or_else(|| self.table.only_vector_column(), Ok).map_err(to_py)?;
-        let text_column = text_column.map_or_else(|| self.table.only_text_column(), Ok).map_err(to_py)?;
+        let vector_column = vector_column
+            .map_or_else(|| self.table.only_vector_column(), Ok)
+            .map_err(to_py)?;
+        let text_column = text_column
+            .map_or_else(|| self.table.only_text_column(), Ok)
+            .map_err(to_py)?;
         let vector = self.table.search(&vector_column, &floats(vector)?);
         let text = self.table.full_text_search(&text_column, text);
-        let search = options_from::<HybridSearchOptions>(options)?.apply(vector, text).map_err(to_py)?;
+        let search = options_from::<HybridSearchOptions>(options)?
+            .apply(vector, text)
+            .map_err(to_py)?;
         to_pyarrow(py, run(py, search.execute())?)
     }
 }

@@ -6,6 +6,19 @@ import pyarrow as pa
 import vlake
 
 
+_DEFAULT_POOL = pa.default_memory_pool()
+# Pools stay alive to the end of the process: buffers allocated from one must not outlive it.
+_PROXIES = []
+
+
+def _proxy_pool() -> pa.MemoryPool:
+    """A pool counting what is allocated through it, made pyarrow's default."""
+    proxy = pa.proxy_memory_pool(_DEFAULT_POOL)
+    _PROXIES.append(proxy)
+    pa.set_memory_pool(proxy)
+    return proxy
+
+
 def _wide(rows: int, dim: int = 256) -> pa.Table:
     values = pa.array(np.arange(rows * dim, dtype=np.float32))
     return pa.table(
@@ -27,38 +40,44 @@ def test_writes_borrow_pyarrow_buffers_instead_of_encoding_them(tmp_path):
     peak of what was allocated through it."""
     table = _wide(16 * 1024)  # 16 Mi float32 values: 16 MiB of vectors
     data_bytes = table.nbytes
-    previous = pa.default_memory_pool()
-    proxy = pa.proxy_memory_pool(previous)
-    pa.set_memory_pool(proxy)
+    proxy = _proxy_pool()
     try:
         t = vlake.write_table(table, str(tmp_path / "t"))
         t.append(table)
         t.stage(table)
     finally:
-        pa.set_memory_pool(previous)
+        pa.set_memory_pool(_DEFAULT_POOL)
     assert t.num_rows == 2 * table.num_rows
     assert proxy.max_memory() < data_bytes // 16, (proxy.max_memory(), data_bytes)
 
 
 def test_reads_are_pyarrow_objects_over_rust_buffers(tmp_path):
-    """Scans and searches come back as pyarrow objects whose buffers live in Rust's memory:
-    nothing of their size is allocated from pyarrow's pool (IPC bytes decoded by pyarrow would
-    sit in a Python ``bytes`` object; aligned copies of them in the pool)."""
+    """Scans and searches come back as pyarrow objects over the buffers Rust produced.
+
+    pyarrow decodes an IPC stream zero-copy from the message bytes, so each decoded buffer is
+    a slice of the message body (its ``parent`` is that body), and the bytes themselves were a
+    copy out of Rust. A buffer imported through the C Data Interface is the producer's memory,
+    wrapped as it is: it has no parent. Nothing of the data's size is allocated from pyarrow's
+    pool either way, which the proxy pool checks as well."""
     table = _wide(4096)
     t = vlake.write_table(table, str(tmp_path / "t"))
-    previous = pa.default_memory_pool()
-    proxy = pa.proxy_memory_pool(previous)
-    pa.set_memory_pool(proxy)
+    proxy = _proxy_pool()
     try:
         read = t.to_arrow()
         reader = t.to_reader()
         streamed = reader.read_all()
         found = t.search(np.ones(256, dtype=np.float32)).limit(5).to_arrow()
+        batches = list(t.to_batches())
     finally:
-        pa.set_memory_pool(previous)
+        pa.set_memory_pool(_DEFAULT_POOL)
     assert isinstance(reader, pa.RecordBatchReader)
     assert read.equals(table) and streamed.equals(table)
-    assert found.num_rows == 5
+    assert found.num_rows == 5 and sum(b.num_rows for b in batches) == table.num_rows
+    for result in (read, streamed, found, pa.Table.from_batches(batches)):
+        for column in result.columns:
+            for chunk in column.chunks:
+                for buffer in chunk.buffers():
+                    assert buffer is None or buffer.parent is None, "a slice of an IPC message"
     assert proxy.max_memory() < table.nbytes // 16, (proxy.max_memory(), table.nbytes)
 
 

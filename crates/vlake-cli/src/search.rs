@@ -189,7 +189,9 @@ pub async fn search(a: SearchArgs) -> Result<()> {
             opts.ef = a.ef;
             opts.exact = a.exact;
             let vector = table.search(&a.column, &parse_vector(v)?);
-            opts.apply(vector, table.full_text_search(text_column, q))?.execute().await?
+            opts.apply(vector, table.full_text_search(text_column, q))?
+                .execute()
+                .await?
         }
     };
     render::batches(&batch.schema(), &[batch], output)

@@ -40,7 +40,9 @@ impl Fusion {
     /// `vector_weight` where given (the defaults: 60 and 0.5).
     pub fn named(name: &str, rrf_k: Option<f32>, vector_weight: Option<f32>) -> Result<Self> {
         match name {
-            "rrf" => Ok(Fusion::Rrf { k: rrf_k.unwrap_or(60.0) }),
+            "rrf" => Ok(Fusion::Rrf {
+                k: rrf_k.unwrap_or(60.0),
+            }),
             "weighted" => Ok(Fusion::Weighted {
                 vector_weight: vector_weight.unwrap_or(0.5),
             }),

@@ -213,7 +213,11 @@ impl Table {
             _ => Err(Error::invalid(format!(
                 "the table has {} {kind} columns ({}): name the column to search",
                 names.len(),
-                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
             ))),
         }
     }
