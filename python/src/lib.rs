@@ -1,23 +1,34 @@
-//! The native module of the `vlake` Python package. The binding is thin: Arrow data crosses as
-//! Arrow IPC streams (decoded by pyarrow without a copy), the table logic stays in
-//! `vlake-table` and `vlake-datafusion`, and the GIL is released during I/O and compute.
+//! The native module of the `vlake` Python package. It translates and nothing more: Arrow
+//! crosses the boundary through the Arrow C Data Interface (PyCapsule streams; buffers are
+//! shared, never copied or re-encoded), option strings become `vlake-table`'s enums through
+//! their `FromStr`, defaults are `vlake-table`'s, descriptions and reports are its serde types as
+//! JSON, and the GIL is released during I/O and compute.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
-use arrow::ipc::reader::StreamReader;
-use arrow::ipc::writer::StreamWriter;
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::error::ArrowError;
+use arrow_array::ffi_stream::ArrowArrayStreamReader;
+use arrow_array::RecordBatchReader;
+use arrow_pyarrow::{IntoPyArrow, PyArrowType};
 use futures::StreamExt;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use serde::Serialize;
 use vlake_datafusion::{from_df, VlakeTable};
 use vlake_table::{
-    AnalyzerConfig, BatchStream, BlobMode, BlobReader, BlobSource, CleanupOptions, Error, Fusion, HnswParams,
-    HybridSearch, IndexOptions, IndexType, IvfParams, Metric, ScanTask, Session, StagedMode, StagedWrite, Table,
-    TableBuilder, TableLocation, VersionRef, WriteMode, WriteOptions,
+    AnalyzerConfig, BatchStream, BlobMode, BlobReader, BlobSource, CleanupOptions, Error, HnswParams,
+    HybridSearchOptions, IndexOptions, IndexType, IvfParams, MergeInsert, ScanTask, Session, SessionOptions,
+    StagedMode, StagedWrite, Table, TableBuilder, TableLocation, TextSearchOptions, VectorSearchOptions, VersionRef,
+    WriteMode, WriteOptions,
 };
+
+/// Arrow data handed over by Python: anything with `__arrow_c_stream__` (a pyarrow Table,
+/// RecordBatchReader, a polars DataFrame, ...), read batch by batch through the C stream.
+type PyStream = PyArrowType<ArrowArrayStreamReader>;
 
 /// The runtime every call blocks on (with the GIL released), one per process. A process forked
 /// after the runtime started (a DataLoader worker, a `multiprocessing` child) has none of its
@@ -43,14 +54,52 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// The caches of this process's tables, one session per process (see `vlake_table::Session`).
-fn session() -> &'static Session {
-    static SESSION: std::sync::OnceLock<Session> = std::sync::OnceLock::new();
-    SESSION.get_or_init(Session::default)
+fn session() -> Session {
+    process_session().clone()
+}
+
+fn process_session() -> std::sync::MutexGuard<'static, Session> {
+    static SESSION: std::sync::LazyLock<Mutex<Session>> = std::sync::LazyLock::new(Mutex::default);
+    SESSION.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The state of the process's caches as JSON: per cache, entries, weight (bytes, or entries),
+/// capacity, hits and misses.
+#[pyfunction]
+fn cache_stats() -> PyResult<String> {
+    serde_json::to_string(&session().stats()).map_err(|e| to_py(Error::Internal(e.to_string())))
+}
+
+/// Empties the process's caches.
+#[pyfunction]
+fn clear_cache() {
+    session().clear();
+}
+
+/// Gives tables opened from now on new caches with these budgets (`None` keeps a default).
+#[pyfunction]
+#[pyo3(signature = (vector_bytes=None, metadata_bytes=None, index_entries=None))]
+fn set_cache_budgets(vector_bytes: Option<usize>, metadata_bytes: Option<usize>, index_entries: Option<usize>) {
+    let defaults = SessionOptions::default();
+    let options = SessionOptions::default()
+        .with_vector_cache_bytes(vector_bytes.unwrap_or(defaults.vector_cache_bytes))
+        .with_metadata_cache_bytes(metadata_bytes.unwrap_or(defaults.metadata_cache_bytes))
+        .with_index_cache_entries(index_entries.unwrap_or(defaults.index_cache_entries));
+    *process_session() = Session::new(options);
 }
 
 /// Runs `f` on the runtime without the GIL.
-fn run<T: Send>(py: Python<'_>, f: impl std::future::Future<Output = Result<T, Error>> + Send) -> PyResult<T> {
-    py.detach(|| runtime().block_on(f)).map_err(to_py)
+fn run<T: Send>(py: Python<'_>, f: impl Future<Output = Result<T, Error>> + Send) -> PyResult<T> {
+    py.detach(|| block(f)).map_err(to_py)
+}
+
+/// Waits for `f`: on the runtime, or, when called from inside it (a vlake write reading a vlake
+/// scan handed back as a C stream), in place on the current one.
+fn block<F: Future>(f: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => tokio::task::block_in_place(|| handle.block_on(f)),
+        Err(_) => runtime().block_on(f),
+    }
 }
 
 /// A vlake error as the exception class of its kind, from `vlake.errors`.
@@ -77,127 +126,69 @@ fn to_py(e: Error) -> PyErr {
     })
 }
 
-/// Batches as one Arrow IPC stream.
-fn ipc(py: Python<'_>, schema: &SchemaRef, batches: &[RecordBatch]) -> PyResult<Py<PyBytes>> {
-    let bytes = py
-        .detach(|| -> Result<Vec<u8>, arrow::error::ArrowError> {
-            let mut out = Vec::new();
-            let mut writer = StreamWriter::try_new(&mut out, schema)?;
-            for b in batches {
-                writer.write(b)?;
-            }
-            writer.finish()?;
-            drop(writer);
-            Ok(out)
-        })
-        .map_err(|e| to_py(Error::Internal(e.to_string())))?;
-    Ok(PyBytes::new(py, &bytes).unbind())
+/// `value` as JSON, for Python to read into dicts.
+fn json(value: &impl Serialize) -> PyResult<String> {
+    serde_json::to_string(value).map_err(|e| to_py(Error::Internal(e.to_string())))
 }
 
-/// The batches of one Arrow IPC stream.
-fn from_ipc(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>), Error> {
-    let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)
-        .map_err(|e| Error::invalid(format!("not an Arrow IPC stream: {e}")))?;
+/// Parses an option string into `vlake-table`'s type for it.
+fn parse<T: std::str::FromStr<Err = Error>>(s: &str) -> PyResult<T> {
+    s.parse().map_err(to_py)
+}
+
+/// The batches of a Python-side C stream, read as the consumer needs them (never all at once).
+/// The producer may be Python code (a generator behind a pyarrow reader), so each batch is read
+/// holding the GIL, which the waiting caller released.
+fn input(data: PyStream) -> BatchStream {
+    let reader = data.0;
     let schema = reader.schema();
-    let batches = reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::invalid(format!("bad Arrow IPC stream: {e}")))?;
-    Ok((schema, batches))
+    let batches = futures::stream::unfold(Some(reader), |reader| async move {
+        let mut reader = reader?;
+        loop {
+            match Python::attach(|_| reader.next())? {
+                Ok(b) if b.num_rows() == 0 => continue,
+                Ok(b) => return Some((Ok(b), Some(reader))),
+                Err(e) => return Some((Err(Error::invalid(format!("reading the input failed: {e}"))), None)),
+            }
+        }
+    });
+    BatchStream::new(schema, batches.boxed())
+}
+
+/// A batch handed to Python through the C Data Interface (a `pyarrow.RecordBatch`).
+fn to_pyarrow(py: Python<'_>, batch: RecordBatch) -> PyResult<Py<PyAny>> {
+    Ok(PyArrowType(batch).into_pyobject(py)?.unbind())
 }
 
 /// Which version to open: at most one of a version, a time or a tag.
-fn version_ref(version: Option<u64>, timestamp_ms: Option<i64>, tag: Option<String>) -> Result<VersionRef, Error> {
+fn version_ref(version: Option<u64>, timestamp_ms: Option<i64>, tag: Option<String>) -> PyResult<VersionRef> {
     match (version, timestamp_ms, tag) {
         (None, None, None) => Ok(VersionRef::Latest),
         (Some(v), None, None) => Ok(VersionRef::Version(v)),
         (None, Some(t), None) => Ok(VersionRef::Timestamp(t)),
         (None, None, Some(t)) => Ok(VersionRef::Tag(t)),
-        _ => Err(Error::invalid("give at most one of version, timestamp and tag")),
+        _ => Err(to_py(Error::invalid("give at most one of version, timestamp and tag"))),
     }
 }
 
-/// The batches of `stream`, an iterable of Arrow IPC streams of `schema`, read as they are
-/// needed.
-fn py_stream(py: Python<'_>, schema: SchemaRef, stream: Py<PyAny>) -> PyResult<BatchStream> {
-    let iter = stream.bind(py).try_iter()?.unbind();
-    let batches = futures::stream::unfold(Some(iter), |iter| async move {
-        let iter = iter?;
-        let next = Python::attach(|py| -> Option<Result<Vec<RecordBatch>, Error>> {
-            let mut it = iter.bind(py).clone();
-            match it.next()? {
-                Ok(item) => Some(
-                    // Decoded straight from the bytes object, without a copy into Rust.
-                    item.cast::<PyBytes>()
-                        .map_err(|e| Error::invalid(format!("expected Arrow IPC bytes: {e}")))
-                        .and_then(|b| from_ipc(b.as_bytes()).map(|(_, batches)| batches)),
-                ),
-                Err(e) => Some(Err(Error::invalid(format!("reading the input failed: {e}")))),
-            }
-        });
-        next.map(|n| (n, Some(iter)))
-    })
-    .flat_map(|item| match item {
-        Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok).collect::<Vec<_>>()),
-        Err(e) => futures::stream::iter(vec![Err(e)]),
-    });
-    Ok(BatchStream::new(schema, batches.boxed()))
+/// Options (a `vlake-table` options struct) from their JSON form; the defaults without one.
+fn options_from<T: serde::de::DeserializeOwned + Default>(json: Option<&str>) -> PyResult<T> {
+    json.map_or_else(
+        || Ok(T::default()),
+        |j| serde_json::from_str(j).map_err(|e| to_py(Error::invalid(format!("bad search options: {e}")))),
+    )
 }
 
-/// Schema changes from their JSON form (see `RawTable::alter_schema`).
-fn schema_changes(json: &str, fields: &SchemaRef) -> Result<Vec<vlake_table::SchemaChange>, Error> {
-    use vlake_table::{ColumnValue, Literal, SchemaChange, ValueExpr};
-    let changes: Vec<serde_json::Value> =
-        serde_json::from_str(json).map_err(|e| Error::invalid(format!("bad schema changes: {e}")))?;
-    let text = |c: &serde_json::Value, key: &str| -> Result<String, Error> {
-        c.get(key)
-            .and_then(|v| v.as_str())
-            .map(String::from)
-            .ok_or_else(|| Error::invalid(format!("schema change {c} lacks '{key}'")))
-    };
-    let field = |c: &serde_json::Value| -> Result<arrow::datatypes::Field, Error> {
-        c.get("field")
-            .and_then(|v| v.as_u64())
-            .and_then(|i| fields.fields().get(i as usize))
-            .map(|f| f.as_ref().clone())
-            .ok_or_else(|| Error::invalid(format!("schema change {c} names no field")))
-    };
-    changes
-        .iter()
-        .map(|c| {
-            Ok(match text(c, "op")?.as_str() {
-                "add" => {
-                    let value = match (c.get("default"), c.get("expression").and_then(|e| e.as_str())) {
-                        (_, Some(sql)) => ColumnValue::Expr(ValueExpr::parse(sql)?),
-                        (None | Some(serde_json::Value::Null), None) => ColumnValue::Null,
-                        (Some(v), None) => ColumnValue::Default(match v {
-                            serde_json::Value::Bool(b) => Literal::Bool(*b),
-                            serde_json::Value::String(s) => Literal::String(s.clone()),
-                            serde_json::Value::Number(n) => match n.as_i64() {
-                                Some(i) => Literal::Int(i),
-                                None => Literal::Float(n.as_f64().unwrap_or(f64::NAN)),
-                            },
-                            other => return Err(Error::invalid(format!("default {other} is not a scalar"))),
-                        }),
-                    };
-                    SchemaChange::AddColumn {
-                        field: field(c)?,
-                        value,
-                    }
-                }
-                "drop" => SchemaChange::DropColumn(text(c, "column")?),
-                "rename" => SchemaChange::RenameColumn {
-                    from: text(c, "from")?,
-                    to: text(c, "to")?,
-                },
-                "widen" => SchemaChange::WidenColumn {
-                    column: text(c, "column")?,
-                    to: field(c)?.data_type().clone(),
-                },
-                "nullable" => SchemaChange::MakeNullable(text(c, "column")?),
-                other => return Err(Error::invalid(format!("unknown schema change '{other}'"))),
-            })
-        })
-        .collect()
+/// A query vector from its bytes (float32 in the machine's byte order, as numpy and
+/// `array.array("f")` hold them).
+fn floats(bytes: &[u8]) -> PyResult<Vec<f32>> {
+    if !bytes.len().is_multiple_of(4) {
+        return Err(to_py(Error::invalid("a query vector is float32 values: 4 bytes each")));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }
 
 /// One version of a vlake table (the `vlake.Table` class wraps it).
@@ -255,44 +246,31 @@ impl RawTable {
         timestamp_ms: Option<i64>,
         tag: Option<String>,
     ) -> PyResult<Self> {
-        let at = version_ref(version, timestamp_ms, tag).map_err(to_py)?;
+        let at = version_ref(version, timestamp_ms, tag)?;
         let pinned = at != VersionRef::Latest;
-        let table = run(py, Table::builder(uri).version(at).session(session().clone()).open())?;
+        let table = run(py, Table::builder(uri).version(at).session(session()).open())?;
         Ok(Self::new(table, pinned))
     }
 
-    /// Writes the batches of `stream` (an iterable of Arrow IPC streams, schema `schema`) to
-    /// `uri` as one commit: `create`, `append` or `overwrite`.
+    /// Writes the batches of `data` (a C stream, read as it is written) to `uri` as one commit;
+    /// `mode` is `create`, `append` or `overwrite`.
     #[staticmethod]
-    #[pyo3(signature = (uri, mode, schema, stream, primary_key=None))]
+    #[pyo3(signature = (uri, mode, data, primary_key=None))]
     fn write(
         py: Python<'_>,
         uri: &str,
         mode: &str,
-        schema: &[u8],
-        stream: Py<PyAny>,
+        data: PyStream,
         primary_key: Option<Vec<String>>,
     ) -> PyResult<Self> {
-        let mode = match mode {
-            "create" => WriteMode::Create,
-            "append" => WriteMode::Append,
-            "overwrite" => WriteMode::Overwrite,
-            other => {
-                return Err(to_py(Error::invalid(format!(
-                    "mode must be 'create', 'append' or 'overwrite', not '{other}'"
-                ))))
-            }
-        };
-        let (schema, _) = from_ipc(schema).map_err(to_py)?;
+        let mode = parse::<WriteMode>(mode)?;
         let location = TableLocation::parse(uri).map_err(to_py)?;
-        let data = py_stream(py, schema, stream)?;
         let opts = WriteOptions {
             primary_key: primary_key.unwrap_or_default(),
             ..Default::default()
         };
-        let builder = TableBuilder::new(location).session(session().clone());
-        let table = run(py, builder.write(data, mode, &opts))?;
-        Ok(Self::new(table, false))
+        let builder = TableBuilder::new(location).session(session());
+        Ok(Self::new(run(py, builder.write(input(data), mode, &opts))?, false))
     }
 
     /// The table's URI.
@@ -319,51 +297,36 @@ impl RawTable {
         self.table.num_rows()
     }
 
-    /// The Arrow schema as an IPC stream with no batches.
-    fn schema_ipc(&self, py: Python<'_>) -> PyResult<Py<PyBytes>> {
-        ipc(py, self.table.schema(), &[])
+    /// The Arrow schema (a `pyarrow.Schema`).
+    #[getter]
+    fn schema(&self) -> PyArrowType<Schema> {
+        PyArrowType(self.table.schema().as_ref().clone())
+    }
+
+    /// Names of the primary-key columns.
+    #[getter]
+    fn primary_key(&self) -> Vec<String> {
+        self.table.primary_key_names()
+    }
+
+    /// This version's summary (`Table::info`), as JSON.
+    fn info_json(&self) -> PyResult<String> {
+        json(&self.table.info())
+    }
+
+    /// The indexes of this version (`Table::indexes`), as JSON.
+    fn indexes_json(&self) -> PyResult<String> {
+        json(&self.table.indexes())
     }
 
     /// The versions of the table, as JSON.
     fn versions_json(&self, py: Python<'_>) -> PyResult<String> {
-        let versions = run(py, self.table.versions())?;
-        serde_json::to_string(&versions).map_err(|e| to_py(Error::Internal(e.to_string())))
+        json(&run(py, self.table.versions())?)
     }
 
     /// The tags, as JSON.
     fn tags_json(&self, py: Python<'_>) -> PyResult<String> {
-        let tags = run(py, self.table.tags())?;
-        serde_json::to_string(&tags).map_err(|e| to_py(Error::Internal(e.to_string())))
-    }
-
-    /// The indexes of this version, as JSON: name, type, column, metric, parameters, the
-    /// version it was built at and the data files it covers.
-    fn indexes_json(&self) -> String {
-        let schema = self.table.table_schema();
-        let list: Vec<serde_json::Value> = self
-            .table
-            .manifest()
-            .indexes
-            .iter()
-            .map(|e| {
-                let columns: Vec<&str> = e
-                    .field_ids
-                    .iter()
-                    .filter_map(|id| schema.fields.iter().find(|f| f.id == *id).map(|f| f.name.as_str()))
-                    .collect();
-                serde_json::json!({
-                    "name": e.name,
-                    "type": e.index_type,
-                    "column": columns.first(),
-                    "metric": e.params.get("metric"),
-                    "params": e.params,
-                    "built_at_version": e.built_at_version,
-                    "covered_files": e.covered_files,
-                    "files": e.files,
-                })
-            })
-            .collect();
-        serde_json::Value::Array(list).to_string()
+        json(&run(py, self.table.tags())?)
     }
 
     /// Tags `version` as `name`.
@@ -385,7 +348,7 @@ impl RawTable {
         timestamp_ms: Option<i64>,
         tag: Option<String>,
     ) -> PyResult<Self> {
-        let at = version_ref(version, timestamp_ms, tag).map_err(to_py)?;
+        let at = version_ref(version, timestamp_ms, tag)?;
         let pinned = at != VersionRef::Latest;
         Ok(Self::new(run(py, self.table.checkout(at))?, pinned))
     }
@@ -408,14 +371,7 @@ impl RawTable {
         if let Some(s) = unsafe_min_file_age_s {
             options = options.dangerously_remove_files_younger_than_min_age(seconds(s)?);
         }
-        let report = run(py, self.table.cleanup(&options))?;
-        Ok(serde_json::json!({
-            "versions_removed": report.versions_removed,
-            "files_removed": report.files_removed,
-            "bytes_removed": report.bytes_removed,
-            "files_kept_recent": report.files_kept_recent,
-        })
-        .to_string())
+        json(&run(py, self.table.cleanup(&options))?)
     }
 
     /// Deletes the rows matching the SQL `filter` (deletion files; data files stay).
@@ -430,69 +386,43 @@ impl RawTable {
     fn update(&self, py: Python<'_>, assignments: &str, filter: Option<&str>) -> PyResult<Self> {
         let assignments = vlake_table::Assignment::parse_list(assignments).map_err(to_py)?;
         let filter = filter.map(vlake_table::Predicate::parse).transpose().map_err(to_py)?;
-        let table = run(py, async {
-            self.table
-                .update(&assignments, filter.as_ref(), &WriteOptions::default())
-                .await
-        })?;
-        Ok(Self::new(table, false))
+        let opts = WriteOptions::default();
+        Ok(Self::new(
+            run(py, self.table.update(&assignments, filter.as_ref(), &opts))?,
+            false,
+        ))
     }
 
-    /// Merges the rows of `stream` (IPC streams of `schema`) by key; returns the new version and
-    /// the report as JSON. `when_matched` is `update`, `nothing` or `fail`; `when_not_matched`
-    /// is `insert` or `nothing`; `when_not_matched_by_source` is `keep`, `delete` or an SQL
-    /// condition selecting the unmatched rows to delete.
-    #[pyo3(signature = (schema, stream, on=None, when_matched="update", when_not_matched="insert", when_not_matched_by_source="keep"))]
-    #[allow(clippy::too_many_arguments)]
+    /// Merges the rows of `data` (a C stream) by key; returns the new version and the report as
+    /// JSON. The `when_*` strings are those of `WhenMatched`, `WhenNotMatched` and
+    /// `WhenNotMatchedBySource`.
+    #[pyo3(signature = (data, on=None, when_matched="update", when_not_matched="insert", when_not_matched_by_source="keep"))]
     fn merge_insert(
         &self,
         py: Python<'_>,
-        schema: &[u8],
-        stream: Py<PyAny>,
+        data: PyStream,
         on: Option<Vec<String>>,
         when_matched: &str,
         when_not_matched: &str,
         when_not_matched_by_source: &str,
     ) -> PyResult<(Self, String)> {
-        use vlake_table::{MergeInsert, WhenMatched, WhenNotMatched, WhenNotMatchedBySource};
-        let bad = |what: &str, got: &str, allowed: &str| {
-            to_py(Error::invalid(format!("{what} must be {allowed}, not '{got}'")))
-        };
         let merge = MergeInsert {
             on: on.unwrap_or_default(),
-            when_matched: match when_matched {
-                "update" => WhenMatched::UpdateAll,
-                "nothing" => WhenMatched::DoNothing,
-                "fail" => WhenMatched::Fail,
-                other => return Err(bad("when_matched", other, "'update', 'nothing' or 'fail'")),
-            },
-            when_not_matched: match when_not_matched {
-                "insert" => WhenNotMatched::InsertAll,
-                "nothing" => WhenNotMatched::DoNothing,
-                other => return Err(bad("when_not_matched", other, "'insert' or 'nothing'")),
-            },
-            when_not_matched_by_source: match when_not_matched_by_source {
-                "keep" => WhenNotMatchedBySource::Keep,
-                "delete" => WhenNotMatchedBySource::Delete,
-                condition => WhenNotMatchedBySource::DeleteIf(vlake_table::Predicate::parse(condition).map_err(to_py)?),
-            },
+            when_matched: parse(when_matched)?,
+            when_not_matched: parse(when_not_matched)?,
+            when_not_matched_by_source: parse(when_not_matched_by_source)?,
             ..MergeInsert::upsert()
         };
-        let (schema, _) = from_ipc(schema).map_err(to_py)?;
-        let data = py_stream(py, schema, stream)?;
-        let (table, report) = run(py, self.table.merge_insert(data, &merge, &WriteOptions::default()))?;
-        let report = serde_json::to_string(&report).map_err(|e| to_py(Error::Internal(e.to_string())))?;
-        Ok((Self::new(table, false), report))
+        let opts = WriteOptions::default();
+        let (table, report) = run(py, self.table.merge_insert(input(data), &merge, &opts))?;
+        Ok((Self::new(table, false), json(&report)?))
     }
 
-    /// Writes the batches of `stream` (IPC streams of `schema`) as data files of this table
-    /// without committing them; returns the staged write as JSON (`mode`: `append` or
-    /// `overwrite`).
-    fn stage(&self, py: Python<'_>, schema: &[u8], stream: Py<PyAny>, mode: &str) -> PyResult<String> {
-        let mode = mode.parse::<StagedMode>().map_err(to_py)?;
-        let (schema, _) = from_ipc(schema).map_err(to_py)?;
-        let data = py_stream(py, schema, stream)?;
-        let staged = run(py, self.table.stage(data, mode, &WriteOptions::default()))?;
+    /// Writes the batches of `data` (a C stream) as data files of this table without committing
+    /// them; returns the staged write as JSON (`mode`: `append` or `overwrite`).
+    fn stage(&self, py: Python<'_>, data: PyStream, mode: &str) -> PyResult<String> {
+        let mode = parse::<StagedMode>(mode)?;
+        let staged = run(py, self.table.stage(input(data), mode, &WriteOptions::default()))?;
         staged.to_json().map_err(to_py)
     }
 
@@ -514,17 +444,10 @@ impl RawTable {
     /// Applies schema changes, a JSON list of `{"op": "add", "field": i, "default": v}` (or
     /// `"expression": sql`), `{"op": "drop", "column": c}`, `{"op": "rename", "from": a, "to":
     /// b}`, `{"op": "widen", "column": c, "field": i}` and `{"op": "nullable", "column": c}`;
-    /// `fields` is an IPC schema holding the fields the changes refer to by position.
-    fn alter_schema(&self, py: Python<'_>, changes: &str, fields: &[u8]) -> PyResult<Self> {
-        let (fields, _) = from_ipc(fields).map_err(to_py)?;
-        let changes = schema_changes(changes, &fields).map_err(to_py)?;
+    /// `fields` holds the fields the changes refer to by position.
+    fn alter_schema(&self, py: Python<'_>, changes: &str, fields: PyArrowType<Schema>) -> PyResult<Self> {
+        let changes = vlake_table::SchemaChange::list_from_json(changes, &fields.0).map_err(to_py)?;
         Ok(Self::new(run(py, self.table.alter_schema(&changes))?, false))
-    }
-
-    /// Names of the primary-key columns.
-    #[getter]
-    fn primary_key(&self) -> Vec<String> {
-        self.table.primary_key_names()
     }
 
     /// Compacts small files and drops deleted rows; returns the new version and the report
@@ -544,8 +467,7 @@ impl RawTable {
             opts.blob_garbage_ratio = r;
         }
         let (table, report) = run(py, self.table.compact(&opts))?;
-        let report = serde_json::to_string(&report).map_err(|e| to_py(Error::Internal(e.to_string())))?;
-        Ok((Self::new(table, false), report))
+        Ok((Self::new(table, false), json(&report)?))
     }
 
     /// Compaction, then every index updated, then cleanup of what is older than
@@ -557,12 +479,10 @@ impl RawTable {
             opts.cleanup_older_than = std::time::Duration::from_secs_f64(s.max(0.0));
         }
         let (table, report) = run(py, self.table.optimize(&opts))?;
-        let report = serde_json::to_string(&report).map_err(|e| to_py(Error::Internal(e.to_string())))?;
-        Ok((Self::new(table, false), report))
+        Ok((Self::new(table, false), json(&report)?))
     }
 
-    /// A streaming scan: an iterator of Arrow IPC streams, one batch each. `blobs` is
-    /// `descriptors` or `bytes`.
+    /// A streaming scan. `blobs` is `descriptors` or `bytes`.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (columns=None, filter=None, limit=None, with_row_id=false, batch_size=None, blobs="descriptors"))]
     fn scan(
@@ -575,11 +495,10 @@ impl RawTable {
         batch_size: Option<usize>,
         blobs: &str,
     ) -> PyResult<BatchIter> {
-        let blobs: BlobMode = blobs.parse().map_err(to_py)?;
         let mut scanner = self
             .scanner(columns, filter, batch_size)?
             .with_row_id(with_row_id)
-            .blobs(blobs);
+            .blobs(parse::<BlobMode>(blobs)?);
         if let Some(n) = limit {
             scanner = scanner.limit(n);
         }
@@ -589,49 +508,48 @@ impl RawTable {
     }
 
     /// Appends one row per file in `paths`, its bytes streamed into BLOB column `column`; the
-    /// other columns come from `rows` (an Arrow IPC stream of one row per file) or are null.
+    /// other columns come from `rows` (a C stream of one row per file) or are null.
     #[pyo3(signature = (column, paths, rows=None))]
     fn append_blobs(
         &self,
         py: Python<'_>,
         column: &str,
         paths: Vec<std::path::PathBuf>,
-        rows: Option<&[u8]>,
+        rows: Option<PyStream>,
     ) -> PyResult<Self> {
-        let rows = match rows {
-            Some(bytes) => {
-                let (schema, batches) = from_ipc(bytes).map_err(to_py)?;
-                Some(arrow::compute::concat_batches(&schema, &batches).map_err(|e| to_py(e.into()))?)
-            }
-            None => None,
-        };
+        let rows = rows
+            .map(|r| {
+                let schema = r.0.schema();
+                let batches = r.0.collect::<Result<Vec<_>, _>>()?;
+                arrow::compute::concat_batches(&schema, &batches)
+            })
+            .transpose()
+            .map_err(|e| to_py(Error::invalid(format!("bad rows for the blobs: {e}"))))?;
         let sources = paths.into_iter().map(BlobSource::File).collect();
-        let table = run(
-            py,
-            self.table.append_blobs(column, sources, rows, &WriteOptions::default()),
-        )?;
-        Ok(Self::new(table, false))
+        let opts = WriteOptions::default();
+        Ok(Self::new(
+            run(py, self.table.append_blobs(column, sources, rows, &opts))?,
+            false,
+        ))
     }
 
     /// Opens the value of BLOB column `column` in row `row_id` for ranged reads.
     fn open_blob(&self, py: Python<'_>, row_id: u64, column: &str) -> PyResult<RawBlob> {
         let reader = run(py, self.table.open_blob(row_id, column))?;
         Ok(RawBlob {
-            reader: std::sync::Mutex::new(reader),
+            reader: Mutex::new(reader),
         })
     }
 
-    /// The values of BLOB column `column` in rows `row_ids`, as an Arrow IPC stream of one
-    /// `large_binary` column named after it.
-    fn take_blobs(&self, py: Python<'_>, row_ids: Vec<u64>, column: &str) -> PyResult<Py<PyBytes>> {
+    /// The values of BLOB column `column` in rows `row_ids` (a `pyarrow.Array`).
+    fn take_blobs(
+        &self,
+        py: Python<'_>,
+        row_ids: Vec<u64>,
+        column: &str,
+    ) -> PyResult<PyArrowType<arrow::array::ArrayData>> {
         let values = run(py, self.table.take_blobs(&row_ids, column))?;
-        let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
-            column,
-            values.data_type().clone(),
-            true,
-        )]));
-        let batch = RecordBatch::try_new(schema.clone(), vec![values]).map_err(|e| to_py(e.into()))?;
-        ipc(py, &schema, &[batch])
+        Ok(PyArrowType(values.to_data()))
     }
 
     /// Rows matching `filter` (all live rows without one).
@@ -650,38 +568,41 @@ impl RawTable {
         batch_size: Option<usize>,
     ) -> PyResult<Vec<String>> {
         let plan = self.scanner(columns, filter, batch_size)?.plan().map_err(to_py)?;
-        plan.tasks
-            .iter()
-            .map(|t| serde_json::to_string(t).map_err(|e| to_py(Error::Internal(e.to_string()))))
-            .collect()
+        plan.tasks.iter().map(json).collect()
     }
 
-    /// Builds an index (vector, or `fts` with `analyzer` as a JSON AnalyzerConfig); returns the
-    /// new version.
+    /// Builds an index (vector, or `fts` with `analyzer` as a JSON AnalyzerConfig); unset
+    /// parameters take `vlake-table`'s defaults.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (column, index_type, metric, name=None, partitions=None, subvectors=None, m=16, ef_construction=100, analyzer=None))]
+    #[pyo3(signature = (column, index_type, metric=None, name=None, partitions=None, subvectors=None, m=None, ef_construction=None, analyzer=None))]
     fn create_index(
         &self,
         py: Python<'_>,
         column: &str,
         index_type: &str,
-        metric: &str,
+        metric: Option<&str>,
         name: Option<String>,
         partitions: Option<usize>,
         subvectors: Option<usize>,
-        m: usize,
-        ef_construction: usize,
+        m: Option<usize>,
+        ef_construction: Option<usize>,
         analyzer: Option<&str>,
     ) -> PyResult<Self> {
-        let mut opts = IndexOptions::new(column, index_type.parse::<IndexType>().map_err(to_py)?);
-        opts.metric = metric.parse::<Metric>().map_err(to_py)?;
+        let mut opts = IndexOptions::new(column, parse::<IndexType>(index_type)?);
+        if let Some(metric) = metric {
+            opts.metric = parse(metric)?;
+        }
         opts.name = name;
         opts.ivf = IvfParams {
             partitions,
             pq_subvectors: subvectors,
             ..Default::default()
         };
-        opts.hnsw = HnswParams { m, ef_construction };
+        let defaults = HnswParams::default();
+        opts.hnsw = HnswParams {
+            m: m.unwrap_or(defaults.m),
+            ef_construction: ef_construction.unwrap_or(defaults.ef_construction),
+        };
         if let Some(a) = analyzer {
             opts.analyzer = analyzer_config(a)?;
         }
@@ -693,151 +614,69 @@ impl RawTable {
         Ok(Self::new(run(py, self.table.update_index(name))?, false))
     }
 
-    /// A vector search; the rows as one Arrow IPC stream, closest first, with `_distance`.
-    #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (column, vector, k=10, metric=None, nprobes=None, ef=None, refine=None, filter=None, prefilter=true, exact=false, columns=None, fallback_to_exact=false, max_distance=None))]
-    fn search(
-        &self,
-        py: Python<'_>,
-        column: &str,
-        vector: Vec<f32>,
-        k: usize,
-        metric: Option<&str>,
-        nprobes: Option<usize>,
-        ef: Option<usize>,
-        refine: Option<usize>,
-        filter: Option<&str>,
-        prefilter: bool,
-        exact: bool,
-        columns: Option<Vec<String>>,
-        fallback_to_exact: bool,
-        max_distance: Option<f32>,
-    ) -> PyResult<Py<PyBytes>> {
-        let mut search = self
-            .table
-            .search(column, &vector)
-            .limit(k)
-            .prefilter(prefilter)
-            .exact(exact)
-            .fallback_to_exact(fallback_to_exact);
-        if let Some(m) = metric {
-            search = search.metric(m.parse::<Metric>().map_err(to_py)?);
-        }
-        if let Some(n) = nprobes {
-            search = search.nprobes(n);
-        }
-        if let Some(n) = ef {
-            search = search.ef(n);
-        }
-        if let Some(n) = refine {
-            search = search.refine(n);
-        }
-        if let Some(f) = filter {
-            search = search.filter_sql(f).map_err(to_py)?;
-        }
-        if let Some(c) = &columns {
-            search = search.columns(c);
-        }
-        if let Some(d) = max_distance {
-            search = search.within(d);
-        }
-        let found = run(py, async move { search.execute().await })?;
-        ipc(py, &found.schema(), &[found])
+    /// The only vector column, for a search that names none.
+    fn only_vector_column(&self) -> PyResult<String> {
+        self.table.only_vector_column().map_err(to_py)
     }
 
-    /// A full-text search; the rows as one Arrow IPC stream, best first, with `_score` (and
-    /// `_snippet`).
-    #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (column, query, k=10, filter=None, columns=None, snippet=false, k1=1.2, b=0.75, max_expansions=50, index=None))]
+    /// A vector search for `vector` (float32 bytes) in `column`, with `options` (a JSON
+    /// `VectorSearchOptions`); the rows closest first, with `_distance`, as a
+    /// `pyarrow.RecordBatch`.
+    #[pyo3(signature = (column, vector, options=None))]
+    fn search(&self, py: Python<'_>, column: &str, vector: &[u8], options: Option<&str>) -> PyResult<Py<PyAny>> {
+        let search = self.table.search(column, &floats(vector)?);
+        let search = options_from::<VectorSearchOptions>(options)?
+            .apply(search)
+            .map_err(to_py)?;
+        to_pyarrow(py, run(py, search.execute())?)
+    }
+
+    /// A full-text search of `column` (default: the only string column) with `options` (a JSON
+    /// `TextSearchOptions`); the rows best first, with `_score` (and `_snippet`), as a
+    /// `pyarrow.RecordBatch`.
+    #[pyo3(signature = (column, query, options=None))]
     fn full_text_search(
         &self,
         py: Python<'_>,
-        column: &str,
+        column: Option<String>,
         query: &str,
-        k: usize,
-        filter: Option<&str>,
-        columns: Option<Vec<String>>,
-        snippet: bool,
-        k1: f64,
-        b: f64,
-        max_expansions: usize,
-        index: Option<&str>,
-    ) -> PyResult<Py<PyBytes>> {
-        let mut search = self
-            .table
-            .full_text_search(column, query)
-            .limit(k)
-            .snippet(snippet)
-            .bm25(k1, b)
-            .max_expansions(max_expansions);
-        if let Some(f) = filter {
-            search = search.filter_sql(f).map_err(to_py)?;
-        }
-        if let Some(c) = &columns {
-            search = search.columns(c);
-        }
-        if let Some(i) = index {
-            search = search.index(i);
-        }
-        let found = run(py, async move { search.execute().await })?;
-        ipc(py, &found.schema(), &[found])
+        options: Option<&str>,
+    ) -> PyResult<Py<PyAny>> {
+        let column = column
+            .map_or_else(|| self.table.only_text_column(), Ok)
+            .map_err(to_py)?;
+        let search = self.table.full_text_search(&column, query);
+        let search = options_from::<TextSearchOptions>(options)?
+            .apply(search)
+            .map_err(to_py)?;
+        to_pyarrow(py, run(py, search.execute())?)
     }
 
-    /// A hybrid search; the rows as one Arrow IPC stream, best first, with `_score`.
-    #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (vector_column, vector, text_column, text, k=10, filter=None, columns=None, fusion="rrf", rrf_k=60.0, vector_weight=0.5, candidates=None, metric=None, nprobes=None, ef=None, exact=false))]
+    /// A hybrid search (columns default to the only vector and string columns) with `options`
+    /// (a JSON `HybridSearchOptions`); the rows best first, with `_score`, as a
+    /// `pyarrow.RecordBatch`.
+    #[pyo3(signature = (vector_column, vector, text_column, text, options=None))]
     fn hybrid_search(
         &self,
         py: Python<'_>,
-        vector_column: &str,
-        vector: Vec<f32>,
-        text_column: &str,
+        vector_column: Option<String>,
+        vector: &[u8],
+        text_column: Option<String>,
         text: &str,
-        k: usize,
-        filter: Option<&str>,
-        columns: Option<Vec<String>>,
-        fusion: &str,
-        rrf_k: f32,
-        vector_weight: f32,
-        candidates: Option<usize>,
-        metric: Option<&str>,
-        nprobes: Option<usize>,
-        ef: Option<usize>,
-        exact: bool,
-    ) -> PyResult<Py<PyBytes>> {
-        let mut v = self.table.search(vector_column, &vector).exact(exact);
-        if let Some(m) = metric {
-            v = v.metric(m.parse::<Metric>().map_err(to_py)?);
-        }
-        if let Some(n) = nprobes {
-            v = v.nprobes(n);
-        }
-        if let Some(n) = ef {
-            v = v.ef(n);
-        }
-        let fusion = match fusion {
-            "rrf" => Fusion::Rrf { k: rrf_k },
-            "weighted" => Fusion::Weighted { vector_weight },
-            other => {
-                return Err(to_py(Error::invalid(format!(
-                    "fusion must be rrf or weighted, not '{other}'"
-                ))))
-            }
-        };
-        let mut search = HybridSearch::new(v, self.table.full_text_search(text_column, text))
-            .limit(k)
-            .fusion(fusion);
-        if let Some(n) = candidates {
-            search = search.candidates(n);
-        }
-        if let Some(f) = filter {
-            search = search.filter_sql(f).map_err(to_py)?;
-        }
-        if let Some(c) = &columns {
-            search = search.columns(c);
-        }
-        let found = run(py, async move { search.execute().await })?;
-        ipc(py, &found.schema(), &[found])
+        options: Option<&str>,
+    ) -> PyResult<Py<PyAny>> {
+        let vector_column = vector_column
+            .map_or_else(|| self.table.only_vector_column(), Ok)
+            .map_err(to_py)?;
+        let text_column = text_column
+            .map_or_else(|| self.table.only_text_column(), Ok)
+            .map_err(to_py)?;
+        let vector = self.table.search(&vector_column, &floats(vector)?);
+        let text = self.table.full_text_search(&text_column, text);
+        let search = options_from::<HybridSearchOptions>(options)?
+            .apply(vector, text)
+            .map_err(to_py)?;
+        to_pyarrow(py, run(py, search.execute())?)
     }
 }
 
@@ -858,7 +697,7 @@ fn analyze(text: &str, analyzer: Option<&str>) -> PyResult<Vec<String>> {
 /// One BLOB value opened for ranged reads (the `vlake.BlobFile` class wraps it).
 #[pyclass(module = "vlake._vlake", frozen)]
 struct RawBlob {
-    reader: std::sync::Mutex<BlobReader>,
+    reader: Mutex<BlobReader>,
 }
 
 #[pymethods]
@@ -877,53 +716,90 @@ impl RawBlob {
     }
 }
 
-/// Batches of a running scan, one Arrow IPC stream each.
-#[pyclass(module = "vlake._vlake")]
+/// The batches of a running scan: iterated, each a `pyarrow.RecordBatch` (errors raise
+/// vlake's exception classes); or handed over whole as a `pyarrow.RecordBatchReader` by
+/// `reader()`, a C stream that pyarrow, polars or DuckDB read without the GIL.
+#[pyclass(module = "vlake._vlake", frozen)]
 struct BatchIter {
     schema: SchemaRef,
-    stream: Arc<tokio::sync::Mutex<Option<BatchStream>>>,
+    /// None once read to the end, failed, or handed over by `reader()`.
+    stream: Mutex<Option<BatchStream>>,
 }
 
 impl BatchIter {
     fn new(schema: SchemaRef, stream: BatchStream) -> Self {
         Self {
             schema,
-            stream: Arc::new(tokio::sync::Mutex::new(Some(stream))),
+            stream: Mutex::new(Some(stream)),
         }
+    }
+
+    fn stream(&self) -> std::sync::MutexGuard<'_, Option<BatchStream>> {
+        self.stream.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running scan as an Arrow `RecordBatchReader`, waiting on the runtime for each batch.
+struct BlockingReader {
+    schema: SchemaRef,
+    stream: BatchStream,
+}
+
+impl Iterator for BlockingReader {
+    type Item = Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        block(self.stream.next()).map(|b| b.map_err(|e| ArrowError::ExternalError(Box::new(e))))
+    }
+}
+
+impl RecordBatchReader for BlockingReader {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
     }
 }
 
 #[pymethods]
 impl BatchIter {
-    /// The schema of every batch, as an IPC stream with no batches.
-    fn schema_ipc(&self, py: Python<'_>) -> PyResult<Py<PyBytes>> {
-        ipc(py, &self.schema, &[])
+    /// The schema of every batch (a `pyarrow.Schema`).
+    #[getter]
+    fn schema(&self) -> PyArrowType<Schema> {
+        PyArrowType(self.schema.as_ref().clone())
+    }
+
+    /// The batches not yet read, as a `pyarrow.RecordBatchReader` (through the C stream).
+    fn reader<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let stream = self
+            .stream()
+            .take()
+            .unwrap_or_else(|| BatchStream::new(self.schema.clone(), futures::stream::empty()));
+        let reader: Box<dyn RecordBatchReader + Send> = Box::new(BlockingReader {
+            schema: self.schema.clone(),
+            stream,
+        });
+        reader.into_pyarrow(py)
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }
 
-    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
-        let stream = self.stream.clone();
-        let next = run(py, async move {
-            let mut guard = stream.lock().await;
-            let Some(s) = guard.as_mut() else {
-                return Ok(None);
-            };
-            match s.next().await {
-                Some(Ok(b)) => Ok(Some(b)),
-                Some(Err(e)) => {
-                    *guard = None;
-                    Err(e)
-                }
-                None => {
-                    *guard = None;
-                    Ok(None)
-                }
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let mut guard = self.stream();
+        let Some(stream) = guard.as_mut() else {
+            return Ok(None);
+        };
+        match py.detach(|| block(stream.next())) {
+            Some(Ok(batch)) => to_pyarrow(py, batch).map(Some),
+            Some(Err(e)) => {
+                *guard = None;
+                Err(to_py(e))
             }
-        })?;
-        next.map(|b| ipc(py, &self.schema, &[b])).transpose()
+            None => {
+                *guard = None;
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -934,14 +810,18 @@ fn run_task(py: Python<'_>, uri: &str, task: &str) -> PyResult<BatchIter> {
         serde_json::from_str(task).map_err(|e| to_py(Error::invalid(format!("not a vlake scan task: {e}"))))?;
     let location = TableLocation::parse(uri).map_err(to_py)?;
     let schema = task.output_schema();
-    let stream = run(py, async move { task.execute(&location, session()).await })?;
+    let stream = run(py, async move { task.execute(&location, &session()).await })?;
     Ok(BatchIter::new(schema, stream))
 }
 
 /// Runs SQL statements (DataFusion) with `tables` registered by name; the last statement's rows
-/// as one Arrow IPC stream.
+/// as a `pyarrow.Table`.
 #[pyfunction]
-fn sql(py: Python<'_>, query: &str, tables: Vec<(String, PyRef<'_, RawTable>)>) -> PyResult<Py<PyBytes>> {
+fn sql(
+    py: Python<'_>,
+    query: &str,
+    tables: Vec<(String, PyRef<'_, RawTable>)>,
+) -> PyResult<PyArrowType<arrow_pyarrow::Table>> {
     let ctx = vlake_datafusion::session();
     for (name, t) in &tables {
         ctx.register_table(name.as_str(), Arc::new(VlakeTable::new(t.table.clone(), t.pinned)))
@@ -958,7 +838,8 @@ fn sql(py: Python<'_>, query: &str, tables: Vec<(String, PyRef<'_, RawTable>)>) 
         }
         last.ok_or_else(|| Error::invalid("no SQL statement given"))
     })?;
-    ipc(py, &schema, &batches)
+    let table = arrow_pyarrow::Table::try_new(batches, schema).map_err(|e| to_py(Error::Internal(e.to_string())))?;
+    Ok(PyArrowType(table))
 }
 
 /// The native half of the `vlake` package.
@@ -970,5 +851,8 @@ fn _vlake(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_task, m)?)?;
     m.add_function(wrap_pyfunction!(sql, m)?)?;
     m.add_function(wrap_pyfunction!(analyze, m)?)?;
+    m.add_function(wrap_pyfunction!(cache_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(clear_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(set_cache_budgets, m)?)?;
     Ok(())
 }

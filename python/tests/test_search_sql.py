@@ -123,3 +123,30 @@ def test_missing_index_file_fails_or_falls_back(tmp_path):
     with pytest.raises(vlake.VlakeError, match=os.path.basename(files[0])):
         fresh.search(q).limit(1).to_arrow()
     assert fresh.search(q).fallback_to_exact().limit(1).to_list()[0]["id"] == 7
+
+
+def test_process_caches_report_and_clear(tmp_path):
+    """Tables opened in a process share its caches; stats report them, clear empties them, and
+    new budgets apply to tables opened afterwards."""
+    t = vlake.write_table(small(200), str(tmp_path / "t"))
+    vlake.clear_cache()
+    q = t.head(1).column("vector").to_pylist()[0]
+    t.search(q).exact().limit(3).to_arrow()
+    stats = vlake.cache_stats()
+    assert stats["vectors"]["entries"] == 1 and stats["vectors"]["weight"] > 0
+    assert stats["footers"]["entries"] >= 1
+    misses = stats["vectors"]["misses"]
+    vlake.open(str(tmp_path / "t")).search(q).exact().limit(3).to_arrow()
+    again = vlake.cache_stats()["vectors"]
+    assert (again["misses"], again["hits"]) == (misses, stats["vectors"]["hits"] + 1), "served from the cache"
+    vlake.clear_cache()
+    assert vlake.cache_stats()["vectors"]["entries"] == 0
+
+    vlake.set_cache_budgets(vector_bytes=0)
+    try:
+        fresh = vlake.open(str(tmp_path / "t"))
+        fresh.search(q).exact().limit(3).to_arrow()
+        assert vlake.cache_stats()["vectors"]["entries"] == 0
+        assert vlake.cache_stats()["vectors"]["capacity"] == 0
+    finally:
+        vlake.set_cache_budgets()

@@ -14,11 +14,13 @@ SQL runs through DataFusion::
     counts = vlake.sql("SELECT pos, count(*) FROM w GROUP BY pos", tables={"w": t})
     old = vlake.open("/data/words", version=1)
 
-Arrow data crosses the native boundary as Arrow IPC streams, which pyarrow reads without a copy.
+Arrow data crosses the native boundary through the Arrow C Data Interface (PyCapsule streams):
+buffers are shared between pyarrow and the Rust engine, never copied or re-encoded.
 """
 
 from __future__ import annotations
 
+import array as _array
 import datetime as _dt
 import io
 import json
@@ -48,6 +50,9 @@ __all__ = [
     "write_table",
     "sql",
     "analyze",
+    "cache_stats",
+    "clear_cache",
+    "set_cache_budgets",
     "VlakeError",
     "ConflictError",
     "NotFoundError",
@@ -58,28 +63,6 @@ __all__ = [
 ]
 
 Version = Union[None, int, str, _dt.datetime]
-
-
-def _read_ipc(data: bytes) -> pa.Table:
-    return pa.ipc.open_stream(data).read_all()
-
-
-def _read_ipc_schema(data: bytes) -> pa.Schema:
-    return pa.ipc.open_stream(data).schema
-
-
-def _ipc_bytes(batch: pa.RecordBatch) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-    return sink.getvalue().to_pybytes()
-
-
-def _schema_bytes(schema: pa.Schema) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, schema):
-        pass
-    return sink.getvalue().to_pybytes()
 
 
 def _version_args(version: Version) -> Dict[str, Any]:
@@ -97,6 +80,15 @@ def _version_args(version: Version) -> Dict[str, Any]:
     if isinstance(version, str):
         return {"tag": version}
     raise InvalidInputError(f"version must be an int, a datetime or a tag name, not {type(version).__name__}")
+
+
+def _needs_vectorize(schema: pa.Schema) -> bool:
+    """Whether :func:`_vectorize` may change a column of ``schema``."""
+    return any(
+        t in (pa.string_view(), pa.binary_view())
+        or ((pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_floating(t.value_type))
+        for t in schema.types
+    )
 
 
 def _vectorize(table: pa.Table) -> pa.Table:
@@ -136,7 +128,10 @@ def _reader(data: Any) -> pa.RecordBatchReader:
         if type(data).__module__.startswith("pandas"):
             data = pa.Table.from_pandas(data, preserve_index=False)
         elif hasattr(data, "__arrow_c_stream__"):
-            data = pa.table(data)
+            reader = pa.RecordBatchReader.from_stream(data)
+            if not _needs_vectorize(reader.schema):
+                return reader  # streamed as it is, never read whole
+            data = reader.read_all()
         elif isinstance(data, Mapping):
             data = pa.table(dict(data))
         elif isinstance(data, (list, tuple)) and data and isinstance(data[0], pa.RecordBatch):
@@ -213,13 +208,7 @@ class BlobFile(io.RawIOBase):
 def _write(
     uri: str, mode: str, reader: pa.RecordBatchReader, primary_key: Optional[Sequence[str]] = None
 ) -> "_vlake.RawTable":
-    return _vlake.RawTable.write(
-        str(uri), mode, _schema_bytes(reader.schema), _batches(reader), _key_list(primary_key)
-    )
-
-
-def _batches(reader: pa.RecordBatchReader) -> Iterator[bytes]:
-    return (_ipc_bytes(b) for b in reader if b.num_rows > 0)
+    return _vlake.RawTable.write(str(uri), mode, reader, _key_list(primary_key))
 
 
 def _key_list(key: Union[str, Sequence[str], None]) -> Optional[List[str]]:
@@ -268,7 +257,7 @@ def sql(query: str, tables: Optional[Mapping[str, Union["Table", str]]] = None) 
     for name, t in (tables or {}).items():
         table = t if isinstance(t, Table) else open(t)
         registered.append((name, table._raw))
-    return _read_ipc(_vlake.sql(query, registered))
+    return _vlake.sql(query, registered)
 
 
 class Table:
@@ -280,6 +269,7 @@ class Table:
 
     def __init__(self, raw: "_vlake.RawTable"):
         self._raw = raw
+        self._schema: Optional[pa.Schema] = None
         #: What the compaction that made this version did (set by ``compact``/``optimize``).
         self.compaction_report: Optional[Dict[str, Any]] = None
 
@@ -302,6 +292,7 @@ class Table:
     def _advance(self, raw: "_vlake.RawTable") -> "Table":
         """Moves this handle to ``raw``, the version its own write committed, and returns it."""
         self._raw = raw
+        self._schema = None
         self.compaction_report = None
         return self
 
@@ -327,7 +318,9 @@ class Table:
     @property
     def schema(self) -> pa.Schema:
         """The Arrow schema."""
-        return _read_ipc_schema(self._raw.schema_ipc())
+        if self._schema is None:
+            self._schema = self._raw.schema
+        return self._schema
 
     def versions(self) -> List[Dict[str, Any]]:
         """Every version: ``version``, ``timestamp`` (UTC datetime), ``operation``, ``rows``, ``files``."""
@@ -352,8 +345,13 @@ class Table:
 
     @property
     def indexes(self) -> List[Dict[str, Any]]:
-        """The vector indexes of this version: name, column, type, metric, covered files, ..."""
+        """The indexes of this version: name, column, type, metric, covered files, ..."""
         return json.loads(self._raw.indexes_json())
+
+    def info(self) -> Dict[str, Any]:
+        """This version's summary, as ``vlake info --json`` prints it: rows, size, schema,
+        files, blob files, indexes."""
+        return json.loads(self._raw.info_json())
 
     # -- versions -------------------------------------------------------------------------
     def checkout(self, version: Version = None) -> "Table":
@@ -396,16 +394,14 @@ class Table:
         """``data`` as a reader of this table's schema (columns selected and cast by name)."""
         reader = _reader(data)
         schema = self.schema
-        if reader.schema != schema:
-            try:
-                table = reader.read_all()
-                table = table.select(schema.names).cast(schema)
-                reader = table.to_reader()
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError, ValueError) as e:
-                raise InvalidInputError(
-                    f"the data does not match the table's schema ({e}); table schema: {schema}"
-                ) from e
-        return reader
+        if reader.schema == schema:
+            return reader
+        try:
+            # Checked on the schema first, so that a mismatch fails before anything is written.
+            pa.RecordBatch.from_pylist([], schema=reader.schema).select(schema.names).cast(schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError, ValueError) as e:
+            raise InvalidInputError(f"the data does not match the table's schema ({e}); table schema: {schema}") from e
+        return pa.RecordBatchReader.from_batches(schema, (b.select(schema.names).cast(schema) for b in reader))
 
     def overwrite(self, data: Any) -> "Table":
         """Replaces the rows (and schema) in one commit; older versions keep the old rows."""
@@ -437,8 +433,7 @@ class Table:
         self._writable()
         reader = self._conformed(data)
         raw, report = self._raw.merge_insert(
-            _schema_bytes(reader.schema),
-            _batches(reader),
+            reader,
             _key_list(on),
             when_matched,
             when_not_matched,
@@ -499,8 +494,7 @@ class Table:
 
     def _alter(self, changes: List[Dict[str, Any]], fields: Sequence[pa.Field]) -> "Table":
         self._writable()
-        schema = pa.schema(list(fields))
-        return self._advance(self._raw.alter_schema(json.dumps(changes), _schema_bytes(schema)))
+        return self._advance(self._raw.alter_schema(json.dumps(changes), pa.schema(list(fields))))
 
     def delete(self, where: str) -> "Table":
         """Deletes the rows matching the SQL condition ``where`` in one commit (deletion
@@ -548,7 +542,7 @@ class Table:
         committed are removed by :meth:`abort_staged`, or by cleanup after an hour."""
         self._writable()
         reader = self._conformed(data) if mode == "append" else _reader(data)
-        return self._raw.stage(_schema_bytes(reader.schema), _batches(reader), mode)
+        return self._raw.stage(reader, mode)
 
     def commit_staged(self, writes: Sequence[str]) -> "Table":
         """Commits staged writes (from :meth:`stage` in any process) as one new version,
@@ -573,11 +567,7 @@ class Table:
     ) -> Iterator[pa.RecordBatch]:
         """Streams the rows as RecordBatches (projection, SQL filter, limit pushed down). BLOB
         columns hold descriptors, or their values with ``blobs="bytes"``."""
-        it = self._raw.scan(
-            list(columns) if columns is not None else None, filter, limit, with_row_id, batch_size, blobs
-        )
-        for data in it:
-            yield from _read_ipc(data).to_batches()
+        yield from self._raw.scan(_names(columns), filter, limit, with_row_id, batch_size, blobs)
 
     def to_reader(
         self,
@@ -586,15 +576,9 @@ class Table:
         limit: Optional[int] = None,
         batch_size: Optional[int] = None,
     ) -> pa.RecordBatchReader:
-        """The rows as a streaming pyarrow RecordBatchReader."""
-        it = self._raw.scan(list(columns) if columns is not None else None, filter, limit, False, batch_size)
-        schema = _read_ipc_schema(it.schema_ipc())
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            for data in it:
-                yield from _read_ipc(data).to_batches()
-
-        return pa.RecordBatchReader.from_batches(schema, batches())
+        """The rows as a streaming pyarrow RecordBatchReader (a C stream: pyarrow, polars and
+        DuckDB read it without the GIL)."""
+        return self._raw.scan(_names(columns), filter, limit, False, batch_size).reader()
 
     def to_arrow(
         self,
@@ -607,10 +591,8 @@ class Table:
         """The rows as a pyarrow Table. ``filter`` is an SQL condition such as ``"pos = 'n'"``.
         BLOB columns hold descriptors ``{path, offset, size}``, or their values with
         ``blobs="bytes"``."""
-        it = self._raw.scan(list(columns) if columns is not None else None, filter, limit, with_row_id, None, blobs)
-        schema = _read_ipc_schema(it.schema_ipc())
-        batches = [b for data in it for b in _read_ipc(data).to_batches()]
-        return pa.Table.from_batches(batches, schema=schema)
+        it = self._raw.scan(_names(columns), filter, limit, with_row_id, None, blobs)
+        return pa.Table.from_batches(list(it), schema=it.schema)
 
     def to_pandas(self, columns: Optional[Sequence[str]] = None, filter: Optional[str] = None, **kwargs: Any):
         """The rows as a pandas DataFrame (vectors become numpy arrays)."""
@@ -632,11 +614,7 @@ class Table:
         file's bytes, streamed (files of any size); the other columns come from ``data`` (one
         row per file, any input :func:`write_table` takes) or are null."""
         self._writable()
-        rows = None
-        if data is not None:
-            table = _reader(data).read_all().combine_chunks()
-            batches = table.to_batches()
-            rows = _ipc_bytes(batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema))
+        rows = None if data is None else _reader(data)
         return self._advance(self._raw.append_blobs(column, [os.fspath(p) for p in paths], rows))
 
     def open_blob(self, row_id: int, column: str) -> BlobFile:
@@ -646,7 +624,7 @@ class Table:
 
     def take_blobs(self, row_ids: Sequence[int], column: str) -> pa.Array:
         """The values of BLOB column ``column`` in rows ``row_ids``, in that order (read whole)."""
-        return _read_ipc(self._raw.take_blobs(list(row_ids), column)).column(0).combine_chunks()
+        return self._raw.take_blobs(list(row_ids), column)
 
     def count_rows(self, filter: Optional[str] = None) -> int:
         """Rows matching ``filter`` (all live rows without one)."""
@@ -657,7 +635,7 @@ class Table:
     ) -> List[str]:
         """The scan as independent per-data-file tasks (JSON strings) for distributed readers;
         run one anywhere with :func:`vlake.run_task`."""
-        return self._raw.scan_tasks(list(columns) if columns is not None else None, filter, batch_size)
+        return self._raw.scan_tasks(_names(columns), filter, batch_size)
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
         """The Arrow PyCapsule stream protocol: ``pyarrow.table(t)``, ``polars.DataFrame(t)``,
@@ -669,20 +647,21 @@ class Table:
         self,
         column: str,
         type: str = "hnsw",  # noqa: A002 - the user-facing name
-        metric: str = "cosine",
+        metric: Optional[str] = None,
         name: Optional[str] = None,
         *,
         partitions: Optional[int] = None,
         subvectors: Optional[int] = None,
-        m: int = 16,
-        ef_construction: int = 100,
+        m: Optional[int] = None,
+        ef_construction: Optional[int] = None,
         analyzer: Optional[Mapping[str, Any]] = None,
     ) -> "Table":
         """Builds an index on ``column`` and returns the new version.
 
         Vector indexes: ``type`` is ``"hnsw"`` (``m``, ``ef_construction``), ``"ivf_pq"``
         (``partitions``, ``subvectors``) or ``"ivf_flat"`` (``partitions``); ``metric`` is
-        ``"cosine"``, ``"l2"`` or ``"dot"``. Full-text: ``type="fts"`` on a string column, with
+        ``"cosine"`` (the default), ``"l2"`` or ``"dot"``. Parameters left out take vlake's
+        defaults (as the CLI's ``vlake index create`` does). Full-text: ``type="fts"`` on a string column, with
         ``analyzer`` options (``tokenizer``: ``"unicode"`` or ``"whitespace"``, ``lowercase``,
         ``stop_words`` and ``stemmer``: a language or None, ``max_token_length``).
         """
@@ -719,9 +698,9 @@ class Table:
         filter: Optional[str] = None,
         columns: Optional[Sequence[str]] = None,
         snippet: bool = False,
-        k1: float = 1.2,
-        b: float = 0.75,
-        max_expansions: int = 50,
+        k1: Optional[float] = None,
+        b: Optional[float] = None,
+        max_expansions: Optional[int] = None,
         index: Optional[str] = None,
     ) -> pa.Table:
         """The ``k`` rows whose string ``column`` (default: the table's only string column) best
@@ -729,10 +708,9 @@ class Table:
         matches in ``<b>`` tags, when ``snippet``). The query syntax: terms, ``"phrases"``,
         ``prefix*``, ``"phrase prefix*"``, ``fuzzy~1``, ``AND``, ``OR``, ``NOT``, ``+``/``-``,
         parentheses. Rows no index covers are analyzed at query time."""
-        column = column or _only_column(self.schema, pa.types.is_string, "string")
-        return _read_ipc(
-            self._raw.full_text_search(column, query, k, filter, columns, snippet, k1, b, max_expansions, index)
-        )
+        options = {"k": k, "filter": filter, "columns": _names(columns), "snippet": snippet}
+        options.update(k1=k1, b=b, max_expansions=max_expansions, index=index)
+        return pa.Table.from_batches([self._raw.full_text_search(column, query, _options(options))])
 
     def hybrid_search(
         self,
@@ -745,8 +723,8 @@ class Table:
         filter: Optional[str] = None,
         columns: Optional[Sequence[str]] = None,
         fusion: str = "rrf",
-        rrf_k: float = 60.0,
-        vector_weight: float = 0.5,
+        rrf_k: Optional[float] = None,
+        vector_weight: Optional[float] = None,
         candidates: Optional[int] = None,
         metric: Optional[str] = None,
         nprobes: Optional[int] = None,
@@ -755,37 +733,45 @@ class Table:
     ) -> pa.Table:
         """Vector search for ``vector`` and full-text search for ``text`` fused into the ``k``
         best rows, with ``_score``: ``fusion="rrf"`` (reciprocal rank fusion, ``rrf_k``) or
-        ``"weighted"`` (min-max normalised scores, ``vector_weight`` for the vector side).
+        ``"weighted"`` (min-max normalised scores, ``vector_weight`` for the vector side;
+        defaults 60 and 0.5).
         ``filter`` applies to both searches; each contributes ``candidates`` rows (default
         max(50, k))."""
-        vector_column = vector_column or _only_column(self.schema, pa.types.is_fixed_size_list, "vector")
-        text_column = text_column or _only_column(self.schema, pa.types.is_string, "string")
-        return _read_ipc(
-            self._raw.hybrid_search(
-                vector_column,
-                _as_floats(vector),
-                text_column,
-                text,
-                k,
-                filter,
-                columns,
-                fusion,
-                rrf_k,
-                vector_weight,
-                candidates,
-                metric,
-                nprobes,
-                ef,
-                exact,
-            )
-        )
+        options = {"k": k, "filter": filter, "columns": _names(columns), "fusion": fusion, "rrf_k": rrf_k}
+        options.update(vector_weight=vector_weight, candidates=candidates, metric=metric, nprobes=nprobes, ef=ef)
+        options["exact"] = exact
+        found = self._raw.hybrid_search(vector_column, _as_floats(vector), text_column, text, _options(options))
+        return pa.Table.from_batches([found])
 
 
-def _only_column(schema: pa.Schema, is_kind: Any, kind: str) -> str:
-    names = [f.name for f in schema if is_kind(f.type) or (kind == "string" and pa.types.is_large_string(f.type))]
-    if len(names) != 1:
-        raise InvalidInputError(f"the table has {len(names)} {kind} columns ({names}): name the column to search")
-    return names[0]
+def _names(columns: Optional[Sequence[str]]) -> Optional[List[str]]:
+    return None if columns is None else list(columns)
+
+
+def _options(options: Dict[str, Any]) -> Optional[str]:
+    """Search options as the JSON of vlake's options struct (left-out ones take its defaults)."""
+    given = {k: v for k, v in options.items() if v is not None}
+    return json.dumps(given) if given else None
+
+
+def cache_stats() -> Dict[str, Dict[str, int]]:
+    """The process's table caches (Parquet footers, deletion bitmaps, decoded vectors, index
+    segments, full-text corpora, filter results): per cache, ``entries``, ``weight`` (bytes, or
+    entries for caches budgeted in entries), ``capacity``, ``hits`` and ``misses``."""
+    return json.loads(_vlake.cache_stats())
+
+
+def clear_cache() -> None:
+    """Empties the process's table caches."""
+    _vlake.clear_cache()
+
+
+def set_cache_budgets(
+    vector_bytes: Optional[int] = None, metadata_bytes: Optional[int] = None, index_entries: Optional[int] = None
+) -> None:
+    """Gives tables opened from now on new caches with these budgets (defaults: 2 GiB of decoded
+    vectors, 256 MiB of footers and bitmaps, 256 index segments); tables already open keep theirs."""
+    _vlake.set_cache_budgets(vector_bytes, metadata_bytes, index_entries)
 
 
 def analyze(text: str, analyzer: Optional[Mapping[str, Any]] = None) -> List[str]:
@@ -795,20 +781,19 @@ def analyze(text: str, analyzer: Optional[Mapping[str, Any]] = None) -> List[str
     return _vlake.analyze(text, None if analyzer is None else json.dumps(dict(analyzer)))
 
 
-def _vector_columns(schema: pa.Schema) -> List[str]:
-    return [f.name for f in schema if pa.types.is_fixed_size_list(f.type)]
-
-
-def _as_floats(vector: Any) -> List[float]:
-    if isinstance(vector, (pa.Array, pa.ChunkedArray)):
-        vector = vector.to_pylist()
-    elif hasattr(vector, "tolist"):
-        vector = vector.tolist()
+def _as_floats(vector: Any) -> bytes:
+    """The query vector as float32 bytes (machine byte order): one conversion, no Python floats
+    for a numpy array."""
     try:
-        values = [float(x) for x in vector]
+        if isinstance(vector, (pa.Array, pa.ChunkedArray)):
+            vector = vector.to_numpy(zero_copy_only=False)
+        if hasattr(vector, "__array__"):
+            import numpy as np
+
+            return np.ascontiguousarray(vector, dtype=np.float32).reshape(-1).tobytes()
+        return _array.array("f", [float(x) for x in vector]).tobytes()
     except (TypeError, ValueError) as e:
         raise InvalidInputError(f"the query vector must be a sequence of numbers: {e}") from e
-    return values
 
 
 class Search:
@@ -816,18 +801,10 @@ class Search:
     ``to_pandas()``, ``to_polars()`` or ``to_list()`` run it."""
 
     def __init__(self, table: Table, vector: Any, column: Optional[str]):
-        if column is None:
-            candidates = _vector_columns(table.schema)
-            if len(candidates) != 1:
-                raise InvalidInputError(
-                    f"the table has {len(candidates)} vector columns ({', '.join(candidates) or 'none'}): "
-                    "name one with column="
-                )
-            column = candidates[0]
-        self._table = table
-        self._column = column
+        self._raw = table._raw
+        self._column = column or self._raw.only_vector_column()
         self._vector = _as_floats(vector)
-        self._opts: Dict[str, Any] = {"k": 10, "prefilter": True, "exact": False}
+        self._opts: Dict[str, Any] = {}
 
     def _set(self, **kwargs: Any) -> "Search":
         self._opts.update(kwargs)
@@ -883,7 +860,7 @@ class Search:
 
     def to_arrow(self) -> pa.Table:
         """Runs the search: the rows closest first, with ``_distance``."""
-        return _read_ipc(self._table._raw.search(self._column, self._vector, **self._opts))
+        return pa.Table.from_batches([self._raw.search(self._column, self._vector, _options(self._opts))])
 
     def to_pandas(self, **kwargs: Any):
         """The results as a pandas DataFrame."""
@@ -902,8 +879,7 @@ class Search:
 
 def run_task(uri: str, task: str) -> Iterator[pa.RecordBatch]:
     """Runs one task of :meth:`Table.scan_tasks` against the table at ``uri``."""
-    for data in _vlake.run_task(uri, task):
-        yield from _read_ipc(data).to_batches()
+    yield from _vlake.run_task(uri, task)
 
 
 __all__.append("run_task")

@@ -1,6 +1,6 @@
 //! Index build options on the command line, shared by `vlake index create` and `vlake-bench build`.
 
-use vlake_table::{AnalyzerConfig, Error, HnswParams, IndexOptions, IndexType, IvfParams, Result, TokenizerKind};
+use vlake_table::{AnalyzerConfig, HnswParams, IndexOptions, IndexType, IvfParams, Result};
 
 /// How to build an index.
 #[derive(clap::Args, Debug)]
@@ -8,9 +8,9 @@ pub struct IndexArgs {
     /// ivf_pq, hnsw or ivf_flat (vector columns), or fts (full-text, string columns).
     #[arg(long = "type")]
     pub index_type: String,
-    /// l2, cosine or dot.
-    #[arg(long, default_value = "cosine")]
-    pub metric: String,
+    /// l2, cosine or dot (default cosine).
+    #[arg(long)]
+    pub metric: Option<String>,
     /// Index name (default <column>_idx).
     #[arg(long)]
     pub name: Option<String>,
@@ -20,56 +20,58 @@ pub struct IndexArgs {
     /// IVF-PQ sub-vectors (default: the largest divisor of the dimension up to dim / 8).
     #[arg(long)]
     pub subvectors: Option<usize>,
-    /// HNSW neighbours per node.
-    #[arg(long, default_value_t = 16)]
-    pub m: usize,
-    /// HNSW candidate list size while building.
-    #[arg(long, default_value_t = 100)]
-    pub ef_construction: usize,
-    /// fts: unicode (UAX #29 words, CJK bigrams) or whitespace.
-    #[arg(long, default_value = "unicode")]
-    pub tokenizer: String,
-    /// fts: Snowball stemmer language, or none.
-    #[arg(long, default_value = "english")]
-    pub stemmer: String,
-    /// fts: stop-word language, or none.
-    #[arg(long, default_value = "english")]
-    pub stop_words: String,
+    /// HNSW neighbours per node (default 16).
+    #[arg(long)]
+    pub m: Option<usize>,
+    /// HNSW candidate list size while building (default 100).
+    #[arg(long)]
+    pub ef_construction: Option<usize>,
+    /// fts: unicode (UAX #29 words, CJK bigrams; the default) or whitespace.
+    #[arg(long)]
+    pub tokenizer: Option<String>,
+    /// fts: Snowball stemmer language, or none (default english).
+    #[arg(long)]
+    pub stemmer: Option<String>,
+    /// fts: stop-word language, or none (default english).
+    #[arg(long)]
+    pub stop_words: Option<String>,
     /// fts: keep case (no lowercasing).
     #[arg(long)]
     pub keep_case: bool,
 }
 
 impl IndexArgs {
-    /// The build options for `column`.
+    /// The build options for `column`: what is not given takes `IndexOptions::new`'s defaults
+    /// (the Python binding's `create_index` takes the same).
     pub fn options(&self, column: &str) -> Result<IndexOptions> {
         let mut opts = IndexOptions::new(column, self.index_type.parse::<IndexType>()?);
-        opts.metric = self.metric.parse()?;
+        if let Some(metric) = &self.metric {
+            opts.metric = metric.parse()?;
+        }
         opts.name = self.name.clone();
         opts.ivf = IvfParams {
             partitions: self.partitions,
             pq_subvectors: self.subvectors,
-            ..Default::default()
+            ..opts.ivf
         };
         opts.hnsw = HnswParams {
-            m: self.m,
-            ef_construction: self.ef_construction,
+            m: self.m.unwrap_or(opts.hnsw.m),
+            ef_construction: self.ef_construction.unwrap_or(opts.hnsw.ef_construction),
         };
-        let language = |v: &str| (v != "none").then(|| v.to_string());
+        let language = |given: &Option<String>, default: Option<String>| match given.as_deref() {
+            Some("none") => None,
+            Some(v) => Some(v.to_string()),
+            None => default,
+        };
         opts.analyzer = AnalyzerConfig {
-            tokenizer: match self.tokenizer.as_str() {
-                "unicode" => TokenizerKind::Unicode,
-                "whitespace" => TokenizerKind::Whitespace,
-                other => {
-                    return Err(Error::invalid(format!(
-                        "unknown tokenizer '{other}': use unicode or whitespace"
-                    )))
-                }
+            tokenizer: match &self.tokenizer {
+                Some(t) => t.parse()?,
+                None => opts.analyzer.tokenizer,
             },
             lowercase: !self.keep_case,
-            stop_words: language(&self.stop_words),
-            stemmer: language(&self.stemmer),
-            ..AnalyzerConfig::default()
+            stop_words: language(&self.stop_words, opts.analyzer.stop_words.clone()),
+            stemmer: language(&self.stemmer, opts.analyzer.stemmer.clone()),
+            ..opts.analyzer
         };
         Ok(opts)
     }

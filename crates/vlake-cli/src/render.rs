@@ -47,76 +47,29 @@ fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339())
 }
 
+/// A version's summary ([`Table::info`], the document `--json` prints).
 pub fn info(table: &Table, out: Output) -> Result<()> {
-    let m = table.manifest();
-    let schema: Vec<_> = m
-        .schema
-        .fields
-        .iter()
-        .map(|f| json!({"id": f.id, "name": f.name, "type": f.to_arrow(false).data_type().to_string(), "nullable": f.nullable, "blob": f.is_blob()}))
-        .collect();
-    let blob_files = m.blob_files();
-    let files: Vec<_> = m
-        .data_files
-        .iter()
-        .map(
-            |f| json!({"path": f.path, "rows": f.num_rows, "size_bytes": f.size_bytes, "row_id_start": f.row_id_start}),
-        )
-        .collect();
-    let indexes: Vec<_> = m
-        .indexes
-        .iter()
-        .map(|i| json!({"name": i.name, "type": i.index_type, "field_ids": i.field_ids, "built_at_version": i.built_at_version}))
-        .collect();
-    let doc = json!({
-        "uri": table.uri(),
-        "version": m.version,
-        "timestamp": time(m.timestamp_ms),
-        "format_version": m.format_version,
-        "rows": m.num_rows(),
-        "size_bytes": m.data_size_bytes(),
-        "schema": schema,
-        "files": files,
-        "blob_files": blob_files.len(),
-        "blob_bytes": blob_files.values().sum::<u64>(),
-        "indexes": indexes,
-    });
-    out.doc(&doc, || {
+    let info = table.info();
+    out.doc(&info, || {
         let mut s = format!(
             "table:   {}\nversion: {} ({})\nrows:    {}\nfiles:   {} ({} bytes)\nschema:\n",
-            table.uri(),
-            m.version,
-            time(m.timestamp_ms),
-            m.num_rows(),
-            m.data_files.len(),
-            m.data_size_bytes()
+            info.uri,
+            info.version,
+            time(info.timestamp_ms),
+            info.rows,
+            info.files.len(),
+            info.size_bytes
         );
-        for f in &m.schema.fields {
+        for f in &info.schema {
             let null = if f.nullable { "" } else { " not null" };
-            let blob = if f.is_blob() { " (BLOB)" } else { "" };
-            s += &format!(
-                "  [{}] {}: {}{blob}{null}\n",
-                f.id,
-                f.name,
-                f.to_arrow(false).data_type()
-            );
+            let blob = if f.blob { " (BLOB)" } else { "" };
+            s += &format!("  [{}] {}: {}{blob}{null}\n", f.id, f.name, f.data_type);
         }
-        if !blob_files.is_empty() {
-            s += &format!(
-                "blobs:   {} blob files ({} bytes)\n",
-                blob_files.len(),
-                blob_files.values().sum::<u64>()
-            );
+        if info.blob_files > 0 {
+            s += &format!("blobs:   {} blob files ({} bytes)\n", info.blob_files, info.blob_bytes);
         }
-        s += &format!(
-            "indexes: {}",
-            if m.indexes.is_empty() {
-                "none".to_string()
-            } else {
-                String::new()
-            }
-        );
-        for i in &m.indexes {
+        s += &format!("indexes: {}", if info.indexes.is_empty() { "none" } else { "" });
+        for i in &info.indexes {
             s += &format!(
                 "\n  {} ({}) on field ids {:?}, built at version {}",
                 i.name, i.index_type, i.field_ids, i.built_at_version
@@ -126,38 +79,23 @@ pub fn info(table: &Table, out: Output) -> Result<()> {
     })
 }
 
+/// The indexes of a version ([`Table::indexes`], the list `--json` prints).
 pub fn indexes(table: &Table, out: Output) -> Result<()> {
-    let schema = table.table_schema();
-    let column = |ids: &[i32]| {
-        ids.first()
-            .and_then(|id| schema.fields.iter().find(|f| f.id == *id))
-            .map_or("?".to_string(), |f| f.name.clone())
-    };
-    let doc: Vec<_> = table
-        .manifest()
-        .indexes
-        .iter()
-        .map(|i| {
-            json!({"name": i.name, "type": i.index_type, "column": column(&i.field_ids), "metric": i.params.get("metric"),
-                   "built_at_version": i.built_at_version, "covered_files": i.covered_files.len(), "segments": i.files.len()})
-        })
-        .collect();
-    out.doc(&doc, || {
-        if doc.is_empty() {
+    let indexes = table.indexes();
+    out.doc(&indexes, || {
+        if indexes.is_empty() {
             return "no indexes".to_string();
         }
         let files = table.manifest().data_files.len();
-        table
-            .manifest()
-            .indexes
+        indexes
             .iter()
             .map(|i| {
                 format!(
                     "{} ({}) on '{}', metric {}, built at version {}, covers {}/{files} data files in {} segment(s)",
                     i.name,
                     i.index_type,
-                    column(&i.field_ids),
-                    i.params.get("metric").and_then(|m| m.as_str()).unwrap_or("?"),
+                    i.column.as_deref().unwrap_or("?"),
+                    i.metric.as_ref().and_then(|m| m.as_str()).unwrap_or("?"),
                     i.built_at_version,
                     i.covered_files.len(),
                     i.files.len()

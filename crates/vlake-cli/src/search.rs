@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use vlake_table::{Error, Fusion, HybridSearch, Result, Table, VectorSearch};
+use vlake_table::{Error, HybridSearchOptions, Result, Table, TextSearchOptions, VectorSearchOptions};
 
 use crate::index_args::IndexArgs;
 
@@ -66,12 +66,12 @@ pub struct SearchArgs {
     /// Full-text: add a `_snippet` column with the matches highlighted.
     #[arg(long)]
     snippet: bool,
-    /// Hybrid: rrf (reciprocal rank fusion) or weighted.
-    #[arg(long, default_value = "rrf")]
-    fusion: String,
-    /// Hybrid, weighted fusion: the vector search's weight (0 to 1).
-    #[arg(long, default_value_t = 0.5)]
-    vector_weight: f32,
+    /// Hybrid: rrf (reciprocal rank fusion, the default) or weighted.
+    #[arg(long)]
+    fusion: Option<String>,
+    /// Hybrid, weighted fusion: the vector search's weight (0 to 1; default 0.5).
+    #[arg(long)]
+    vector_weight: Option<f32>,
     /// Number of results.
     #[arg(short = 'k', long, default_value_t = 10)]
     k: usize,
@@ -161,69 +161,55 @@ pub async fn search(a: SearchArgs) -> Result<()> {
     let output = Output::new(a.json);
     let batch = match (&a.vector, &a.text) {
         (None, None) => return Err(Error::invalid("give --vector, --text or both")),
-        (Some(v), None) => vector_search(&table, &a, &parse_vector(v)?)?.execute().await?,
+        (Some(v), None) => {
+            let search = table.search(&a.column, &parse_vector(v)?);
+            a.vector_options().apply(search)?.execute().await?
+        }
         (None, Some(q)) => {
-            let mut s = table.full_text_search(&a.column, q).limit(a.k).snippet(a.snippet);
-            if let Some(c) = &a.columns {
-                s = s.columns(c);
-            }
-            if let Some(f) = &a.filter {
-                s = s.filter_sql(f)?;
-            }
-            s.execute().await?
+            let mut opts = TextSearchOptions::default();
+            opts.k = Some(a.k);
+            opts.snippet = a.snippet;
+            opts.columns.clone_from(&a.columns);
+            opts.filter.clone_from(&a.filter);
+            opts.apply(table.full_text_search(&a.column, q))?.execute().await?
         }
         (Some(v), Some(q)) => {
             let text_column = a
                 .text_column
                 .as_deref()
                 .ok_or_else(|| Error::invalid("a hybrid search (--vector and --text) needs --text-column"))?;
-            let fusion = match a.fusion.as_str() {
-                "rrf" => Fusion::default(),
-                "weighted" => Fusion::Weighted {
-                    vector_weight: a.vector_weight,
-                },
-                other => return Err(Error::invalid(format!("unknown fusion '{other}': use rrf or weighted"))),
-            };
-            let vector = vector_search(&table, &a, &parse_vector(v)?)?;
-            let mut s = HybridSearch::new(vector, table.full_text_search(text_column, q))
-                .limit(a.k)
-                .fusion(fusion);
-            if let Some(c) = &a.columns {
-                s = s.columns(c);
-            }
-            if let Some(f) = &a.filter {
-                s = s.filter_sql(f)?;
-            }
-            s.execute().await?
+            let mut opts = HybridSearchOptions::default();
+            opts.k = Some(a.k);
+            opts.fusion.clone_from(&a.fusion);
+            opts.vector_weight = a.vector_weight;
+            opts.columns.clone_from(&a.columns);
+            opts.filter.clone_from(&a.filter);
+            opts.metric.clone_from(&a.metric);
+            opts.nprobes = a.nprobes;
+            opts.ef = a.ef;
+            opts.exact = a.exact;
+            let vector = table.search(&a.column, &parse_vector(v)?);
+            opts.apply(vector, table.full_text_search(text_column, q))?
+                .execute()
+                .await?
         }
     };
     render::batches(&batch.schema(), &[batch], output)
 }
 
-/// The vector search the arguments ask for.
-fn vector_search(table: &Table, a: &SearchArgs, query: &[f32]) -> Result<VectorSearch> {
-    let mut s = table
-        .search(&a.column, query)
-        .limit(a.k)
-        .exact(a.exact)
-        .prefilter(!a.postfilter);
-    if let Some(m) = &a.metric {
-        s = s.metric(m.parse()?);
+impl SearchArgs {
+    /// The vector search options the arguments ask for (the Python binding hands over the same).
+    fn vector_options(&self) -> VectorSearchOptions {
+        let mut opts = VectorSearchOptions::default();
+        opts.k = Some(self.k);
+        opts.exact = self.exact;
+        opts.prefilter = Some(!self.postfilter);
+        opts.metric.clone_from(&self.metric);
+        opts.nprobes = self.nprobes;
+        opts.ef = self.ef;
+        opts.refine = self.refine;
+        opts.columns.clone_from(&self.columns);
+        opts.filter.clone_from(&self.filter);
+        opts
     }
-    if let Some(n) = a.nprobes {
-        s = s.nprobes(n);
-    }
-    if let Some(ef) = a.ef {
-        s = s.ef(ef);
-    }
-    if let Some(r) = a.refine {
-        s = s.refine(r);
-    }
-    if let Some(c) = &a.columns {
-        s = s.columns(c);
-    }
-    if let Some(f) = &a.filter {
-        s = s.filter_sql(f)?;
-    }
-    Ok(s)
 }

@@ -35,6 +35,22 @@ impl Default for Fusion {
     }
 }
 
+impl Fusion {
+    /// The fusion called `name` (`rrf` or `weighted`), with the rank constant `rrf_k` or the
+    /// `vector_weight` where given (the defaults: 60 and 0.5).
+    pub fn named(name: &str, rrf_k: Option<f32>, vector_weight: Option<f32>) -> Result<Self> {
+        match name {
+            "rrf" => Ok(Fusion::Rrf {
+                k: rrf_k.unwrap_or(60.0),
+            }),
+            "weighted" => Ok(Fusion::Weighted {
+                vector_weight: vector_weight.unwrap_or(0.5),
+            }),
+            other => Err(Error::invalid(format!("fusion must be rrf or weighted, not '{other}'"))),
+        }
+    }
+}
+
 /// Fuses `vector` (row ids nearest first, with distances) and `text` (best first, with BM25
 /// scores): the `k` best row ids with fused scores, highest first, ties by row id.
 pub fn fuse(vector: &[(u64, f32)], text: &[(u64, f32)], fusion: Fusion, k: usize) -> Vec<(u64, f32)> {

@@ -64,6 +64,50 @@ pub enum WhenNotMatchedBySource {
     DeleteIf(Predicate),
 }
 
+impl std::str::FromStr for WhenMatched {
+    type Err = Error;
+
+    /// `update`, `nothing` or `fail`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "update" => Ok(Self::UpdateAll),
+            "nothing" => Ok(Self::DoNothing),
+            "fail" => Ok(Self::Fail),
+            other => Err(Error::invalid(format!(
+                "when_matched must be 'update', 'nothing' or 'fail', not '{other}'"
+            ))),
+        }
+    }
+}
+
+impl std::str::FromStr for WhenNotMatched {
+    type Err = Error;
+
+    /// `insert` or `nothing`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "insert" => Ok(Self::InsertAll),
+            "nothing" => Ok(Self::DoNothing),
+            other => Err(Error::invalid(format!(
+                "when_not_matched must be 'insert' or 'nothing', not '{other}'"
+            ))),
+        }
+    }
+}
+
+impl std::str::FromStr for WhenNotMatchedBySource {
+    type Err = Error;
+
+    /// `keep`, `delete`, or an SQL condition choosing the unmatched rows to delete.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "keep" => Ok(Self::Keep),
+            "delete" => Ok(Self::Delete),
+            condition => Ok(Self::DeleteIf(Predicate::parse(condition)?)),
+        }
+    }
+}
+
 /// How a merge treats matched and unmatched rows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MergeInsert {

@@ -44,6 +44,22 @@ pub enum WriteMode {
     Overwrite,
 }
 
+impl std::str::FromStr for WriteMode {
+    type Err = Error;
+
+    /// `create`, `append` or `overwrite`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "create" => Ok(Self::Create),
+            "append" => Ok(Self::Append),
+            "overwrite" => Ok(Self::Overwrite),
+            other => Err(Error::invalid(format!(
+                "write mode must be 'create', 'append' or 'overwrite', not '{other}'"
+            ))),
+        }
+    }
+}
+
 /// Settings of a table handle.
 #[derive(Clone, Debug)]
 pub struct TableConfig {

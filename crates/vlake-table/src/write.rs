@@ -174,9 +174,9 @@ async fn conform(
 }
 
 /// Target size of a data page of a column other than a vector column.
-const PAGE_BYTES: usize = 64 << 10;
+const PAGE_BYTES: usize = 16 << 10;
 /// Target size of a dictionary page.
-const DICTIONARY_PAGE_BYTES: usize = 256 << 10;
+const DICTIONARY_PAGE_BYTES: usize = 32 << 10;
 /// Target size of a data page of a vector column.
 const VECTOR_PAGE_BYTES: usize = 32 << 10;
 

@@ -24,6 +24,21 @@ pub enum TokenizerKind {
     Whitespace,
 }
 
+impl std::str::FromStr for TokenizerKind {
+    type Err = Error;
+
+    /// `unicode` or `whitespace`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "unicode" => Ok(Self::Unicode),
+            "whitespace" => Ok(Self::Whitespace),
+            other => Err(Error::invalid(format!(
+                "unknown tokenizer '{other}': use unicode or whitespace"
+            ))),
+        }
+    }
+}
+
 /// What an analyzer does; recorded in a full-text index's parameters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
