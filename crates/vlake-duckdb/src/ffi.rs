@@ -90,7 +90,7 @@ impl Value {
         (!self.is_null()).then(|| unsafe { ffi::duckdb_get_bool(self.0) })
     }
 
-    /// The value as a list of floats (a `FLOAT[]` parameter), if it is not NULL.
+    /// The value as a list of floats (a `DOUBLE[]` parameter, narrowed), if it is not NULL.
     pub(crate) fn floats(&self) -> Option<Vec<f32>> {
         if self.is_null() {
             return None;
@@ -102,7 +102,7 @@ impl Value {
             let mut out = Vec::with_capacity(n as usize);
             for i in 0..n {
                 let child = Value(ffi::duckdb_get_list_child(self.0, i));
-                out.push(if child.is_null() { f32::NAN } else { ffi::duckdb_get_float(child.0) });
+                out.push(if child.is_null() { f32::NAN } else { ffi::duckdb_get_double(child.0) as f32 });
             }
             Some(out)
         }

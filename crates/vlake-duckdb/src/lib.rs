@@ -10,7 +10,7 @@
 //! ```sql
 //! SELECT * FROM vlake_scan('/data/t' [, version := 3 | tag := 'v1'] [, filter := 'x > 1']
 //!                                     [, with_row_id := true]);
-//! SELECT id, _distance FROM vlake_search('/data/t', 'vector', [0.1, 0.2, ...]::FLOAT[], 10
+//! SELECT id, _distance FROM vlake_search('/data/t', 'vector', [0.1, 0.2, ...], 10
 //!                                        [, filter := ..., ef := 64, nprobes := 20,
 //!                                           refine := 10, exact := false, metric := 'cosine',
 //!                                           version := 3 | tag := 'v1']);

@@ -1,4 +1,4 @@
-//! `vlake_search(uri, column, query FLOAT[], k [, filter := 'SQL', metric := 'cosine',
+//! `vlake_search(uri, column, query DOUBLE[], k [, filter := 'SQL', metric := 'cosine',
 //! nprobes := N, ef := N, refine := N, exact := bool, version := N | tag := 'x'])`.
 //!
 //! The nearest `k` rows of the table version to `query` in `column`, closest first: the
@@ -27,7 +27,9 @@ pub(crate) fn function() -> TableFunction {
         params: vec![
             text(),
             text(),
-            LogicalType::list(&LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_FLOAT)),
+            // DOUBLE[]: every numeric list or array (a FLOAT[n] column value, a Python list of
+            // floats, a literal) casts to it implicitly; FLOAT[] would refuse DOUBLE[].
+            LogicalType::list(&LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_DOUBLE)),
             int(),
         ],
         named: vec![
