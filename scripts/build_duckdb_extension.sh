@@ -60,4 +60,4 @@ with open(ext, "ab") as f:
         f.write(field(value))
     f.write(b"\0" * 256)
 PY
-echo "$ext"
+echo "$(cd "$out" && pwd)/vlake.duckdb_extension"

@@ -102,7 +102,11 @@ impl Value {
             let mut out = Vec::with_capacity(n as usize);
             for i in 0..n {
                 let child = Value(ffi::duckdb_get_list_child(self.0, i));
-                out.push(if child.is_null() { f32::NAN } else { ffi::duckdb_get_double(child.0) as f32 });
+                out.push(if child.is_null() {
+                    f32::NAN
+                } else {
+                    ffi::duckdb_get_double(child.0) as f32
+                });
             }
             Some(out)
         }

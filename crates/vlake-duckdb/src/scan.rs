@@ -36,8 +36,8 @@ pub(crate) fn function() -> TableFunction {
             ("filter", LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR)),
             ("with_row_id", LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN)),
         ],
-        bind: bind,
-        init: init,
+        bind,
+        init,
         local_init: Some(local_init),
         function: scan,
     }
@@ -83,7 +83,8 @@ unsafe extern "C" fn bind(info: sys::duckdb_bind_info) {
         let schema = scanner.output_schema().map_err(crate::message)?;
         let mut columns = Vec::with_capacity(schema.fields().len());
         for field in schema.fields() {
-            let ty = logical_type(field.data_type()).map_err(|e| format!("vlake_scan: column '{}': {e}", field.name()))?;
+            let ty =
+                logical_type(field.data_type()).map_err(|e| format!("vlake_scan: column '{}': {e}", field.name()))?;
             let name = c_string(field.name());
             // SAFETY: the bind info is live; DuckDB copies the name and type.
             unsafe { sys::duckdb_bind_add_result_column(info, name.as_ptr(), ty.0) };
@@ -232,10 +233,19 @@ fn fill(global: &Global, local: &mut Local, output: sys::duckdb_data_chunk) -> R
                 None => local.stream = None,
             }
         }
-        let task = global.tasks.lock().map_err(|_| "vlake: a scan thread failed")?.pop_front();
+        let task = global
+            .tasks
+            .lock()
+            .map_err(|_| "vlake: a scan thread failed")?
+            .pop_front();
         match task {
             Some(task) => {
-                local.stream = Some(global.session.block_on(task.execute(&global.location)).map_err(crate::message)?);
+                local.stream = Some(
+                    global
+                        .session
+                        .block_on(task.execute(&global.location))
+                        .map_err(crate::message)?,
+                );
             }
             None => {
                 // SAFETY: the chunk is live; zero rows ends this thread's scan.

@@ -42,8 +42,8 @@ pub(crate) fn function() -> TableFunction {
             ("version", int()),
             ("tag", text()),
         ],
-        bind: bind,
-        init: init,
+        bind,
+        init,
         local_init: None,
         function: search,
     }

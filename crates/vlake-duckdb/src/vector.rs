@@ -77,7 +77,7 @@ pub(crate) fn logical_type(dt: &ArrowType) -> Result<LogicalType, String> {
 /// `vector` must be a live, writable DuckDB vector of that type with room for those rows
 /// (list vectors grow their child themselves).
 pub(crate) unsafe fn write(vector: ffi::duckdb_vector, array: &dyn Array, start: usize) -> Result<(), String> {
-    // SAFETY (for every block below): the caller guarantees the vector's type and capacity.
+    // SAFETY: the caller guarantees the vector's type and capacity, which every arm relies on.
     unsafe {
         write_validity(vector, array, start);
         match array.data_type() {
@@ -116,9 +116,9 @@ pub(crate) unsafe fn write(vector: ffi::duckdb_vector, array: &dyn Array, start:
                         v.saturating_mul(1_000)
                     }),
                     TimeUnit::Microsecond => (array.as_primitive::<TimestampMicrosecondType>().values(), |v| v),
-                    TimeUnit::Nanosecond => {
-                        (array.as_primitive::<TimestampNanosecondType>().values(), |v| v.div_euclid(1_000))
-                    }
+                    TimeUnit::Nanosecond => (array.as_primitive::<TimestampNanosecondType>().values(), |v| {
+                        v.div_euclid(1_000)
+                    }),
                 };
                 let data = ffi::duckdb_vector_get_data(vector).cast::<i64>().add(start);
                 if tz.is_some() {
@@ -148,7 +148,11 @@ pub(crate) unsafe fn write(vector: ffi::duckdb_vector, array: &dyn Array, start:
             ArrowType::FixedSizeList(_, n) => {
                 let list = array.as_fixed_size_list();
                 let size = usize::try_from(*n).map_err(|_| format!("bad fixed list size {n}"))?;
-                write(ffi::duckdb_array_vector_get_child(vector), list.values().as_ref(), start * size)?;
+                write(
+                    ffi::duckdb_array_vector_get_child(vector),
+                    list.values().as_ref(),
+                    start * size,
+                )?;
             }
             ArrowType::List(_) => {
                 let list = array.as_list::<i32>();
@@ -162,7 +166,11 @@ pub(crate) unsafe fn write(vector: ffi::duckdb_vector, array: &dyn Array, start:
             }
             ArrowType::Struct(_) => {
                 for (i, column) in array.as_struct().columns().iter().enumerate() {
-                    write(ffi::duckdb_struct_vector_get_child(vector, i as u64), column.as_ref(), start)?;
+                    write(
+                        ffi::duckdb_struct_vector_get_child(vector, i as u64),
+                        column.as_ref(),
+                        start,
+                    )?;
                 }
             }
             other => return Err(format!("Arrow type {other} has no DuckDB mapping in vlake yet")),
@@ -254,7 +262,9 @@ unsafe fn lists(vector: ffi::duckdb_vector, offsets: &[u64], values: &ArrayRef, 
         if ffi::duckdb_list_vector_reserve(vector, base + count) != ffi::DuckDBSuccess {
             return Err("cannot grow a DuckDB list vector".to_string());
         }
-        let entries = ffi::duckdb_vector_get_data(vector).cast::<ffi::duckdb_list_entry>().add(start);
+        let entries = ffi::duckdb_vector_get_data(vector)
+            .cast::<ffi::duckdb_list_entry>()
+            .add(start);
         for (i, w) in offsets.windows(2).enumerate() {
             *entries.add(i) = ffi::duckdb_list_entry {
                 offset: base + (w[0] - first),
@@ -262,7 +272,11 @@ unsafe fn lists(vector: ffi::duckdb_vector, offsets: &[u64], values: &ArrayRef, 
             };
         }
         let child_values = values.slice(*first as usize, count as usize);
-        write(ffi::duckdb_list_vector_get_child(vector), child_values.as_ref(), base as usize)?;
+        write(
+            ffi::duckdb_list_vector_get_child(vector),
+            child_values.as_ref(),
+            base as usize,
+        )?;
         if ffi::duckdb_list_vector_set_size(vector, base + count) != ffi::DuckDBSuccess {
             return Err("cannot size a DuckDB list vector".to_string());
         }
