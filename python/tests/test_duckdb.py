@@ -198,3 +198,75 @@ def test_errors_are_duckdb_errors(con, history, tmp_path, sql, message):
         con.execute(sql.format(uri=history.uri, missing=tmp_path / "missing")).fetchall()
     # The host process and the connection survive.
     assert con.execute(f"SELECT count(*) FROM vlake_scan('{history.uri}')").fetchone()[0] == 140
+
+
+def test_types_and_nulls(con, tmp_path):
+    import datetime as dt
+    import decimal
+
+    n = 3000  # more than one DuckDB vector, so offsets into batches are exercised
+    rows = pa.table(
+        {
+            "i8": pa.array([i % 100 if i % 7 else None for i in range(n)], pa.int8()),
+            "u32": pa.array(range(n), pa.uint32()),
+            "half": pa.array([[i % 1000, i % 1000 + 0.5, 1.0] if i % 5 else None for i in range(n)], pa.list_(pa.float16(), 3)),
+            "ts_ms": pa.array([i * 1000 for i in range(n)], pa.timestamp("ms")),
+            "ts_tz": pa.array([i * 1_000_000 for i in range(n)], pa.timestamp("us", tz="UTC")),
+            "day": pa.array([i for i in range(n)], pa.date32()),
+            "money": pa.array([decimal.Decimal(i) / 100 for i in range(n)], pa.decimal128(10, 2)),
+            "small": pa.array([decimal.Decimal(i % 1000) / 10 for i in range(n)], pa.decimal128(4, 1)),
+            "tags": pa.array([[i, i + 1] if i % 3 else ([] if i % 2 else None) for i in range(n)], pa.list_(pa.int32())),
+            "meta": pa.array([{"a": i, "b": str(i)} for i in range(n)], pa.struct([("a", pa.int32()), ("b", pa.string())])),
+            "raw": pa.array([bytes([i % 256]) * (i % 4) for i in range(n)], pa.binary()),
+        }
+    )
+    t = vlake.write_table(rows, str(tmp_path / "types"))
+    got = con.execute(f"SELECT * FROM vlake_scan('{t.uri}') ORDER BY u32").fetchall()
+    types = [r[1] for r in con.execute(f"DESCRIBE SELECT * FROM vlake_scan('{t.uri}')").fetchall()]
+    assert types == [
+        "TINYINT",
+        "UINTEGER",
+        "FLOAT[3]",
+        "TIMESTAMP_MS",
+        "TIMESTAMP WITH TIME ZONE",
+        "DATE",
+        "DECIMAL(10,2)",
+        "DECIMAL(4,1)",
+        "INTEGER[]",
+        "STRUCT(a INTEGER, b VARCHAR)",
+        "BLOB",
+    ]
+    expected = t.to_arrow().sort_by("u32").to_pylist()
+    assert len(got) == len(expected) == n
+    for g, e in zip(got, expected):
+        assert g[0] == e["i8"] and g[1] == e["u32"]
+        assert (g[2] and list(g[2])) == (e["half"] and [float(v) for v in e["half"]])
+        assert g[3] == e["ts_ms"]
+        assert g[4] == e["ts_tz"].astimezone(g[4].tzinfo)
+        assert g[5] == e["day"] and g[6] == e["money"] and g[7] == e["small"]
+        assert g[8] == e["tags"]
+        assert g[9] == e["meta"]
+        assert g[10] == e["raw"]
+    assert dt.date(1970, 1, 1) == got[0][5]
+
+
+def test_concurrent_connections(con, history):
+    import threading
+
+    errors = []
+
+    def run(c):
+        try:
+            for _ in range(20):
+                assert c.execute(f"SELECT count(*) FROM vlake_scan('{history.uri}')").fetchone()[0] == 140
+                rows = c.execute(f"SELECT id FROM vlake_search('{history.uri}', 'vector', [50, 51, 52, 53], 3)").fetchall()
+                assert rows[0] == (50,)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(con.cursor(),)) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
