@@ -20,6 +20,6 @@ VLAKE_DUCKDB_EXTENSION="$(scripts/build_duckdb_extension.sh)"
 export VLAKE_DUCKDB_EXTENSION
 python3 -m pytest -q python/tests
 python3 -m venv --system-site-packages target/duckdb/venv-1.5.6
-# (duckdb 1.5.6 needs pytz to hand TIMESTAMPTZ values to Python.)
-target/duckdb/venv-1.5.6/bin/python -m pip install --quiet --disable-pip-version-check duckdb==1.5.6 pytz
+# (duckdb 1.5.6 needs pytz to hand TIMESTAMPTZ values to Python; duckdb-cli is the CLI binary.)
+target/duckdb/venv-1.5.6/bin/python -m pip install --quiet --disable-pip-version-check duckdb==1.5.6 duckdb-cli==1.5.6 pytz
 target/duckdb/venv-1.5.6/bin/python -m pytest -q python/tests/test_duckdb.py

@@ -270,3 +270,25 @@ def test_concurrent_connections(con, history):
     for th in threads:
         th.join()
     assert errors == []
+
+
+def test_cli_loads_the_extension(extension, history, tmp_path):
+    import shutil
+    import sys
+
+    cli = os.environ.get("VLAKE_DUCKDB_CLI") or shutil.which("duckdb", path=os.path.dirname(sys.executable))
+    if not cli:
+        pytest.skip("no DuckDB CLI here (scripts/test.sh installs duckdb-cli in the duckdb 1.5.6 venv)")
+    sql = f"LOAD '{extension}'; SELECT count(*), sum(id) FROM vlake_scan('{history.uri}', version := 2);"
+    done = subprocess.run([cli, "-unsigned", "-csv", "-noheader", "-c", sql], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [f"150,{sum(range(150))}"]
+    missing = tmp_path / "missing"
+    done = subprocess.run(
+        [cli, "-unsigned", "-c", f"LOAD '{extension}'; SELECT * FROM vlake_scan('{missing}');"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "vlake: not found" in done.stderr + done.stdout
+    assert done.returncode in (0, 1)  # an error, not a crash (a signal gives a negative code)
