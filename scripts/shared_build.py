@@ -3,7 +3,7 @@
 
 `cargo test --workspace`, `cargo build --workspace --all-targets`, the README's demo
 (`cargo run -p vlake-cli --bin vlake`), the Python module (maturin runs `cargo rustc -p
-vlake-python --lib`) and `vlake-bench` each resolve the features of the packages they build.
+vlake-python --lib`), `vlake-bench` and the DuckDB extension (`cargo build -p vlake-duckdb`) each resolve the features of the packages they build.
 Where a third-party package gets other features in one of them than in the whole workspace's
 build, cargo compiles it again, and everything that depends on it. crates/vlake-workspace-hack
 gives such packages the whole workspace's features (the technique cargo-hakari automates). This
@@ -34,6 +34,7 @@ NARROW = {
     "demo": ["build", "-p", "vlake-cli", "--bin", "vlake"],
     "python": ["rustc", "-p", "vlake-python", "--lib", "--profile", "dev"],
     "bench": ["build", "-p", "vlake-bench"],
+    "duckdb": ["build", "-p", "vlake-duckdb"],
 }
 
 
@@ -104,7 +105,8 @@ def main():
             if v != union_features[k]:
                 need[k] = union_features[k]
     if not extra:
-        print("shared_build: the demo, the Python module and vlake-bench reuse the workspace's dependency builds")
+        print("shared_build: the demo, the Python module, vlake-bench and the DuckDB extension reuse the workspace's "
+              "dependency builds")
         return 0
     print("shared_build: these builds would compile dependencies again:\n  " + "\n  ".join(extra))
     versions = defaultdict(set)
