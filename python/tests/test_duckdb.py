@@ -10,6 +10,7 @@ duckdb 1.5.6, the oldest release the extension supports.
 import os
 import pathlib
 import subprocess
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -187,7 +188,11 @@ def test_dev_scan_equals_vlake(con, dev_table):
         ("SELECT * FROM vlake_scan('{uri}', version := 99)", "not found"),
         ("SELECT * FROM vlake_scan('{uri}', tag := 'nope')", "not found"),
         ("SELECT * FROM vlake_scan('{uri}', filter := 'nope >')", "vlake"),
-        ("SELECT * FROM vlake_scan('{uri}', version := 1, tag := 'first')", "either version or tag"),
+        ("SELECT * FROM vlake_scan('{uri}', version := 1, tag := 'first')", "one of version, tag and as_of"),
+        ("SELECT * FROM vlake_scan('{uri}', as_of := TIMESTAMPTZ '2000-01-01 00:00:00+00')", "vlake"),
+        ("SELECT * FROM vlake_scan('{uri}', columns := ['id', 'nope'])", "nope"),
+        ("SELECT * FROM vlake_search_batch('{uri}', 'vector', [[1, 2, 3, 4], [1, 2]], 3)", "vlake"),
+        ("SELECT * FROM vlake_search_batch('{uri}', 'vector', [], 3)", "empty"),
         ("SELECT * FROM vlake_search('{uri}', 'vector', [1, 2], 3)", "vlake"),
         ("SELECT * FROM vlake_search('{uri}', 'nope', [1, 2, 3, 4], 3)", "vlake"),
         ("SELECT * FROM vlake_search('{uri}', 'vector', [1, 2, 3, 4], 3, metric := 'manhattan')", "vlake"),
@@ -292,3 +297,203 @@ def test_cli_loads_the_extension(extension, history, tmp_path):
     )
     assert "vlake: not found" in done.stderr + done.stdout
     assert done.returncode in (0, 1)  # an error, not a crash (a signal gives a negative code)
+
+
+def test_vlake_paths_are_tables(con, tmp_path):
+    """A path ending in `.vlake` is a table name (the replacement scan reads it with vlake_scan);
+    other names are left to DuckDB."""
+    t = vlake.write_table(small(120), str(tmp_path / "words.vlake"))
+    t = t.delete("id >= 100")
+    path = tmp_path / "words.vlake"
+    assert con.execute(f"SELECT count(*), sum(id) FROM '{path}'").fetchone() == (100, sum(range(100)))
+    assert con.execute(f"SELECT count(*) FROM '{path}/' WHERE pos = 'n'").fetchone()[0] == 50
+    missing = tmp_path / "missing.vlake"
+    with pytest.raises(duckdb.Error, match="vlake"):
+        con.execute(f"SELECT * FROM '{missing}'").fetchall()
+    with pytest.raises(duckdb.Error) as other:
+        con.execute(f"SELECT * FROM '{tmp_path / 'nothing.csv'}'").fetchall()
+    assert "vlake:" not in str(other.value)
+
+
+def test_full_text_search_equals_vlake(con, tmp_path):
+    """vlake_fts and vlake_hybrid rank as vlake's own searches do (a full-text index over the
+    first file, the appended file analyzed at query time), with filters, projection and errors."""
+    docs = pa.table(
+        {
+            "id": pa.array(range(6), pa.int64()),
+            "text": [
+                "the quick brown fox",
+                "a lazy dog sleeps",
+                "quick quick fox jumps",
+                "foxes and dogs",
+                "nothing here",
+                "brown bread",
+            ],
+        }
+    )
+    docs = docs.append_column("vec", pa.array([[float(i), 1.0] for i in range(6)], pa.list_(pa.float32(), 2)))
+    t = vlake.write_table(docs, str(tmp_path / "docs")).create_index("text", type="fts")
+    more = {"id": pa.array([6], pa.int64()), "text": ["the fox is quick and brown"]}
+    t = t.append(pa.table({**more, "vec": pa.array([[6.0, 1.0]], pa.list_(pa.float32(), 2))}))
+    for query in ["quick fox", '"brown fox" OR bread', "fox AND NOT jumps"]:
+        expected = t.full_text_search(query, "text", k=10)
+        rows = con.execute(f"SELECT id, _score FROM vlake_fts('{t.uri}', 'text', ?, 10)", [query]).fetchall()
+        assert [r[0] for r in rows] == expected.column("id").to_pylist(), query
+        assert [r[1] for r in rows] == pytest.approx(expected.column("_score").to_pylist())
+    rows = con.execute(f"SELECT id, text FROM vlake_fts('{t.uri}', 'text', 'fox', 10, filter := 'id > 2')").fetchall()
+    assert {r[0] for r in rows} == {3, 6} and all("fox" in r[1] for r in rows)
+    assert con.execute(f"SELECT count(*) FROM vlake_fts('{t.uri}', 'text', 'fox', 2)").fetchone()[0] == 2
+    with pytest.raises(duckdb.Error, match="vlake"):
+        con.execute(f"SELECT * FROM vlake_fts('{t.uri}', 'nope', 'fox', 3)").fetchall()
+    with pytest.raises(duckdb.Error, match="vlake"):
+        con.execute(f"SELECT * FROM vlake_fts('{t.uri}', 'text', '\"open', 3)").fetchall()
+
+    # Hybrid: both fusions, as vlake's own.
+    q = [5.0, 1.0]
+    for fusion, extra in [("rrf", ""), ("weighted", ", vector_weight := 0.3")]:
+        expected = t.hybrid_search(q, "quick fox", k=4, fusion=fusion, vector_weight=0.3 if extra else None)
+        sql = f"SELECT id, _score FROM vlake_hybrid('{t.uri}', 'vec', ?, 'text', 'quick fox', 4, fusion := '{fusion}'{extra})"
+        rows = con.execute(sql, [q]).fetchall()
+        assert [r[0] for r in rows] == expected.column("id").to_pylist(), fusion
+        assert [r[1] for r in rows] == pytest.approx(expected.column("_score").to_pylist())
+    with pytest.raises(duckdb.Error, match="vlake"):
+        con.execute(f"SELECT * FROM vlake_hybrid('{t.uri}', 'vec', [1, 2, 3], 'text', 'fox', 3)").fetchall()
+    with pytest.raises(duckdb.Error, match="fusion"):
+        con.execute(f"SELECT * FROM vlake_hybrid('{t.uri}', 'vec', [1, 2], 'text', 'fox', 3, fusion := 'max')").fetchall()
+
+
+def test_as_of_and_columns(con, tmp_path):
+    """`as_of :=` reads the newest version committed at or before an instant; `columns :=`
+    declares only the columns named, in that order."""
+    t = vlake.write_table(small(10), str(tmp_path / "t"))
+    for i in range(1, 3):
+        time.sleep(0.02)
+        t = t.append(small(10, start=i * 10))
+    q = [0.0, 1.0, 2.0, 3.0]
+    for v in t.versions():
+        got = con.execute(f"SELECT count(*) FROM vlake_scan('{t.uri}', as_of := ?)", [v["timestamp"]]).fetchone()
+        assert got[0] == 10 * v["version"], v
+        sql = f"SELECT count(*) FROM vlake_search('{t.uri}', 'vector', ?, 100, as_of := ?)"
+        assert con.execute(sql, [q, v["timestamp"]]).fetchone()[0] == 10 * v["version"]
+    got = con.execute(f"SELECT * FROM vlake_scan('{t.uri}', columns := ['pos', 'id']) ORDER BY id LIMIT 2")
+    assert [d[0] for d in got.description] == ["pos", "id"]
+    assert got.fetchall() == [("n", 0), ("v", 1)]
+
+
+def test_search_batch_equals_single_searches(con, history):
+    """vlake_search_batch answers each query as vlake_search does, with `_query` numbering the
+    queries from 1; the queries can come from a table, through a variable."""
+    uri = history.uri
+    queries = [[20.0, 21.0, 22.0, 23.0], [100.0, 101.0, 102.0, 103.0], [0.0, 0.0, 0.0, 1.0]]
+    opts = "metric := 'l2', filter := 'pos = ''n'''"
+    rows = con.execute(
+        f"SELECT _query, id, _distance FROM vlake_search_batch('{uri}', 'vector', ?, 4, {opts})", [queries]
+    ).fetchall()
+    for i, q in enumerate(queries, start=1):
+        single = con.execute(f"SELECT id, _distance FROM vlake_search('{uri}', 'vector', ?, 4, {opts})", [q]).fetchall()
+        assert [(r[1], r[2]) for r in rows if r[0] == i] == single
+    con.execute(
+        "CREATE TABLE q AS SELECT * FROM (VALUES (1, [20.0, 21, 22, 23]::FLOAT[4]), (2, [0.0, 0, 0, 1]::FLOAT[4])) v(qid, vec)"
+    )
+    # DuckDB refuses subqueries in table-function arguments; a variable carries them instead.
+    con.execute("SET VARIABLE queries = (SELECT list(vec ORDER BY qid) FROM q)")
+    got = con.execute(
+        f"SELECT q.qid, r.id FROM vlake_search_batch('{uri}', 'vector', getvariable('queries'), 1,"
+        " metric := 'l2') r JOIN q ON q.qid = r._query ORDER BY q.qid"
+    ).fetchall()
+    assert got == [(1, 20), (2, 10)]
+
+
+def test_dev_search_batch_recall(con, dev_table, dev_queries):
+    """Batch KNN over every dev query keeps recall@10 >= 0.95."""
+    queries = dev_queries.to_pylist()
+    rows = con.execute(
+        f"SELECT _query, id FROM vlake_search_batch('{dev_table.uri}', 'vector', ?, 10)", [[q["vector"] for q in queries]]
+    ).fetchall()
+    found = {}
+    for i, id_ in rows:
+        found.setdefault(i, set()).add(id_)
+    assert len(found) == len(queries)
+    recall = [len(found[i + 1] & set(q["gt"][:10])) / 10 for i, q in enumerate(queries)]
+    assert sum(recall) / len(recall) >= 0.95
+
+
+def versions(uri):
+    return [v["version"] for v in vlake.open(uri).versions()]
+
+
+def test_copy_writes_one_version_per_statement(con, history, tmp_path):
+    """COPY ... TO (FORMAT vlake) creates, appends to and overwrites a table, one version per
+    statement; the query's columns map by position to COLUMNS or to the table's columns, with
+    values cast to the table's types."""
+    uri = str(tmp_path / "copy")
+    con.execute(
+        f"COPY (SELECT id, pos, vector FROM vlake_scan('{history.uri}')) TO '{uri}' (FORMAT vlake, COLUMNS 'id, pos, vector')"
+    )
+    assert versions(uri) == [1]
+    assert vlake.open(uri).to_arrow().sort_by("id").equals(history.to_arrow().sort_by("id"))
+    # Append: INTEGER ids and DOUBLE[4] vectors are cast to the table's BIGINT and FLOAT[4].
+    con.execute(
+        f"COPY (SELECT i::INTEGER, 'x', [i, i, i, i]::DOUBLE[4] FROM range(1000, 1100) r(i))"
+        f" TO '{uri}' (FORMAT vlake, MODE 'append')"
+    )
+    assert versions(uri) == [1, 2]
+    got = con.execute(f"SELECT count(*), sum(vector[2]) FROM vlake_scan('{uri}') WHERE pos = 'x'").fetchone()
+    assert got == (100, sum(range(1000, 1100)))
+    assert vlake.open(uri).count_rows() == 240
+    # Overwrite with other (named) columns: a new schema, in one version.
+    con.execute(f"COPY (SELECT i AS k FROM range(7) r(i)) TO '{uri}' (FORMAT vlake, MODE 'overwrite', COLUMNS 'k')")
+    assert versions(uri) == [1, 2, 3]
+    assert ids(con, f"SELECT k FROM vlake_scan('{uri}')") == list(range(7))
+    assert ids(con, f"SELECT id FROM vlake_scan('{uri}', version := 2)")[:3] == [10, 11, 12]
+
+
+def test_failed_copy_commits_nothing(con, history, tmp_path):
+    """A COPY that fails, midway or at bind, makes no version and leaves no files behind."""
+    uri = history.uri
+    before = versions(uri)
+    files = sorted(p for p in pathlib.Path(uri).rglob("*") if p.is_file())
+    with pytest.raises(duckdb.Error, match="boom"):
+        con.execute(
+            "COPY (SELECT CASE WHEN i < 50000 THEN i ELSE error('boom') END, 'n', [0, 0, 0, 0]::FLOAT[4]"
+            f" FROM range(100000) r(i)) TO '{uri}' (FORMAT vlake, MODE 'append')"
+        )
+    for sql, message in [
+        (f"COPY (SELECT 1) TO '{uri}' (FORMAT vlake)", "exists"),
+        (f"COPY (SELECT 1, 2) TO '{uri}' (FORMAT vlake, MODE 'append')", "COLUMNS"),
+        (f"COPY (SELECT 'x', 'n', [0, 0, 0, 0]::FLOAT[4]) TO '{uri}' (FORMAT vlake, MODE 'append')", "id"),
+        (f"COPY (SELECT 1, 2) TO '{uri}' (FORMAT vlake, MODE 'append', COLUMNS 'id')", "COLUMNS"),
+        (f"COPY (SELECT 1) TO '{uri}' (FORMAT vlake, MODE 'sideways')", "vlake"),
+        (f"COPY (SELECT 1) TO '{uri}' (FORMAT vlake, SHARDS 3)", "unknown COPY option"),
+        (f"COPY (SELECT 1) TO '{tmp_path / 'new'}' (FORMAT vlake)", "COLUMNS"),
+    ]:
+        with pytest.raises(duckdb.Error, match=message):
+            con.execute(sql)
+    assert versions(uri) == before
+    assert vlake.open(uri).count_rows() == 140
+    assert sorted(p for p in pathlib.Path(uri).rglob("*") if p.is_file()) == files
+    assert not (tmp_path / "new").exists()
+
+
+def test_copy_round_trips_types(con, tmp_path):
+    """Every mapped type, with NULLs, survives DuckDB -> vlake -> DuckDB."""
+    query = """
+        SELECT i AS id, (i % 100)::TINYINT AS i8, i::SMALLINT AS i16, i::INTEGER AS i32, (i % 200)::UTINYINT AS u8,
+               i::UBIGINT AS u64, i / 3 AS f64, (i / 4)::REAL AS f32,
+               CASE WHEN i % 3 = 0 THEN NULL ELSE 'word ' || i END AS s, ('blob' || i)::BLOB AS b,
+               i % 2 = 0 AS flag, DATE '2024-01-01' + i::INTEGER AS d,
+               TIMESTAMP '2024-01-01 00:00:00' + INTERVAL (i) SECOND AS ts,
+               TIMESTAMPTZ '2024-01-01 00:00:00+00' + INTERVAL (i) MINUTE AS tstz,
+               (i / 7)::DECIMAL(9, 2) AS dec9, (i * 1000.5)::DECIMAL(20, 4) AS dec20,
+               CASE WHEN i % 5 = 0 THEN NULL ELSE range(i % 4) END AS ints,
+               {'a': i, 'b': 'x' || i} AS st,
+               CASE WHEN i % 6 = 0 THEN NULL ELSE [i, i + 0.5, -i]::FLOAT[3] END AS vec,
+               CASE WHEN i % 4 = 0 THEN NULL ELSE ['p' || i, NULL] END AS strs
+        FROM range(3000) r(i) WHERE i % 250 <> 7
+    """
+    names = [d[0] for d in con.execute(query + " LIMIT 0").description]
+    uri = str(tmp_path / "types")
+    con.execute(f"COPY ({query}) TO '{uri}' (FORMAT vlake, COLUMNS '{', '.join(names)}')")
+    expected = con.execute(query + " ORDER BY id").fetchall()
+    got = con.execute(f"SELECT {', '.join(names)} FROM vlake_scan('{uri}') ORDER BY id").fetchall()
+    assert got == expected

@@ -66,22 +66,23 @@ impl Value {
         if self.is_null() {
             return None;
         }
-        // SAFETY: the handle is live; DuckDB returns a malloc'ed C string we free.
-        unsafe {
-            let p = ffi::duckdb_get_varchar(self.0);
-            if p.is_null() {
-                return None;
-            }
-            let s = CStr::from_ptr(p).to_string_lossy().into_owned();
-            ffi::duckdb_free(p.cast::<c_void>());
-            Some(s)
-        }
+        // SAFETY: the handle is live; DuckDB returns a malloc'ed C string (or null) that
+        // `owned_c_string` frees.
+        let p = unsafe { ffi::duckdb_get_varchar(self.0) };
+        // SAFETY: as above.
+        (!p.is_null()).then(|| unsafe { owned_c_string(p) })
     }
 
     /// The value as an integer, if it is not NULL.
     pub(crate) fn int(&self) -> Option<i64> {
         // SAFETY: the handle is live (checked by `is_null`).
         (!self.is_null()).then(|| unsafe { ffi::duckdb_get_int64(self.0) })
+    }
+
+    /// The value as a double, if it is not NULL.
+    pub(crate) fn double(&self) -> Option<f64> {
+        // SAFETY: the handle is live (checked by `is_null`).
+        (!self.is_null()).then(|| unsafe { ffi::duckdb_get_double(self.0) })
     }
 
     /// The value as a boolean, if it is not NULL.
@@ -111,6 +112,72 @@ impl Value {
             Some(out)
         }
     }
+
+    /// The value as a list of lists of floats (a `DOUBLE[][]` parameter, narrowed), if it is
+    /// not NULL; a NULL inner list is an error.
+    pub(crate) fn float_lists(&self) -> Option<Result<Vec<Vec<f32>>, String>> {
+        if self.is_null() {
+            return None;
+        }
+        // SAFETY: the handle is a live LIST value; each child is a new value `Value` destroys.
+        let n = unsafe { ffi::duckdb_get_list_size(self.0) };
+        Some(
+            (0..n)
+                .map(|i| {
+                    // SAFETY: as above, `i` is below the list's size.
+                    let child = Value(unsafe { ffi::duckdb_get_list_child(self.0, i) });
+                    child.floats().ok_or_else(|| format!("query {} is NULL", i + 1))
+                })
+                .collect(),
+        )
+    }
+
+    /// The value as a list of texts: a LIST's items, or one text split at commas (`'a, b'`).
+    pub(crate) fn texts(&self) -> Option<Vec<String>> {
+        if self.is_null() {
+            return None;
+        }
+        // SAFETY: the handle is live; the type DuckDB returns is owned by the value.
+        let id = unsafe { ffi::duckdb_get_type_id(ffi::duckdb_get_value_type(self.0)) };
+        if id != ffi::DUCKDB_TYPE_DUCKDB_TYPE_LIST {
+            let text = self.text()?;
+            return Some(
+                text.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            );
+        }
+        // SAFETY: the handle is a live LIST value; each child is a new value `Value` destroys.
+        let n = unsafe { ffi::duckdb_get_list_size(self.0) };
+        Some(
+            (0..n)
+                // SAFETY: as above, `i` is below the list's size.
+                .filter_map(|i| Value(unsafe { ffi::duckdb_get_list_child(self.0, i) }).text())
+                .collect(),
+        )
+    }
+
+    /// The members of a STRUCT value (COPY's options): name and value.
+    pub(crate) fn members(&self) -> Vec<(String, Value)> {
+        if self.is_null() {
+            return Vec::new();
+        }
+        // SAFETY: the handle is a live STRUCT value; its type is owned by the value; member
+        // names are malloc'ed strings `owned_c_string` frees, member values new values.
+        unsafe {
+            let ty = ffi::duckdb_get_value_type(self.0);
+            let n = ffi::duckdb_struct_type_child_count(ty);
+            (0..n)
+                .map(|i| {
+                    (
+                        owned_c_string(ffi::duckdb_struct_type_child_name(ty, i)),
+                        Value(ffi::duckdb_get_struct_child(self.0, i)),
+                    )
+                })
+                .collect()
+        }
+    }
 }
 
 impl Drop for Value {
@@ -119,6 +186,22 @@ impl Drop for Value {
             // SAFETY: the handle was handed to us by DuckDB and is destroyed once.
             unsafe { ffi::duckdb_destroy_value(&mut self.0) }
         }
+    }
+}
+
+/// A string DuckDB allocated, copied and freed (empty when null).
+///
+/// # Safety
+/// `p` must be null or a NUL-terminated string allocated by DuckDB and not used afterwards.
+pub(crate) unsafe fn owned_c_string(p: *mut c_char) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: the caller's contract; the string is freed once, here.
+    unsafe {
+        let s = CStr::from_ptr(p).to_string_lossy().into_owned();
+        ffi::duckdb_free(p.cast::<c_void>());
+        s
     }
 }
 

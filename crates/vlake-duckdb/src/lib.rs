@@ -8,13 +8,22 @@
 //! Table functions (each parameter after the first ones is named, `name := value`):
 //!
 //! ```sql
-//! SELECT * FROM vlake_scan('/data/t' [, version := 3 | tag := 'v1'] [, filter := 'x > 1']
+//! SELECT * FROM vlake_scan('/data/t' [, version := 3 | tag := 'v1' | as_of := TIMESTAMPTZ '...']
+//!                                     [, filter := 'x > 1'] [, columns := ['id', 'gloss']]
 //!                                     [, with_row_id := true]);
 //! SELECT id, _distance FROM vlake_search('/data/t', 'vector', [0.1, 0.2, ...], 10
 //!                                        [, filter := ..., ef := 64, nprobes := 20,
 //!                                           refine := 10, exact := false, metric := 'cosine',
 //!                                           version := 3 | tag := 'v1']);
+//! SELECT id, _score FROM vlake_fts('/data/t', 'gloss', '"domestic dog" OR cat*', 10
+//!                                  [, filter := ..., version := 3 | tag := 'v1']);
+//! SELECT id, _score FROM vlake_hybrid('/data/t', 'vector', [0.1, ...], 'gloss', 'small dog', 10
+//!                                     [, filter := ..., fusion := 'rrf' | 'weighted',
+//!                                        rrf_k := 60, vector_weight := 0.5, version | tag]);
 //! ```
+//!
+//! A table name that is a path or URI ending in `.vlake` is read with `vlake_scan`:
+//! `SELECT * FROM 'data/words.vlake'`.
 //!
 //! Vectors come out as `FLOAT[n]` (f16 widened), so DuckDB's `array_cosine_distance`,
 //! `array_distance` and `array_inner_product` apply to them. Errors (a missing table, a bad
@@ -26,7 +35,10 @@
 #![allow(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod chunk;
+mod copy;
 mod ffi;
+mod replace;
 mod scan;
 mod search;
 mod vector;
@@ -68,16 +80,25 @@ impl Database {
         self.runtime.block_on(f)
     }
 
-    /// Opens the table at `uri`, at `version` or `tag` when one is given.
-    pub(crate) fn open(&self, uri: &str, version: Option<i64>, tag: Option<String>) -> Result<Table, String> {
-        let at = match (version, tag) {
-            (Some(_), Some(_)) => return Err("vlake: give either version or tag, not both".to_string()),
-            (Some(v), None) => {
-                VersionRef::Version(u64::try_from(v).map_err(|_| format!("vlake: invalid input: version {v}"))?)
-            }
-            (None, Some(t)) => VersionRef::Tag(t),
-            (None, None) => VersionRef::Latest,
-        };
+    /// Runs `f` on the session's runtime in the background.
+    pub(crate) fn spawn<T: Send + 'static>(
+        &self,
+        f: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        self.runtime.spawn(f)
+    }
+
+    /// The newest version of the table at `uri`, or `None` when there is no table there.
+    pub(crate) fn open_if_exists(&self, uri: &str) -> Result<Option<Table>, String> {
+        match self.block_on(Table::builder(uri).session(self.caches.clone()).open()) {
+            Ok(table) => Ok(Some(table)),
+            Err(vlake_table::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(message(e)),
+        }
+    }
+
+    /// Opens the table at `uri`, at version `at`.
+    pub(crate) fn open(&self, uri: &str, at: VersionRef) -> Result<Table, String> {
         self.block_on(Table::builder(uri).version(at).session(self.caches.clone()).open())
             .map_err(message)
     }
@@ -119,12 +140,43 @@ impl Params {
         Value(unsafe { sys::duckdb_bind_get_named_parameter(self.0, name.as_ptr()) })
     }
 
+    /// The table version `version :=`, `tag :=` or `as_of :=` names: the newest when none is.
+    pub(crate) fn version(&self) -> Result<VersionRef, String> {
+        let version = self.named("version").int();
+        let tag = self.named("tag").text();
+        let as_of = self.named("as_of");
+        // SAFETY: the value is live and of the declared type, TIMESTAMP WITH TIME ZONE.
+        let as_of = (!as_of.is_null()).then(|| unsafe { sys::duckdb_get_timestamp_tz(as_of.0) }.micros);
+        match (version, tag, as_of) {
+            (None, None, None) => Ok(VersionRef::Latest),
+            (Some(v), None, None) => u64::try_from(v)
+                .map(VersionRef::Version)
+                .map_err(|_| format!("vlake: invalid input: version {v}")),
+            (None, Some(t), None) => Ok(VersionRef::Tag(t)),
+            (None, None, Some(micros)) => Ok(VersionRef::Timestamp(micros.div_euclid(1000))),
+            _ => Err("vlake: give one of version, tag and as_of".to_string()),
+        }
+    }
+
     /// The session the function was registered with.
     pub(crate) fn session(&self) -> &Arc<Database> {
         // SAFETY: every table function is registered with an `Arc<Database>` as extra info,
         // which DuckDB keeps alive as long as the function.
         unsafe { &*sys::duckdb_bind_get_extra_info(self.0).cast::<Arc<Database>>() }
     }
+}
+
+/// The named parameters that pick a table version (read by [`Params::version`]), which every
+/// table function takes.
+pub(crate) fn version_params() -> [(&'static str, ffi::LogicalType); 3] {
+    [
+        ("version", ffi::LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT)),
+        ("tag", ffi::LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR)),
+        (
+            "as_of",
+            ffi::LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP_TZ),
+        ),
+    ]
 }
 
 /// A table function to register: its signature and callbacks.
@@ -201,12 +253,22 @@ unsafe fn load(info: sys::duckdb_extension_info, access: *const sys::duckdb_exte
     if unsafe { sys::duckdb_connect(*db, &mut con) } != sys::DuckDBSuccess {
         return Err("vlake: cannot connect to the database".to_string());
     }
-    let registered = [scan::function(), search::function()]
-        .into_iter()
-        .try_for_each(|f| f.register(con, &session));
+    let registered = [
+        scan::function(),
+        search::vector(),
+        search::vector_batch(),
+        search::full_text(),
+        search::hybrid(),
+    ]
+    .into_iter()
+    .try_for_each(|f| f.register(con, &session))
+    .and_then(|()| copy::register(con, &session));
     // SAFETY: `con` was opened above and is closed once.
     unsafe { sys::duckdb_disconnect(&mut con) };
-    registered.map(|()| true)
+    registered?;
+    // SAFETY: `db` points at the live database (above).
+    unsafe { replace::register(*db) };
+    Ok(true)
 }
 
 /// The extension's entry point, called by `LOAD` (DuckDB looks up `<name>_init_c_api`).

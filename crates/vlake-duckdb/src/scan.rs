@@ -1,4 +1,5 @@
-//! `vlake_scan(uri [, version := N | tag := 'x'] [, filter := 'SQL'] [, with_row_id := bool])`.
+//! `vlake_scan(uri [, version := N | tag := 'x' | as_of := TIMESTAMPTZ] [, filter := 'SQL']
+//! [, columns := ['a', ...]] [, with_row_id := bool])`.
 //!
 //! Contract with DuckDB:
 //! - **bind** opens the table version, checks the filter and declares the columns (the
@@ -31,11 +32,16 @@ pub(crate) fn function() -> TableFunction {
         name: "vlake_scan",
         params: vec![LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR)],
         named: vec![
-            ("version", LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT)),
-            ("tag", LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR)),
             ("filter", LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR)),
+            (
+                "columns",
+                LogicalType::list(&LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR)),
+            ),
             ("with_row_id", LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN)),
-        ],
+        ]
+        .into_iter()
+        .chain(crate::version_params())
+        .collect(),
         bind,
         init,
         local_init: Some(local_init),
@@ -74,11 +80,14 @@ unsafe extern "C" fn bind(info: sys::duckdb_bind_info) {
         let params = Params(info);
         let session = Arc::clone(params.session());
         let uri = params.get(0).text().ok_or("vlake_scan: the table URI is NULL")?;
-        let table = session.open(&uri, params.named("version").int(), params.named("tag").text())?;
+        let table = session.open(&uri, params.version()?)?;
         let with_row_id = params.named("with_row_id").bool().unwrap_or(false);
         let mut scanner = table.scan().blobs(BlobMode::Bytes).with_row_id(with_row_id);
         if let Some(filter) = params.named("filter").text() {
             scanner = scanner.filter_sql(&filter).map_err(crate::message)?;
+        }
+        if let Some(columns) = params.named("columns").texts() {
+            scanner = scanner.columns(&columns);
         }
         let schema = scanner.output_schema().map_err(crate::message)?;
         let mut columns = Vec::with_capacity(schema.fields().len());

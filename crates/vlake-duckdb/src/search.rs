@@ -1,27 +1,52 @@
-//! `vlake_search(uri, column, query DOUBLE[], k [, filter := 'SQL', metric := 'cosine',
-//! nprobes := N, ef := N, refine := N, exact := bool, version := N | tag := 'x'])`.
+//! The ranked searches:
 //!
-//! The nearest `k` rows of the table version to `query` in `column`, closest first: the
-//! table's columns then `_distance REAL`. The search is [`vlake_table::VectorSearch`], with its
-//! sidecar indexes and prefilter semantics (`k` matching rows whenever `k` rows match). Bind
-//! opens the table and checks the arguments; init runs the search for the columns DuckDB asks
-//! for (projection pushdown); function hands the rows over in chunks.
+//! - `vlake_search(uri, column, query DOUBLE[], k [, filter := 'SQL', metric := 'cosine',
+//!   nprobes := N, ef := N, refine := N, exact := bool, version := N | tag := 'x'])`: the
+//!   nearest `k` rows to `query` in `column`, closest first, with `_distance REAL`
+//!   ([`vlake_table::VectorSearch`]: its sidecar indexes and prefilter semantics, `k` matching
+//!   rows whenever `k` rows match);
+//! - `vlake_fts(uri, column, query VARCHAR, k [, filter := 'SQL', version := N | tag := 'x'])`:
+//!   the `k` best BM25 matches of the query (vlake's query language: terms, phrases, `AND`,
+//!   `OR`, `NOT`, prefixes), best first, with `_score REAL` ([`vlake_table::TextSearch`]);
+//! - `vlake_hybrid(uri, vector_column, query DOUBLE[], text_column, query VARCHAR, k [, filter
+//!   := 'SQL', fusion := 'rrf' | 'weighted', rrf_k := 60, vector_weight := 0.5, version := N |
+//!   tag := 'x'])`: both searches fused, best first, with the fused `_score REAL`
+//!   ([`vlake_table::HybridSearch`]);
+//! - `vlake_search_batch(uri, column, queries DOUBLE[][], k [, the options of vlake_search])`:
+//!   one vector search per query (run in parallel), each query's rows closest first, with
+//!   `_distance REAL` and `_query BIGINT`, the query's position in the list (from 1, as
+//!   DuckDB's lists count). The queries come from a literal, a parameter or a variable (DuckDB
+//!   refuses subqueries in table-function arguments): `SET VARIABLE q = (SELECT list(vector
+//!   ORDER BY id) FROM queries)`, then `getvariable('q')`.
+//!
+//! Every function also takes `as_of := TIMESTAMPTZ` instead of `version` or `tag`: the newest
+//! version committed at or before that instant. Each returns the table's columns then its rank
+//! column (and `_query`). Bind opens the table and checks the
+//! arguments; init runs the search for the columns DuckDB asks for (projection pushdown);
+//! function hands the rows over in chunks.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use arrow_array::RecordBatch;
-use arrow_schema::DataType as ArrowType;
+use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use arrow_schema::{DataType as ArrowType, Field, Schema};
+use arrow_select::concat::concat_batches;
 use libduckdb_sys as sys;
-use vlake_table::{Metric, VectorSearch, DISTANCE};
+use vlake_table::{Fusion, HybridSearch, Metric, Table, TextSearch, VectorSearch, DISTANCE, SCORE};
 
 use crate::ffi::{c_string, drop_box, guard, into_raw, LogicalType};
 use crate::vector::{emit, logical_type, vector_size, Output};
 use crate::{Database, Params, TableFunction};
 
-/// The table function's declaration.
-pub(crate) fn function() -> TableFunction {
-    let int = || LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT);
-    let text = || LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR);
+fn int() -> LogicalType {
+    LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT)
+}
+
+fn text() -> LogicalType {
+    LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR)
+}
+
+/// `vlake_search`'s declaration.
+pub(crate) fn vector() -> TableFunction {
     TableFunction {
         name: "vlake_search",
         params: vec![
@@ -39,21 +64,130 @@ pub(crate) fn function() -> TableFunction {
             ("ef", int()),
             ("refine", int()),
             ("exact", LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN)),
-            ("version", int()),
-            ("tag", text()),
-        ],
-        bind,
+        ]
+        .into_iter()
+        .chain(crate::version_params())
+        .collect(),
+        bind: bind_vector,
         init,
         local_init: None,
         function: search,
     }
 }
 
+/// `vlake_search_batch`'s declaration.
+pub(crate) fn vector_batch() -> TableFunction {
+    let double = LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_DOUBLE);
+    TableFunction {
+        name: "vlake_search_batch",
+        params: vec![text(), text(), LogicalType::list(&LogicalType::list(&double)), int()],
+        bind: bind_vector_batch,
+        ..vector()
+    }
+}
+
+/// `vlake_fts`'s declaration.
+pub(crate) fn full_text() -> TableFunction {
+    TableFunction {
+        name: "vlake_fts",
+        params: vec![text(), text(), text(), int()],
+        named: [("filter", text())]
+            .into_iter()
+            .chain(crate::version_params())
+            .collect(),
+        bind: bind_text,
+        init,
+        local_init: None,
+        function: search,
+    }
+}
+
+/// `vlake_hybrid`'s declaration.
+pub(crate) fn hybrid() -> TableFunction {
+    let double = || LogicalType::new(sys::DUCKDB_TYPE_DUCKDB_TYPE_DOUBLE);
+    TableFunction {
+        name: "vlake_hybrid",
+        params: vec![text(), text(), LogicalType::list(&double()), text(), text(), int()],
+        named: vec![
+            ("filter", text()),
+            ("fusion", text()),
+            ("rrf_k", double()),
+            ("vector_weight", double()),
+        ]
+        .into_iter()
+        .chain(crate::version_params())
+        .collect(),
+        bind: bind_hybrid,
+        init,
+        local_init: None,
+        function: search,
+    }
+}
+
+/// The column of `vlake_search_batch` that says which query a row answers.
+const QUERY: &str = "_query";
+
+/// A search of any kind, ready to run.
+enum Ranked {
+    Vector(Box<VectorSearch>),
+    Text(Box<TextSearch>),
+    Hybrid(Box<HybridSearch>),
+    /// One vector search per query.
+    Batch(Vec<VectorSearch>),
+}
+
+impl Ranked {
+    /// The columns it adds after the table's.
+    fn extra_columns(&self) -> Vec<(&'static str, ArrowType)> {
+        match self {
+            Self::Vector(_) => vec![(DISTANCE, ArrowType::Float32)],
+            Self::Text(_) | Self::Hybrid(_) => vec![(SCORE, ArrowType::Float32)],
+            Self::Batch(_) => vec![(DISTANCE, ArrowType::Float32), (QUERY, ArrowType::Int64)],
+        }
+    }
+
+    /// Runs the search for `columns`: their values then the extra columns.
+    async fn execute(&self, columns: &[String]) -> vlake_table::Result<RecordBatch> {
+        match self {
+            Self::Vector(s) => s.as_ref().clone().columns(columns).execute().await,
+            Self::Text(s) => s.as_ref().clone().columns(columns).execute().await,
+            Self::Hybrid(s) => s.as_ref().clone().columns(columns).execute().await,
+            Self::Batch(searches) => {
+                let running: Vec<_> = searches
+                    .iter()
+                    .map(|s| {
+                        let search = s.clone().columns(columns);
+                        tokio::spawn(async move { search.execute().await })
+                    })
+                    .collect();
+                let mut batches = Vec::with_capacity(running.len());
+                for (i, search) in running.into_iter().enumerate() {
+                    let batch = search
+                        .await
+                        .map_err(|e| vlake_table::Error::Internal(format!("a search failed: {e}")))??;
+                    let query: ArrayRef = Arc::new(Int64Array::from(vec![i as i64 + 1; batch.num_rows()]));
+                    let mut fields = batch.schema().fields().to_vec();
+                    fields.push(Arc::new(Field::new(QUERY, ArrowType::Int64, false)));
+                    let mut values = batch.columns().to_vec();
+                    values.push(query);
+                    batches.push(RecordBatch::try_new(Arc::new(Schema::new(fields)), values)?);
+                }
+                match batches.first() {
+                    Some(first) => Ok(concat_batches(&first.schema(), &batches)?),
+                    None => Err(vlake_table::Error::invalid(
+                        "vlake_search_batch: the list of queries is empty",
+                    )),
+                }
+            }
+        }
+    }
+}
+
 /// What bind found: the search, ready to run, and the declared columns.
 struct Bound {
-    session: std::sync::Arc<Database>,
-    search: VectorSearch,
-    /// Declared columns: the table's, then `_distance`.
+    session: Arc<Database>,
+    search: Ranked,
+    /// Declared columns: the table's, then the search's extra columns.
     columns: Vec<(String, ArrowType)>,
 }
 
@@ -71,16 +205,58 @@ fn count(name: &str, value: Option<i64>) -> Result<Option<usize>, String> {
         .transpose()
 }
 
-unsafe extern "C" fn bind(info: sys::duckdb_bind_info) {
-    let outcome = guard(|| {
-        let params = Params(info);
-        let session = std::sync::Arc::clone(params.session());
-        let uri = params.get(0).text().ok_or("vlake_search: the table URI is NULL")?;
-        let column = params.get(1).text().ok_or("vlake_search: the column is NULL")?;
+/// The table a search binds to, and `k`, from parameters 0 and `k_at` and the version named.
+fn target(params: &Params, function: &str, k_at: u64) -> Result<(Arc<Database>, Table, usize), String> {
+    let session = Arc::clone(params.session());
+    let uri = params
+        .get(0)
+        .text()
+        .ok_or(format!("{function}: the table URI is NULL"))?;
+    let k = count("k", params.get(k_at).int())?.ok_or(format!("{function}: k is NULL"))?;
+    let table = session.open(&uri, params.version()?)?;
+    Ok((session, table, k))
+}
+
+unsafe extern "C" fn bind_vector(info: sys::duckdb_bind_info) {
+    bind(info, |params| {
         let query = params.get(2).floats().ok_or("vlake_search: the query vector is NULL")?;
-        let k = count("k", params.get(3).int())?.ok_or("vlake_search: k is NULL")?;
-        let table = session.open(&uri, params.named("version").int(), params.named("tag").text())?;
-        let mut search = table.search(&column, &query).limit(k);
+        let (session, table, k, search) = vector_search(params, "vlake_search", &query)?;
+        Ok((session, table, k, Ranked::Vector(Box::new(search))))
+    });
+}
+
+unsafe extern "C" fn bind_vector_batch(info: sys::duckdb_bind_info) {
+    bind(info, |params| {
+        let function = "vlake_search_batch";
+        let queries = params
+            .get(2)
+            .float_lists()
+            .ok_or(format!("{function}: the list of queries is NULL"))?
+            .map_err(|e| format!("{function}: {e}"))?;
+        let first = queries
+            .first()
+            .ok_or(format!("{function}: the list of queries is empty"))?;
+        let (session, table, k, search) = vector_search(params, function, first)?;
+        let searches = queries.iter().map(|q| search.clone().with_query(q)).collect::<Vec<_>>();
+        // Every query is checked (its dimension) before any runs.
+        searches
+            .iter()
+            .try_for_each(|s| s.check_tuning().map_err(crate::message))?;
+        Ok((session, table, k, Ranked::Batch(searches)))
+    });
+}
+
+/// The vector search that `vlake_search`'s parameters (or `vlake_search_batch`'s, with one of
+/// its queries) describe, checked.
+fn vector_search(
+    params: &Params,
+    function: &str,
+    query: &[f32],
+) -> Result<(Arc<Database>, Table, usize, VectorSearch), String> {
+    {
+        let (session, table, k) = target(params, function, 3)?;
+        let column = params.get(1).text().ok_or(format!("{function}: the column is NULL"))?;
+        let mut search = table.search(&column, query).limit(k);
         if let Some(filter) = params.named("filter").text() {
             search = search.filter_sql(&filter).map_err(crate::message)?;
         }
@@ -100,15 +276,71 @@ unsafe extern "C" fn bind(info: sys::duckdb_bind_info) {
             search = search.exact(exact);
         }
         search.check_tuning().map_err(crate::message)?;
+        Ok((session, table, k, search))
+    }
+}
+
+unsafe extern "C" fn bind_text(info: sys::duckdb_bind_info) {
+    bind(info, |params| {
+        let (session, table, k) = target(params, "vlake_fts", 3)?;
+        let column = params.get(1).text().ok_or("vlake_fts: the column is NULL")?;
+        let query = params.get(2).text().ok_or("vlake_fts: the query is NULL")?;
+        let mut search = table.full_text_search(&column, &query).limit(k);
+        if let Some(filter) = params.named("filter").text() {
+            search = search.filter_sql(&filter).map_err(crate::message)?;
+        }
+        // Fails as the search would on a bad column or query, before any row is read.
+        search.describe().map_err(crate::message)?;
+        Ok((session, table, k, Ranked::Text(Box::new(search))))
+    });
+}
+
+unsafe extern "C" fn bind_hybrid(info: sys::duckdb_bind_info) {
+    bind(info, |params| {
+        let (session, table, k) = target(params, "vlake_hybrid", 5)?;
+        let null = |what: &str| format!("vlake_hybrid: the {what} is NULL");
+        let vector_column = params.get(1).text().ok_or_else(|| null("vector column"))?;
+        let query = params.get(2).floats().ok_or_else(|| null("query vector"))?;
+        let text_column = params.get(3).text().ok_or_else(|| null("text column"))?;
+        let text = params.get(4).text().ok_or_else(|| null("query text"))?;
+        let mut search = table
+            .hybrid_search(&vector_column, &query, &text_column, &text)
+            .limit(k);
+        if let Some(filter) = params.named("filter").text() {
+            search = search.filter_sql(&filter).map_err(crate::message)?;
+        }
+        let fusion = params.named("fusion").text();
+        let rrf_k = params.named("rrf_k").double().map(|v| v as f32);
+        let weight = params.named("vector_weight").double().map(|v| v as f32);
+        if fusion.is_some() || rrf_k.is_some() || weight.is_some() {
+            let name = fusion
+                .as_deref()
+                .unwrap_or(if weight.is_some() { "weighted" } else { "rrf" });
+            search = search.fusion(Fusion::named(name, rrf_k, weight).map_err(crate::message)?);
+        }
+        // Fails as the search would on bad columns, a bad query or bad tuning.
+        search.describe().map_err(crate::message)?;
+        Ok((session, table, k, Ranked::Hybrid(Box::new(search))))
+    });
+}
+
+/// Binds a search that `make` builds from the call's parameters: declares the table's columns
+/// and the search's own, and keeps the search as bind data.
+fn bind(
+    info: sys::duckdb_bind_info,
+    make: impl FnOnce(&Params) -> Result<(Arc<Database>, Table, usize, Ranked), String>,
+) {
+    let outcome = guard(|| {
+        let (session, table, k, search) = make(&Params(info))?;
         let schema = table.scan().output_schema().map_err(crate::message)?;
         let mut columns: Vec<(String, ArrowType)> = schema
             .fields()
             .iter()
             .map(|f| (f.name().clone(), f.data_type().clone()))
             .collect();
-        columns.push((DISTANCE.to_string(), ArrowType::Float32));
+        columns.extend(search.extra_columns().into_iter().map(|(n, t)| (n.to_string(), t)));
         for (name, ty) in &columns {
-            let duck = logical_type(ty).map_err(|e| format!("vlake_search: column '{name}': {e}"))?;
+            let duck = logical_type(ty).map_err(|e| format!("vlake: column '{name}': {e}"))?;
             let name = c_string(name);
             // SAFETY: the bind info is live; DuckDB copies the name and type.
             unsafe { sys::duckdb_bind_add_result_column(info, name.as_ptr(), duck.0) };
@@ -136,38 +368,40 @@ unsafe extern "C" fn init(info: sys::duckdb_init_info) {
         let bound = unsafe { &*sys::duckdb_init_get_bind_data(info).cast::<Bound>() };
         // SAFETY: the init info is live.
         let count = unsafe { sys::duckdb_init_get_column_count(info) };
-        let distance = bound.columns.len() - 1;
+        // Columns at `table` and after are the search's own (rank, `_query`).
+        let table = bound.columns.len() - bound.search.extra_columns().len();
         let mut names: Vec<String> = Vec::new();
         let mut picks = Vec::new();
         for i in 0..count {
             // SAFETY: `i` is below the column count.
             let index = unsafe { sys::duckdb_init_get_column_index(info, i) } as usize;
             match bound.columns.get(index) {
-                Some((name, ty)) if index < distance => {
-                    picks.push((Some(names.len()), ty.clone()));
+                Some((name, ty)) if index < table => {
+                    picks.push((Ok(names.len()), ty.clone()));
                     names.push(name.clone());
                 }
-                Some((_, ty)) => picks.push((None, ty.clone())),
+                Some((_, ty)) => picks.push((Err(index - table), ty.clone())),
                 // DuckDB's row-id column (`count(*)`): any value will do.
-                None => picks.push((None, ArrowType::Int64)),
+                None => picks.push((Err(0), ArrowType::Int64)),
             }
         }
-        // The search returns the requested columns then `_distance`; with none requested it
-        // still fetches the first, so that its rows exist.
+        // The search returns the requested columns then its own; with none requested it still
+        // fetches the first, so that its rows exist.
         if names.is_empty() {
-            if let Some((first, _)) = bound.columns.first().filter(|_| distance > 0) {
+            if let Some((first, _)) = bound.columns.first().filter(|_| table > 0) {
                 names.push(first.clone());
             }
         }
         let batch = bound
             .session
-            .block_on(bound.search.clone().columns(&names).execute())
+            .block_on(bound.search.execute(&names))
             .map_err(crate::message)?;
-        let distance_at = batch.num_columns().saturating_sub(1);
+        // The search's own columns come last (no snippet is asked for).
+        let own_at = names.len();
         let outputs = picks
             .into_iter()
             .map(|(p, bound)| Output {
-                source: p.unwrap_or(distance_at),
+                source: p.unwrap_or_else(|extra| own_at + extra),
                 bound,
             })
             .collect();

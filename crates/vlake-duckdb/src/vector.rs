@@ -211,16 +211,18 @@ unsafe fn copy<T: ArrowPrimitiveType>(vector: ffi::duckdb_vector, array: &dyn Ar
 }
 
 /// Writes 128-bit decimals as the narrower integer DuckDB keeps for their width (the value
-/// fits: Arrow checks precision on write).
+/// fits: Arrow checks precision on write). Written unaligned: DuckDB aligns its 128-bit
+/// integers to 8 bytes, not 16.
 ///
 /// # Safety
 /// As for [`write`], with a decimal vector stored as `T`.
 unsafe fn narrow<T: TryFrom<i128> + Default>(vector: ffi::duckdb_vector, values: &[i128], start: usize) {
-    // SAFETY: the vector holds `T` values with room for `start + len` rows.
+    // SAFETY: the vector holds `T` values with room for `start + len` rows; unaligned writes
+    // need no alignment.
     unsafe {
         let data = ffi::duckdb_vector_get_data(vector).cast::<T>().add(start);
         for (i, v) in values.iter().enumerate() {
-            *data.add(i) = T::try_from(*v).unwrap_or_default();
+            data.add(i).write_unaligned(T::try_from(*v).unwrap_or_default());
         }
     }
 }

@@ -29,9 +29,9 @@ use vlake_io::TableLocation;
 use crate::blob::BlobWriter;
 use crate::rows::{encode_bitmap, FileRows};
 use crate::session::Session;
-use crate::txn::{backoff, certainly_failed, commit, remove_files, Action, PendingCommit, RowCheck, StagedFile};
+use crate::txn::{commit_planned, remove_files, Action, PendingCommit, Plan, RowCheck, StagedFile, StagedFiles};
 use crate::write::{write_with_blobs, WriteOptions};
-use crate::{BatchStream, Predicate, ScanTask, Table, VersionRef};
+use crate::{BatchStream, Predicate, ScanTask, Table};
 
 /// What happens to a source row whose key matches a live row of the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,21 +185,36 @@ impl Table {
         let schema = self.table_schema();
         let data = require_keys(data, names);
         let files = write_with_blobs(self.location(), schema, data, opts, self.blob_writer()).await?;
-        let paths = || files.iter().flat_map(StagedFile::created);
-        let mut maybe_committed = false;
-        match self.merge_files(&files, &key, merge, &mut maybe_committed).await {
-            Ok((table, report, dropped)) => {
-                remove_files(self.location(), dropped.iter().map(String::as_str)).await;
-                Ok((table, report))
-            }
-            Err(e) => {
-                // Only a commit whose outcome is unknown may have kept the source files.
-                if !maybe_committed || certainly_failed(&e) {
-                    remove_files(self.location(), paths()).await;
+        let mut inputs = StagedFiles::new(self.commit_store().clone());
+        inputs.adopt(files.iter().flat_map(StagedFile::created));
+        let source: Vec<DataFile> = files.iter().map(uncommitted).collect();
+        let (files, source, key) = (&files[..], &source[..], &key[..]);
+        let retries = self.config().max_commit_retries;
+        let result = commit_planned(
+            self.commit_store(),
+            self.manifest().clone(),
+            retries,
+            &mut inputs,
+            |read| {
+                let table = self.with_manifest(read);
+                async move {
+                    if table.table_schema() != self.table_schema() {
+                        return Err(Error::CommitConflict {
+                            version: table.version(),
+                            reason: "a concurrent commit changed the schema; the rows were written for the old one"
+                                .into(),
+                            retryable: false,
+                        });
+                    }
+                    plan_commit(&table, files, source, key, merge).await
                 }
-                Err(e)
-            }
-        }
+            },
+        )
+        .await;
+        // Source files no version references (all their rows dropped, or the merge failed).
+        inputs.remove_unreferenced().await;
+        let (manifest, (table, report)) = result?;
+        Ok((manifest.map_or(table, |m| self.with_manifest(m)), report))
     }
 
     /// The key fields a merge uses.
@@ -226,97 +241,62 @@ impl Table {
         let ids = key_field_ids(schema, &names)?;
         Ok(ids.iter().filter_map(|id| schema.field_by_id(*id)).cloned().collect())
     }
+}
 
-    /// Matches the written source files against this version (or, after conflicts, newer ones)
-    /// and commits. Returns the new table, the report and the source files not committed.
-    /// Files written for an attempt are removed when it fails; `maybe_committed` is set while
-    /// a commit whose outcome may be unknown runs, and stays set if it fails that way.
-    async fn merge_files(
-        &self,
-        files: &[StagedFile],
-        key: &[Field],
-        merge: &MergeInsert,
-        maybe_committed: &mut bool,
-    ) -> Result<(Table, MergeReport, Vec<String>)> {
-        let source: Vec<DataFile> = files.iter().map(uncommitted).collect();
-        let mut table = self.clone();
-        let retries = self.config().max_commit_retries;
-        for attempt in 0..=retries {
-            let plan = plan_merge(&table, &source, key, merge).await?;
-            let report = plan.report;
-            if plan.target.is_empty() && report.inserted + report.updated == 0 {
-                let created = files.iter().flat_map(StagedFile::created).map(String::from);
-                return Ok((table, report, created.collect()));
-            }
-            let mut written = Vec::new();
-            let (pending, dropped) = match merge_commit(&table, files, plan, key, merge, &mut written).await {
-                Ok(prepared) => prepared,
-                Err(e) => {
-                    remove_files(table.location(), written.iter().map(String::as_str)).await;
-                    return Err(e);
-                }
-            };
-            *maybe_committed = true;
-            match commit(table.commit_store(), &pending, retries).await {
-                Ok(manifest) => return Ok((table.with_manifest(manifest), report, dropped)),
-                Err(Error::CommitConflict { retryable: true, .. }) if attempt < retries => {
-                    *maybe_committed = false;
-                    remove_files(table.location(), written.iter().map(String::as_str)).await;
-                    backoff(attempt).await;
-                    let latest = table.checkout(VersionRef::Latest).await?;
-                    if latest.table_schema() != self.table_schema() {
-                        return Err(Error::CommitConflict {
-                            version: latest.version(),
-                            reason: "a concurrent commit changed the schema; the rows were written for the old one"
-                                .into(),
-                            retryable: false,
-                        });
-                    }
-                    table = latest;
-                }
-                Err(e) => {
-                    if certainly_failed(&e) {
-                        *maybe_committed = false;
-                        remove_files(table.location(), written.iter().map(String::as_str)).await;
-                    }
-                    return Err(e);
-                }
-            }
+/// What a merge makes of `table`'s version: nothing to commit, or the commit that matches the
+/// written source `files` (`source`, as data files) against it, owning the deletion files it
+/// wrote for that.
+async fn plan_commit(
+    table: &Table,
+    files: &[StagedFile],
+    source: &[DataFile],
+    key: &[Field],
+    merge: &MergeInsert,
+) -> Result<Plan<(Table, MergeReport)>> {
+    let plan = plan_merge(table, source, key, merge).await?;
+    let report = plan.report;
+    if plan.target.is_empty() && report.inserted + report.updated == 0 {
+        return Ok(Plan::Unchanged((table.clone(), report)));
+    }
+    let mut staged = StagedFiles::new(table.commit_store().clone());
+    match merge_commit(table, files, plan, key, merge, &mut staged).await {
+        Ok(pending) => Ok(Plan::Commit {
+            pending: Box::new(pending),
+            staged,
+            outcome: (table.clone(), report),
+        }),
+        Err(e) => {
+            staged.remove_unreferenced().await;
+            Err(e)
         }
-        Err(Error::CommitConflict {
-            version: table.version() + 1,
-            reason: format!("gave up after {retries} retries against concurrent writers"),
-            retryable: true,
-        })
     }
 }
 
-/// The commit of one merge attempt on `table` as `plan` says, with the source `files`: writes
-/// the deletion files it needs (their paths are added to `written` before each is written, so
-/// that a failure can remove them). Returns the commit and the source files it leaves out.
+/// The commit of one merge attempt on `table` as `plan` says, with the source `files` (those
+/// whose rows are all dropped left out): writes the deletion files it needs, owned by `staged`
+/// from before each is written.
 async fn merge_commit(
     table: &Table,
     files: &[StagedFile],
     plan: MergePlan,
     key: &[Field],
     merge: &MergeInsert,
-    written: &mut Vec<String>,
-) -> Result<(PendingCommit, Vec<String>)> {
+    staged: &mut StagedFiles,
+) -> Result<PendingCommit> {
     let report = plan.report;
-    let (changes, target_deletions, _) = table.deletion_changes(plan.target).await?;
-    written.extend(target_deletions);
+    let (changes, mut written, _) = table.deletion_changes(plan.target).await?;
+    staged.adopt(written.iter().map(String::as_str));
     let mut appended = Vec::new();
-    let mut dropped = Vec::new();
     let mut orphans = Vec::new();
     for (file, skip) in files.iter().zip(plan.dropped) {
         if skip.len() == file.num_rows {
-            dropped.push(file.path.clone());
             orphans.extend(file.new_blobs.iter().cloned());
             continue;
         }
         let mut file = file.clone();
         if !skip.is_empty() {
             let path = deletion_file_path(&Uuid::new_v4().simple().to_string());
+            staged.adopt([path.as_str()]);
             written.push(path.clone());
             table.location().put(&path, encode_bitmap(&skip)?).await?;
             file.deletion = Some(DeletionFile {
@@ -326,7 +306,7 @@ async fn merge_commit(
         }
         appended.push(file);
     }
-    dropped.extend(adopt_blobs(&mut appended, orphans));
+    adopt_blobs(&mut appended, orphans);
     let operation = match merge.is_insert() {
         true => Operation::Append { rows: report.inserted },
         false => Operation::Upsert {
@@ -348,24 +328,21 @@ async fn merge_commit(
             operation,
             changes,
             appended,
-            written: written.clone(),
+            written,
             keys: Some(Box::new(keys)),
         },
     };
-    Ok((pending, dropped))
+    Ok(pending)
 }
 
 /// Hands the blob files `orphans`, owned by written files that are not kept, to the first kept
-/// file that points into each; returns those no kept file points into.
-fn adopt_blobs(kept: &mut [StagedFile], orphans: Vec<String>) -> Vec<String> {
-    let mut unused = Vec::new();
+/// file that points into each (those no kept file points into are not committed).
+fn adopt_blobs(kept: &mut [StagedFile], orphans: Vec<String>) {
     for blob in orphans {
-        match kept.iter_mut().find(|f| f.blob_files.iter().any(|b| b.path == blob)) {
-            Some(owner) => owner.new_blobs.push(blob),
-            None => unused.push(blob),
+        if let Some(owner) = kept.iter_mut().find(|f| f.blob_files.iter().any(|b| b.path == blob)) {
+            owner.new_blobs.push(blob);
         }
     }
-    unused
 }
 
 /// A written file as a data file of its own (row ids are its positions).

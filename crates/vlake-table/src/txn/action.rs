@@ -132,6 +132,16 @@ impl Action {
         }
     }
 
+    /// Every new file the committed version references: [`Action::written_paths`] and, for a
+    /// mutation, the files it appends (which an operation may have written before planning).
+    pub(crate) fn new_paths(&self) -> Vec<&str> {
+        let mut paths = self.written_paths();
+        if let Self::Mutate { appended, .. } = self {
+            paths.extend(appended.iter().flat_map(StagedFile::created));
+        }
+        paths
+    }
+
     /// Paths of the files this action wrote (removed again when it fails).
     pub(crate) fn written_paths(&self) -> Vec<&str> {
         match self {

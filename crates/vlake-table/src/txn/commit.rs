@@ -54,6 +54,72 @@ pub(crate) async fn commit_owning_files(
     result
 }
 
+/// What an operation that plans against the rows of a version (a merge matches its source
+/// against the target's keys) makes of one version: its commit, or nothing to commit.
+pub(crate) enum Plan<R> {
+    /// Nothing changes; `R` is the outcome.
+    Unchanged(R),
+    /// Commit `pending`, owning `staged` (the files written for this plan), then return `R`.
+    Commit {
+        pending: Box<PendingCommit>,
+        staged: StagedFiles,
+        outcome: R,
+    },
+}
+
+/// Commits what `plan` makes of `read`, planning again on the newest version when a concurrent
+/// commit conflicts (retryably) with the plan: the retry policy of operations whose commit
+/// depends on what the version they read holds. `inputs` owns the files the operation wrote
+/// before planning (kept across plans): those the commit references are released, as are all
+/// when the commit may have happened; the guard removes the rest. Returns the new manifest (`None` when
+/// nothing changed) and the plan's outcome.
+pub(crate) async fn commit_planned<R, F, Fut>(
+    store: &CommitStore,
+    mut read: Arc<Manifest>,
+    max_retries: u32,
+    inputs: &mut StagedFiles,
+    mut plan: F,
+) -> Result<(Option<Arc<Manifest>>, R)>
+where
+    F: FnMut(Arc<Manifest>) -> Fut,
+    Fut: std::future::Future<Output = Result<Plan<R>>>,
+{
+    for attempt in 0..=max_retries {
+        let (pending, staged, outcome) = match plan(Arc::clone(&read)).await? {
+            Plan::Unchanged(outcome) => return Ok((None, outcome)),
+            Plan::Commit {
+                pending,
+                staged,
+                outcome,
+            } => (pending, staged, outcome),
+        };
+        match commit_owning_files(store, &pending, staged, max_retries).await {
+            Ok(manifest) => {
+                inputs.release_committed(pending.action.new_paths());
+                return Ok((Some(manifest), outcome));
+            }
+            Err(Error::CommitConflict { retryable: true, .. }) if attempt < max_retries => {
+                backoff(attempt).await;
+                read = match store.latest_version().await? {
+                    Some(v) => Arc::new(store.load_manifest(v).await?),
+                    None => return Err(Error::not_found(format!("table {}", store.location().uri()))),
+                };
+            }
+            Err(e) => {
+                if !certainly_failed(&e) {
+                    inputs.release();
+                }
+                return Err(e);
+            }
+        }
+    }
+    Err(Error::CommitConflict {
+        version: read.version.saturating_add(1),
+        reason: format!("gave up after {max_retries} retries against concurrent writers"),
+        retryable: true,
+    })
+}
+
 /// Whether a commit that failed with `e` certainly did not happen, so that the files it wrote
 /// may be removed: after a storage error or an unreadable manifest it may have, and cleanup
 /// removes the files if it did not.

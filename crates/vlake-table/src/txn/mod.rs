@@ -19,6 +19,6 @@ mod conflict;
 mod staged;
 
 pub(crate) use action::{Action, CompactedGroup, FileChange, PendingCommit, RowCheck};
-pub(crate) use commit::{backoff, certainly_failed, commit, commit_owning_files};
+pub(crate) use commit::{commit_owning_files, commit_planned, Plan};
 pub(crate) use staged::{remove_files, StagedFiles};
 pub use staged::{StagedFile, StagedMode, StagedWrite};

@@ -197,6 +197,13 @@ impl StagedFiles {
         self.paths.clear();
     }
 
+    /// Gives up the files among `paths` (they were committed), keeping the others.
+    pub(crate) fn release_committed<'a>(&mut self, paths: impl IntoIterator<Item = &'a str>) {
+        for path in paths {
+            self.paths.remove(path);
+        }
+    }
+
     /// Removes the files now, except those the latest version of the table references (a
     /// staged write committed twice, or committed by someone else); when the latest version
     /// cannot be read, removes none (cleanup removes them later).
