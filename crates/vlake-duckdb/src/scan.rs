@@ -5,8 +5,8 @@
 //! - **bind** opens the table version, checks the filter and declares the columns (the
 //!   table's, BLOB columns as their bytes, then `_rowid UBIGINT` with `with_row_id`);
 //! - **init** (once per query) plans the scan of the columns DuckDB asks for (projection
-//!   pushdown) into one task per data file that survives statistics pruning, and lets DuckDB
-//!   run as many threads as there are tasks;
+//!   pushdown) into tasks: one per range of [`ROWS_PER_TASK`] rows of each data file that
+//!   survives statistics pruning, and lets DuckDB run as many threads as there are tasks;
 //! - **local init** gives each DuckDB thread its own cursor; **function** fills one chunk per
 //!   call from the thread's current task, taking the next task from the shared queue when one
 //!   runs out. Deleted rows never leave vlake's scan. Filters in DuckDB's `WHERE` are applied by
@@ -25,6 +25,10 @@ use vlake_table::{BatchStream, BlobMode, Scanner, TableLocation};
 use crate::ffi::{c_string, drop_box, guard, into_raw, LogicalType};
 use crate::vector::{emit, logical_type, vector_size, Output};
 use crate::{Database, Params, TableFunction};
+
+/// Rows of a data file one DuckDB thread reads at a time: a large file is shared between
+/// threads in ranges of this many rows.
+const ROWS_PER_TASK: u64 = 32_768;
 
 /// The table function's declaration.
 pub(crate) fn function() -> TableFunction {
@@ -165,7 +169,8 @@ unsafe extern "C" fn init(info: sys::duckdb_init_info) {
             .columns(&names)
             .with_row_id(with_row_id)
             .plan()
-            .map_err(crate::message)?;
+            .map_err(crate::message)?
+            .split_files(ROWS_PER_TASK);
         let threads = plan.tasks.len().max(1) as u64;
         let global = Global {
             session: Arc::clone(&bound.session),

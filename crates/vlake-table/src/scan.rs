@@ -46,12 +46,42 @@ pub struct ScanPlan {
     pub table_uri: String,
     /// Version scanned.
     pub version: u64,
-    /// Files read, one task each, in table order.
+    /// Files read, one task each (or one per range of rows after [`ScanPlan::split_files`]),
+    /// in table order.
     pub tasks: Vec<ScanTask>,
     /// Files skipped by statistics.
     pub pruned_files: usize,
     /// Row limit over the whole scan.
     pub limit: Option<usize>,
+}
+
+impl ScanPlan {
+    /// Splits every task of a file with more than `rows_per_task` rows into tasks that each read
+    /// a range of at most that many of its rows, so that more readers can share a large file.
+    /// A plan with a row limit is left as it is (each task stops at the limit on its own).
+    pub fn split_files(mut self, rows_per_task: u64) -> Self {
+        if self.limit.is_some() || rows_per_task == 0 {
+            return self;
+        }
+        self.tasks = self
+            .tasks
+            .into_iter()
+            .flat_map(|task| {
+                let rows = task.file.num_rows;
+                if rows <= rows_per_task || task.row_range.is_some() {
+                    return vec![task];
+                }
+                (0..rows)
+                    .step_by(usize::try_from(rows_per_task).unwrap_or(usize::MAX))
+                    .map(|start| ScanTask {
+                        row_range: Some(start..(start + rows_per_task).min(rows)),
+                        ..task.clone()
+                    })
+                    .collect()
+            })
+            .collect();
+        self
+    }
 }
 
 /// Reads one data file: projection, filter and row ids.
@@ -75,6 +105,10 @@ pub struct ScanTask {
     /// are skipped either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_offsets: Option<Vec<u64>>,
+    /// Read only the row positions in this range of the file, when set (a share of a file
+    /// split between tasks; see [`ScanPlan::split_files`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_range: Option<std::ops::Range<u64>>,
     /// How BLOB columns are returned.
     #[serde(default)]
     pub blobs: BlobMode,
@@ -201,6 +235,7 @@ impl Scanner {
                 batch_size: self.batch_size,
                 limit: self.limit,
                 row_offsets: None,
+                row_range: None,
                 blobs: self.blobs,
                 view_types: self.view_types,
             });
@@ -349,6 +384,7 @@ impl ScanTask {
             batch_size: 8192,
             limit: None,
             row_offsets: None,
+            row_range: None,
             blobs: BlobMode::Descriptors,
             view_types: false,
         }
@@ -464,7 +500,7 @@ impl ScanTask {
         session: &Session,
     ) -> Result<(FileRows, Option<RoaringTreemap>)> {
         let rows = FileRows::load(location, session, &self.file).await?;
-        let selected = match (&self.row_offsets, rows.live_positions()) {
+        let mut selected = match (&self.row_offsets, rows.live_positions()) {
             (None, live) => live,
             (Some(offsets), live) => {
                 let mut wanted: RoaringTreemap = offsets.iter().copied().collect();
@@ -474,6 +510,14 @@ impl ScanTask {
                 Some(wanted)
             }
         };
+        if let Some(range) = &self.row_range {
+            let mut share = RoaringTreemap::new();
+            share.insert_range(range.clone());
+            selected = Some(match selected {
+                Some(wanted) => wanted & share,
+                None => share,
+            });
+        }
         Ok((rows, selected))
     }
 

@@ -350,3 +350,63 @@ async fn files_roll_over_at_the_row_limit() {
     assert_eq!(starts, [0, 100, 200, 300, 400]);
     assert_eq!(ids(&table).await, (0..500).collect::<Vec<_>>());
 }
+
+/// A plan whose files are split into row ranges reads the same rows, with the same row ids,
+/// deleted rows left out, filters applied, as the plan of whole files; a limited plan is not split.
+#[tokio::test]
+async fn split_tasks_read_the_same_rows() {
+    let dir = tempdir();
+    let uri = uri(&dir, "t");
+    let table = create(&uri, 0..2500).await;
+    let table = table
+        .append(stream(2500..2600), &WriteOptions::default())
+        .await
+        .unwrap();
+    let table = table
+        .delete(&filter("id % 7 = 0 OR (id >= 1000 AND id < 1100)"))
+        .await
+        .unwrap();
+    let location = TableLocation::parse(&uri).unwrap();
+    let session = vlake_table::Session::default();
+    for sql in [None, Some("id % 3 = 1")] {
+        let mut scan = table.scan().columns(&["id"]).with_row_id(true);
+        if let Some(sql) = sql {
+            scan = scan.filter_sql(sql).unwrap();
+        }
+        let whole = scan.plan().unwrap();
+        let split = scan.plan().unwrap().split_files(300);
+        assert_eq!(whole.tasks.len(), 2);
+        assert_eq!(
+            split.tasks.len(),
+            9 + 1,
+            "2500 rows in ranges of 300, and the small file whole"
+        );
+        let mut rows = Vec::new();
+        for plan in [whole, split] {
+            let mut got = Vec::new();
+            for task in &plan.tasks {
+                for b in task
+                    .execute(&location, &session)
+                    .await
+                    .unwrap()
+                    .collect_batches()
+                    .await
+                    .unwrap()
+                {
+                    let ids = b.column(0).as_primitive::<arrow_array::types::Int64Type>();
+                    let row_ids = b.column(1).as_primitive::<UInt64Type>();
+                    got.extend(ids.values().iter().copied().zip(row_ids.values().iter().copied()));
+                }
+            }
+            rows.push(got);
+        }
+        assert_eq!(rows[0], rows[1], "filter {sql:?}");
+        let expected = (0..2600)
+            .filter(|id| id % 7 != 0 && !(1000..1100).contains(id))
+            .filter(|id| sql.is_none() || id % 3 == 1)
+            .count();
+        assert_eq!(rows[1].len(), expected);
+    }
+    let limited = table.scan().limit(10).plan().unwrap().split_files(300);
+    assert_eq!(limited.tasks.len(), 2);
+}
