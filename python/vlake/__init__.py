@@ -373,9 +373,9 @@ class Table:
         unsafe_min_file_age: Union[_dt.timedelta, float, None] = None,
     ) -> Dict[str, int]:
         """Removes versions older than ``older_than`` (never the latest or tagged ones) and the
-        files only they used, once those are also older than the minimum file age (one hour),
-        which protects the files of writes in flight. ``unsafe_min_file_age`` lowers that
-        minimum: only safe when nobody is writing to the table."""
+        files only they used, once those are also older than the minimum age (one hour), which
+        protects writes in flight. ``unsafe_min_file_age`` lowers that minimum: only safe when
+        nobody is writing to the table."""
 
         def seconds(age: Union[_dt.timedelta, float]) -> float:
             return age.total_seconds() if isinstance(age, _dt.timedelta) else float(age)

@@ -116,12 +116,14 @@ enum Command {
     Cleanup {
         /// Table URI.
         uri: String,
-        /// Keep versions and files younger than this (e.g. 30s, 12h, 7d). Unreferenced files are
-        /// also kept until they are an hour old, since a writer may be about to commit them.
+        /// Keep versions and files younger than this (e.g. 30s, 12h, 7d). Both are also kept until
+        /// they are an hour old, since a writer may be about to commit a file, or the version
+        /// after one it listed.
         #[arg(long, default_value = "7d", value_parser = parse_duration)]
         older_than: Duration,
-        /// UNSAFE while anyone writes to the table: also remove unreferenced files younger than
-        /// an hour, down to this age. Writes in flight then lose their files and fail.
+        /// UNSAFE while anyone writes to the table: also remove versions and unreferenced files
+        /// younger than an hour, down to this age. Writes in flight may then fail, or commit
+        /// below the latest version and be lost.
         #[arg(long, value_name = "AGE", value_parser = parse_duration)]
         unsafe_min_file_age: Option<Duration>,
         /// Print one JSON document.

@@ -15,9 +15,11 @@ use vlake_io::{CommitStore, TableLocation};
 use crate::table::list_tags;
 use crate::Table;
 
-/// Cleanup never removes an unreferenced file younger than this, whatever its retention: a
-/// writer may be about to commit it (format-spec/commit.md#cleanup). Writes that take longer
-/// than this can lose their files to a concurrent cleanup; they then fail to commit.
+/// Cleanup never removes an unreferenced file or a version younger than this, whatever its
+/// retention: a writer may be about to commit the file, or be about to commit the version
+/// after one it listed; a removed version's number would be free for it to take, below the
+/// latest (format-spec/commit.md#cleanup). Writes that take longer than this can lose their
+/// files to a concurrent cleanup; they then fail to commit.
 pub const MIN_FILE_AGE: Duration = Duration::from_secs(3600);
 
 /// The directories whose files cleanup may remove.
@@ -31,9 +33,9 @@ pub struct CleanupOptions {
 }
 
 impl CleanupOptions {
-    /// Removes versions older than `older_than` (never the latest or a tagged one), and files
-    /// that no remaining version references once they are older than both `older_than` and
-    /// [`MIN_FILE_AGE`].
+    /// Removes versions older than both `older_than` and [`MIN_FILE_AGE`] (never the latest or
+    /// a tagged one), and files that no remaining version references once they are older than
+    /// both.
     pub fn new(older_than: Duration) -> Self {
         Self {
             older_than,
@@ -41,11 +43,13 @@ impl CleanupOptions {
         }
     }
 
-    /// Lowers the minimum age of the unreferenced files cleanup removes below [`MIN_FILE_AGE`].
+    /// Lowers the minimum age of the unreferenced files and the versions cleanup removes below
+    /// [`MIN_FILE_AGE`].
     ///
     /// Unsafe while anyone writes to the table: cleanup may remove the files of a write in
-    /// flight, which then fails to commit (its work is lost, though no version is damaged).
-    /// Meant for tests and for tables that certainly have no writer running.
+    /// flight, which then fails to commit, or a version whose number a committing writer then
+    /// takes below the latest, losing that commit. Meant for tests and for tables that certainly
+    /// have no writer running.
     pub fn dangerously_remove_files_younger_than_min_age(mut self, min_file_age: Duration) -> Self {
         self.min_file_age = min_file_age;
         self
@@ -56,7 +60,7 @@ impl CleanupOptions {
         self.older_than
     }
 
-    /// Unreferenced files younger than this are kept.
+    /// Unreferenced files and versions younger than this are kept.
     pub fn min_file_age(&self) -> Duration {
         self.min_file_age
     }
@@ -93,7 +97,9 @@ impl Table {
 pub async fn cleanup(location: &TableLocation, options: &CleanupOptions) -> Result<CleanupReport> {
     let store = CommitStore::new(location.clone());
     let now = SystemTime::now();
-    let version_cutoff_ms = millis_since_epoch(now.checked_sub(options.older_than));
+    // A version is kept while it is younger than the retention or the minimum age: see
+    // MIN_FILE_AGE for why the latter.
+    let version_cutoff_ms = millis_since_epoch(now.checked_sub(options.older_than.max(options.min_file_age)));
     let file_cutoff = now
         .checked_sub(options.older_than.max(options.min_file_age))
         .unwrap_or(SystemTime::UNIX_EPOCH);

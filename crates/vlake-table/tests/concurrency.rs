@@ -243,7 +243,8 @@ async fn cleanup_and_versions_read_only_what_they_need() {
     let location = TableLocation::parse(&uri)
         .unwrap()
         .with_store(|s| Arc::new(InstrumentedStore::new(s, counters.clone())));
-    let report = cleanup(&location, &CleanupOptions::new(Duration::ZERO)).await.unwrap();
+    let options = CleanupOptions::new(Duration::ZERO).dangerously_remove_files_younger_than_min_age(Duration::ZERO);
+    let report = cleanup(&location, &options).await.unwrap();
     assert_eq!(
         report.versions_removed, 63,
         "65 versions, the latest and a tagged one kept"

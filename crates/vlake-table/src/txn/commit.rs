@@ -147,7 +147,11 @@ pub(crate) async fn commit(store: &CommitStore, pending: &PendingCommit, max_ret
     for attempt in 0..=max_retries {
         base = match catch_up(store, pending, base).await? {
             CatchUp::Committed(ours) => return Ok(ours),
-            CatchUp::Rebased(base) => base,
+            CatchUp::Rebased(rebased) => rebased,
+            CatchUp::Moved(same) => {
+                base = same;
+                continue;
+            }
         };
         let candidate = apply(base.as_deref(), pending)?;
         check_files_exist(store, pending).await?;
@@ -222,6 +226,9 @@ enum CatchUp {
     Committed(Arc<Manifest>),
     /// The transaction was rebased onto this base (the latest version; `None`: no versions).
     Rebased(Option<Arc<Manifest>>),
+    /// The newest version listed was removed before it could be read: list again from this
+    /// (unchanged) base.
+    Moved(Option<Arc<Manifest>>),
 }
 
 /// Reads every version committed after `base`, checks that `pending` may be rebased over each,
@@ -233,6 +240,7 @@ enum CatchUp {
 async fn catch_up(store: &CommitStore, pending: &PendingCommit, base: Option<Arc<Manifest>>) -> Result<CatchUp> {
     let after = base.as_ref().map(|b| b.version);
     let newer = store.list_versions_after(after).await?;
+    let newer_listed = newer.last().copied();
     let mut loaded = Vec::with_capacity(newer.len());
     for version in newer {
         // A listed version that is gone was removed by a cleanup since: it becomes a gap.
@@ -245,6 +253,12 @@ async fn catch_up(store: &CommitStore, pending: &PendingCommit, base: Option<Arc
             return Ok(CatchUp::Committed(Arc::new(theirs)));
         }
         loaded.push(Arc::new(theirs));
+    }
+    // The newest listed version was removed by a cleanup since, which removes a version only
+    // when a newer one exists: rebasing onto an older one would put a version whose number the
+    // cleanup freed, below the latest. The caller lists again.
+    if newer_listed.is_some() && loaded.last().map(|m| m.version) != newer_listed {
+        return Ok(CatchUp::Moved(base));
     }
     let Some(latest) = loaded.last().cloned() else {
         return Ok(CatchUp::Rebased(base));
