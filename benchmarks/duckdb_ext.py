@@ -111,7 +111,7 @@ def main():
             found.setdefault(qid, set()).add(id_)
         return sum(len(found.get(i + 1, set()) & set(q["gt"][:10])) for i, q in enumerate(batch)) / (10 * len(batch))
 
-    con.execute("SET VARIABLE queries = (SELECT list(vec ORDER BY qid) FROM q)")
+    con.execute("SET VARIABLE queries = (SELECT list(vec::DOUBLE[] ORDER BY qid) FROM q)")
     ours = f"SELECT _query, id FROM vlake_search_batch('{work}/search', 'vector', getvariable('queries'), 10)"
     theirs = ("SELECT qid, unnest(min_by(id, array_cosine_distance(vector, vec), 10)) FROM q, native GROUP BY qid")
     print(f"\n{'batch KNN, ' + str(len(batch)) + ' queries':<28}{'seconds':>12}{'recall@10':>14}")

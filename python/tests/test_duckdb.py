@@ -192,7 +192,7 @@ def test_dev_scan_equals_vlake(con, dev_table):
         ("SELECT * FROM vlake_scan('{uri}', as_of := TIMESTAMPTZ '2000-01-01 00:00:00+00')", "vlake"),
         ("SELECT * FROM vlake_scan('{uri}', columns := ['id', 'nope'])", "nope"),
         ("SELECT * FROM vlake_search_batch('{uri}', 'vector', [[1, 2, 3, 4], [1, 2]], 3)", "vlake"),
-        ("SELECT * FROM vlake_search_batch('{uri}', 'vector', [], 3)", "empty"),
+        ("SELECT * FROM vlake_search_batch('{uri}', 'vector', []::DOUBLE[][], 3)", "empty"),
         ("SELECT * FROM vlake_search('{uri}', 'vector', [1, 2], 3)", "vlake"),
         ("SELECT * FROM vlake_search('{uri}', 'nope', [1, 2, 3, 4], 3)", "vlake"),
         ("SELECT * FROM vlake_search('{uri}', 'vector', [1, 2, 3, 4], 3, metric := 'manhattan')", "vlake"),
@@ -395,8 +395,9 @@ def test_search_batch_equals_single_searches(con, history):
     con.execute(
         "CREATE TABLE q AS SELECT * FROM (VALUES (1, [20.0, 21, 22, 23]::FLOAT[4]), (2, [0.0, 0, 0, 1]::FLOAT[4])) v(qid, vec)"
     )
-    # DuckDB refuses subqueries in table-function arguments; a variable carries them instead.
-    con.execute("SET VARIABLE queries = (SELECT list(vec ORDER BY qid) FROM q)")
+    # DuckDB refuses subqueries in table-function arguments; a variable carries them instead
+    # (as lists: DuckDB 1.5.6 hands nested FLOAT[n] values over uncast).
+    con.execute("SET VARIABLE queries = (SELECT list(vec::DOUBLE[] ORDER BY qid) FROM q)")
     got = con.execute(
         f"SELECT q.qid, r.id FROM vlake_search_batch('{uri}', 'vector', getvariable('queries'), 1,"
         " metric := 'l2') r JOIN q ON q.qid = r._query ORDER BY q.qid"
@@ -487,7 +488,7 @@ def test_copy_round_trips_types(con, tmp_path):
                (i / 7)::DECIMAL(9, 2) AS dec9, (i * 1000.5)::DECIMAL(20, 4) AS dec20,
                CASE WHEN i % 5 = 0 THEN NULL ELSE range(i % 4) END AS ints,
                {'a': i, 'b': 'x' || i} AS st,
-               CASE WHEN i % 6 = 0 THEN NULL ELSE [i, i + 0.5, -i]::FLOAT[3] END AS vec,
+               (CASE WHEN i % 6 = 0 THEN NULL ELSE [i, i + 0.5, -i] END)::FLOAT[3] AS vec,
                CASE WHEN i % 4 = 0 THEN NULL ELSE ['p' || i, NULL] END AS strs
         FROM range(3000) r(i) WHERE i % 250 <> 7
     """

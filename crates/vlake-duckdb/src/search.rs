@@ -17,7 +17,8 @@
 //!   `_distance REAL` and `_query BIGINT`, the query's position in the list (from 1, as
 //!   DuckDB's lists count). The queries come from a literal, a parameter or a variable (DuckDB
 //!   refuses subqueries in table-function arguments): `SET VARIABLE q = (SELECT list(vector
-//!   ORDER BY id) FROM queries)`, then `getvariable('q')`.
+//!   ::DOUBLE[] ORDER BY id) FROM queries)`, then `getvariable('q')` (the cast: DuckDB 1.5.6
+//!   hands nested `FLOAT[n]` values over uncast).
 //!
 //! Every function also takes `as_of := TIMESTAMPTZ` instead of `version` or `tag`: the newest
 //! version committed at or before that instant. Each returns the table's columns then its rank
