@@ -30,6 +30,9 @@ pub struct IoCounters {
     /// This many upcoming manifest puts are carried out but reported as failed, like a
     /// response lost on the network: the writer cannot tell whether its commit happened.
     pub ambiguous_manifest_puts: AtomicU64,
+    /// This many upcoming manifest reads answer "not found", as when a cleanup removes a
+    /// version between a writer's listing and its read.
+    pub vanishing_manifest_gets: AtomicU64,
 }
 
 impl IoCounters {
@@ -101,6 +104,18 @@ impl ObjectStore for InstrumentedStore {
             IoCounters::bump(&self.counters.heads);
         } else {
             IoCounters::bump(&self.counters.gets);
+        }
+        let vanished = location.as_ref().contains("_versions/")
+            && self
+                .counters
+                .vanishing_manifest_gets
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if vanished {
+            return Err(object_store::Error::NotFound {
+                path: location.to_string(),
+                source: "injected: removed by a cleanup after it was listed".into(),
+            });
         }
         self.inner.get_opts(location, options).await
     }

@@ -272,3 +272,44 @@ async fn cleanup_and_versions_read_only_what_they_need() {
     let all: Vec<u64> = table.versions().await.unwrap().iter().map(|v| v.version).collect();
     assert_eq!(all, [10, 65, 66, 67, 68, 69, 70]);
 }
+
+/// A writer whose newest listed version is removed (by a cleanup, because a newer one exists)
+/// before it reads it must list again, not rebase onto an older version: the version number
+/// after that one may have been freed by the cleanup, and a put there would land below the
+/// latest, a commit acknowledged and never seen (found by the CLI stress tests).
+#[tokio::test]
+async fn a_writer_never_commits_below_a_version_cleanup_removed_under_it() {
+    let dir = tempdir();
+    let uri = uri(&dir, "t");
+    let mut table = Table::create(&uri, schema()).await.unwrap();
+    for i in 0..3 {
+        table = table
+            .append(stream(i * 10..i * 10 + 10), &WriteOptions::default())
+            .await
+            .unwrap();
+    }
+    assert_eq!(table.version(), 4);
+    let counters = Arc::new(IoCounters::default());
+    let location = TableLocation::parse(&uri)
+        .unwrap()
+        .with_store(|s| Arc::new(InstrumentedStore::new(s, counters.clone())));
+    let stale = vlake_table::TableBuilder::new(location)
+        .version(VersionRef::Version(2))
+        .open()
+        .await
+        .unwrap();
+    // A cleanup removed version 3 (4 exists), freeing its number; version 4 is removed from
+    // under the writer's next read, as if between its listing and its read.
+    std::fs::remove_file(dir.path().join("t/_versions/00000000000000000003.json")).unwrap();
+    counters.vanishing_manifest_gets.store(1, Ordering::SeqCst);
+    let committed = stale.append(stream(100..110), &WriteOptions::default()).await.unwrap();
+    assert_eq!(
+        committed.version(),
+        5,
+        "committed after the latest, not in the freed slot 3"
+    );
+    let latest = Table::open(&uri).await.unwrap();
+    assert_eq!(latest.version(), 5);
+    let expected: Vec<i64> = (0..30).chain(100..110).collect();
+    assert_eq!(ids(&latest).await, expected);
+}
