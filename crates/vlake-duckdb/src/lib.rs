@@ -196,6 +196,33 @@ impl Params {
     }
 }
 
+/// Declares the result columns of a table function from their Arrow types (`who` prefixes the
+/// error of a column that has no DuckDB type).
+pub(crate) fn declare_columns(
+    info: sys::duckdb_bind_info,
+    who: &str,
+    columns: &[(String, arrow_schema::DataType)],
+) -> Result<(), String> {
+    for (name, ty) in columns {
+        let duck = vector::logical_type(ty).map_err(|e| format!("{who}: column '{name}': {e}"))?;
+        let name = c_string(name);
+        // SAFETY: the bind info is live; DuckDB copies the name and type.
+        unsafe { sys::duckdb_bind_add_result_column(info, name.as_ptr(), duck.0) };
+    }
+    Ok(())
+}
+
+/// The indexes of the declared columns DuckDB asks a query's init for (projection pushdown),
+/// in output order; an index past the declared ones is DuckDB's own row-id column.
+pub(crate) fn requested_columns(info: sys::duckdb_init_info) -> Vec<usize> {
+    // SAFETY: the init info is live.
+    let count = unsafe { sys::duckdb_init_get_column_count(info) };
+    // SAFETY: `i` is below the column count.
+    (0..count)
+        .map(|i| unsafe { sys::duckdb_init_get_column_index(info, i) } as usize)
+        .collect()
+}
+
 /// The named parameters that pick a table version (read by [`Params::version`]), which every
 /// table function takes.
 pub(crate) fn version_params() -> [(&'static str, ffi::LogicalType); 3] {

@@ -22,8 +22,8 @@ use futures::StreamExt;
 use libduckdb_sys as sys;
 use vlake_table::{BatchStream, BlobMode, Scanner, TableLocation};
 
-use crate::ffi::{c_string, drop_box, guard, into_raw, LogicalType};
-use crate::vector::{emit, logical_type, vector_size, Output};
+use crate::ffi::{drop_box, guard, into_raw, LogicalType};
+use crate::vector::{emit, vector_size, Output};
 use crate::{Database, Params, TableFunction};
 
 /// Rows of a data file one DuckDB thread reads at a time: a large file is shared between
@@ -94,15 +94,12 @@ unsafe extern "C" fn bind(info: sys::duckdb_bind_info) {
             scanner = scanner.columns(&columns);
         }
         let schema = scanner.output_schema().map_err(crate::message)?;
-        let mut columns = Vec::with_capacity(schema.fields().len());
-        for field in schema.fields() {
-            let ty =
-                logical_type(field.data_type()).map_err(|e| format!("vlake_scan: column '{}': {e}", field.name()))?;
-            let name = c_string(field.name());
-            // SAFETY: the bind info is live; DuckDB copies the name and type.
-            unsafe { sys::duckdb_bind_add_result_column(info, name.as_ptr(), ty.0) };
-            columns.push((field.name().clone(), field.data_type().clone()));
-        }
+        let columns: Vec<(String, ArrowType)> = schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
+        crate::declare_columns(info, "vlake_scan", &columns)?;
         // SAFETY: the bind info is live.
         unsafe { sys::duckdb_bind_set_cardinality(info, table.num_rows(), false) };
         let bound = Bound {
@@ -126,15 +123,11 @@ unsafe extern "C" fn init(info: sys::duckdb_init_info) {
     let outcome = guard(|| {
         // SAFETY: bind stored a `Bound` as bind data, alive for the whole query.
         let bound = unsafe { &*sys::duckdb_init_get_bind_data(info).cast::<Bound>() };
-        // SAFETY: the init info is live.
-        let count = unsafe { sys::duckdb_init_get_column_count(info) };
         let declared = bound.columns.len() - usize::from(bound.with_row_id);
         let mut names = Vec::new();
         let mut types = Vec::new();
         let mut projected = Vec::new();
-        for i in 0..count {
-            // SAFETY: `i` is below the column count.
-            let index = unsafe { sys::duckdb_init_get_column_index(info, i) } as usize;
+        for index in crate::requested_columns(info) {
             match bound.columns.get(index) {
                 Some((name, ty)) if index < declared => {
                     projected.push(Some(names.len()));

@@ -34,8 +34,8 @@ use arrow_select::concat::concat_batches;
 use libduckdb_sys as sys;
 use vlake_table::{Fusion, HybridSearch, Metric, Table, TextSearch, VectorSearch, DISTANCE, SCORE};
 
-use crate::ffi::{c_string, drop_box, guard, into_raw, LogicalType};
-use crate::vector::{emit, logical_type, vector_size, Output};
+use crate::ffi::{drop_box, guard, into_raw, LogicalType};
+use crate::vector::{emit, vector_size, Output};
 use crate::{Database, Params, TableFunction};
 
 fn int() -> LogicalType {
@@ -340,12 +340,7 @@ fn bind(
             .map(|f| (f.name().clone(), f.data_type().clone()))
             .collect();
         columns.extend(search.extra_columns().into_iter().map(|(n, t)| (n.to_string(), t)));
-        for (name, ty) in &columns {
-            let duck = logical_type(ty).map_err(|e| format!("vlake: column '{name}': {e}"))?;
-            let name = c_string(name);
-            // SAFETY: the bind info is live; DuckDB copies the name and type.
-            unsafe { sys::duckdb_bind_add_result_column(info, name.as_ptr(), duck.0) };
-        }
+        crate::declare_columns(info, "vlake", &columns)?;
         // SAFETY: the bind info is live.
         unsafe { sys::duckdb_bind_set_cardinality(info, k as u64, true) };
         let bound = Bound {
@@ -367,15 +362,11 @@ unsafe extern "C" fn init(info: sys::duckdb_init_info) {
     let outcome = guard(|| {
         // SAFETY: bind stored a `Bound` as bind data, alive for the whole query.
         let bound = unsafe { &*sys::duckdb_init_get_bind_data(info).cast::<Bound>() };
-        // SAFETY: the init info is live.
-        let count = unsafe { sys::duckdb_init_get_column_count(info) };
         // Columns at `table` and after are the search's own (rank, `_query`).
         let table = bound.columns.len() - bound.search.extra_columns().len();
         let mut names: Vec<String> = Vec::new();
         let mut picks = Vec::new();
-        for i in 0..count {
-            // SAFETY: `i` is below the column count.
-            let index = unsafe { sys::duckdb_init_get_column_index(info, i) } as usize;
+        for index in crate::requested_columns(info) {
             match bound.columns.get(index) {
                 Some((name, ty)) if index < table => {
                     picks.push((Ok(names.len()), ty.clone()));
